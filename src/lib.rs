@@ -1,0 +1,13 @@
+//! flatback: keeps backs flat during leg lifts.
+//!
+//! Where things are:
+//! - [`frame`]: the `Frame` of the taxel grid and the `FrameSource` trait;
+//! - [`recording`]: the CSV recording format (reader and writer);
+//! - [`sim`]: a simulator of the reference mat, with ground truth;
+//! - [`detector`]: the contact-loss detector, rep counter and judge;
+//! - [`event`]: the events of the contract (replay output, MQTT payloads);
+//! - [`score`]: scores events against ground truth, like `shared/eval/score.py`.
+
+pub mod event;
+pub mod frame;
+pub mod sim;

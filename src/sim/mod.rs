@@ -1,0 +1,3 @@
+//! A simulator of the reference mat (see `shared/docs/signals.md`).
+
+pub mod truth;
