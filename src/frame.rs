@@ -83,7 +83,7 @@ impl Frame {
 /// Why a source could not deliver a frame.
 #[derive(Debug, thiserror::Error)]
 pub enum SourceError {
-    #[error(transparent)]
+    #[error("{0}")]
     Recording(String),
     #[error("sampler: {0}")]
     Sampler(String),
