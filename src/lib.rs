@@ -10,4 +10,10 @@
 
 pub mod event;
 pub mod frame;
+pub mod pacing;
+pub mod recording;
+pub mod replay;
+// pub mod cli;
+pub mod config;
+pub mod detector;
 pub mod sim;

@@ -1,0 +1,210 @@
+//! The command line: one subcommand per job.
+
+use std::io::{self, BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::config::{Config, DEFAULT_TOML};
+use crate::detector::Detector;
+use crate::event::Event;
+use crate::frame::{Frame, FrameSource};
+use crate::pacing::Paced;
+use crate::recording::{RecordingReader, RecordingWriter};
+use crate::replay;
+use crate::sim::{Kind, Scenario, Simulator};
+
+#[derive(Debug, Parser)]
+#[command(name = "flatback", version, about = "Keeps backs flat during leg lifts: a pressure mat, a contact-loss detector, MQTT events")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the detector on a recording and print its events as JSON lines.
+    Replay {
+        /// Configuration file (TOML); defaults fit the reference mat.
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+        /// Recording (.csv or .csv.gz).
+        recording: PathBuf,
+    },
+    /// Record frames to a file (.csv, or .csv.gz to compress).
+    Record {
+        /// Where frames come from.
+        #[arg(long, value_enum, default_value_t = SourceKind::Sim)]
+        source: SourceKind,
+        /// Stop after this many seconds of frames.
+        #[arg(long)]
+        seconds: Option<f64>,
+        #[command(flatten)]
+        sim: SimArgs,
+        /// Output recording; for the simulator, ground truth is written
+        /// beside it as NAME.truth.json.
+        file: PathBuf,
+    },
+    /// Simulated mats through the real detector, events printed live.
+    Demo {
+        #[command(flatten)]
+        sim: SimArgs,
+        /// Playback speed: 1 is real time, 10 is ten times faster.
+        #[arg(long, default_value_t = 1.0)]
+        speed: f64,
+        /// Stop after this many seconds of simulated time.
+        #[arg(long)]
+        seconds: Option<f64>,
+    },
+    /// Print the default configuration file, commented.
+    Configfile,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SourceKind {
+    /// The built-in simulator of the reference mat.
+    Sim,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct SimArgs {
+    /// Simulated scenario.
+    #[arg(long, default_value = "three_sets")]
+    pub kind: String,
+    /// Seed of the simulator (same seed, same frames).
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Frame rate in Hz (50 to 2000).
+    #[arg(long, default_value_t = 200.0)]
+    pub rate: f64,
+}
+
+impl SimArgs {
+    fn scenario(&self, seconds: Option<f64>) -> Result<Scenario> {
+        let kind: Kind = self.kind.parse().map_err(|e: String| anyhow::anyhow!("--kind: {e}"))?;
+        if !(50.0..=2000.0).contains(&self.rate) {
+            bail!("--rate {}: must be between 50 and 2000 Hz", self.rate);
+        }
+        let mut s = Scenario::new(kind, self.seed);
+        s.rate_hz = self.rate;
+        s.duration_s = seconds;
+        Ok(s)
+    }
+}
+
+pub fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Replay { config, recording } => replay_cmd(config.as_deref(), &recording),
+        Command::Record { source: SourceKind::Sim, seconds, sim, file } => record_sim(&sim, seconds, &file),
+        Command::Demo { sim, speed, seconds } => demo(&sim, speed, seconds),
+        Command::Configfile => {
+            print!("{DEFAULT_TOML}");
+            Ok(())
+        }
+    }
+}
+
+fn load_config(path: Option<&Path>) -> Result<Config> {
+    match path {
+        Some(p) => Config::load(p).map_err(anyhow::Error::msg),
+        None => Ok(Config::default()),
+    }
+}
+
+fn replay_cmd(config: Option<&Path>, recording: &Path) -> Result<()> {
+    let config = load_config(config)?;
+    let mut source = RecordingReader::open(recording)?;
+    let mut detector = Detector::new(source.grid(), config.detector)
+        .map_err(|e| anyhow::anyhow!("config [detector]: {e}"))?;
+    let stdout = io::stdout();
+    let mut out = BufWriter::new(stdout.lock());
+    let mut write_err = None;
+    let result = replay::run(&mut source, &mut detector, |e| {
+        if write_err.is_none() {
+            if let Err(err) = writeln!(out, "{}", e.to_json()) {
+                write_err = Some(err);
+            }
+        }
+    });
+    // Events accepted before an error are written out before reporting it.
+    out.flush()?;
+    if let Some(e) = write_err {
+        return Err(e).context("writing events");
+    }
+    let stats = result?;
+    tracing::info!(frames = stats.frames, events = stats.events, "replay done");
+    Ok(())
+}
+
+fn truth_path(file: &Path) -> PathBuf {
+    let name = file.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let base = name
+        .strip_suffix(".csv.gz")
+        .or_else(|| name.strip_suffix(".csv"))
+        .or_else(|| name.strip_suffix(".gz"))
+        .unwrap_or(&name);
+    file.with_file_name(format!("{base}.truth.json"))
+}
+
+fn record_sim(sim: &SimArgs, seconds: Option<f64>, file: &Path) -> Result<()> {
+    let scenario = sim.scenario(seconds)?;
+    let mut source = Simulator::new(&scenario);
+    let mut writer = RecordingWriter::create(file, source.grid()).with_context(|| format!("creating {}", file.display()))?;
+    let mut frame = Frame::zeroed(source.grid());
+    let mut frames = 0u64;
+    while source.next_into(&mut frame)? {
+        writer.write_frame(&frame).with_context(|| format!("writing {}", file.display()))?;
+        frames += 1;
+    }
+    writer.close().with_context(|| format!("closing {}", file.display()))?;
+    let truth = truth_path(file);
+    std::fs::write(&truth, source.truth().to_json()).with_context(|| format!("writing {}", truth.display()))?;
+    eprintln!("wrote {frames} frames to {} and ground truth to {}", file.display(), truth.display());
+    Ok(())
+}
+
+fn describe(e: &Event) -> String {
+    match e {
+        Event::Session { phase, .. } => format!("session {phase:?}").to_lowercase(),
+        Event::Arch(a) => match a.phase {
+            crate::event::Phase::Start => format!("ARCH  contact {:.0} % of reference", a.contact.unwrap_or(0.0) * 100.0),
+            crate::event::Phase::End => format!("arch over after {} ms", a.duration_ms.unwrap_or(0)),
+        },
+        Event::Rep(r) => format!(
+            "set {} rep {:>2}: {}  descent {:.1} s{}{}",
+            r.set,
+            r.rep,
+            if r.perfect { "perfect" } else { "not perfect" },
+            r.descent_ms as f64 / 1000.0,
+            if r.arched { ", arched" } else { "" },
+            if r.rushed { ", rushed" } else { "" }
+        ),
+        Event::Set(s) => format!("set {} over: {} reps, {} perfect, {} arches", s.set, s.reps, s.perfect, s.arches),
+        Event::Progress { set, perfect, .. } => format!("set {set}: {perfect} perfect reps: ready to add load"),
+        Event::Health { row, col, fault, ok, .. } => {
+            format!("taxel r{row}c{col} {}", if *ok { "recovered".into() } else { format!("{fault:?}") })
+        }
+    }
+}
+
+fn demo(sim: &SimArgs, speed: f64, seconds: Option<f64>) -> Result<()> {
+    if !(speed > 0.0) {
+        bail!("--speed {speed}: must be positive");
+    }
+    let scenario = sim.scenario(seconds)?;
+    let simulator = Simulator::new(&scenario);
+    eprintln!(
+        "flatback demo: simulated {} mat ({} Hz, seed {}), {}x real time; Ctrl-C to stop",
+        scenario.kind, scenario.rate_hz, scenario.seed, speed
+    );
+    let mut source = Paced::new(simulator, speed);
+    let mut detector = Detector::new(source.grid(), Config::default().detector).map_err(anyhow::Error::msg)?;
+    let stdout = io::stdout();
+    let mut out = stdout.lock();
+    replay::run(&mut source, &mut detector, |e| {
+        let _ = writeln!(out, "{:>8.1} s  {:<60} {}", e.t_ms() as f64 / 1000.0, describe(e), e.to_json());
+        let _ = out.flush();
+    })?;
+    Ok(())
+}

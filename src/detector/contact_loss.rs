@@ -1,0 +1,211 @@
+//! Contact loss: the "hundred-dollar bill" being pulled out.
+//!
+//! Each person's pressed-flat reference is learnt per lumbar row once they
+//! have settled, and follows slow changes (FSR creep, a small shift) only
+//! while contact is near the reference, so an arch is never absorbed. Contact
+//! is the ratio to the reference on the lumbar row that shows the loss best.
+//! The arch starts on the first frame below the threshold: glitches are
+//! already removed by shape upstream, so no waiting is needed here.
+
+use super::DetectorConfig;
+
+/// Reference tracking time constants: quick right after settling (the first
+/// estimate may still hold some settling swing), slow afterwards.
+const TAU_EARLY_S: f32 = 4.0;
+const TAU_LATE_S: f32 = 30.0;
+const EARLY_S: f32 = 20.0;
+/// Contact band inside which the reference may follow the signal.
+const TRACK_BAND: (f32, f32) = (0.82, 1.3);
+/// A lumbar row takes part only if its reference holds this share of the
+/// best-loaded lumbar row (an edge row with little load is mostly noise).
+const ROW_SHARE: f32 = 0.3;
+/// Sitting up to get off the mat unloads the upper back together with the
+/// lumbar rows; an arch leaves the upper back loaded. Below this share of its
+/// level of the last seconds, the upper back says "sitting up", not "arch".
+const SITTING_UP: f32 = 0.8;
+const UPPER_TAU_S: f32 = 2.0;
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum ArchChange {
+    Start { onset_us: u64, contact: f32 },
+    End { duration_us: u64, min_contact: f32 },
+}
+
+#[derive(Debug, Clone)]
+pub struct ContactLoss {
+    arch_contact: f32,
+    arch_release: f32,
+    /// Reference per lumbar row (force proxy), learnt after settling.
+    reference: Vec<f32>,
+    /// Upper-back load averaged over the last seconds.
+    upper_recent: f32,
+    since_settled_s: f32,
+    arch: Option<(u64, f32)>,
+    contact: f32,
+}
+
+impl ContactLoss {
+    pub fn new(config: &DetectorConfig) -> Self {
+        ContactLoss {
+            arch_contact: config.arch_contact as f32,
+            arch_release: config.arch_release as f32,
+            reference: Vec::new(),
+            upper_recent: 0.0,
+            since_settled_s: 0.0,
+            arch: None,
+            contact: 1.0,
+        }
+    }
+
+    /// Starts a new person's reference from their settled lumbar rows.
+    pub fn settle(&mut self, lumbar: &[f32], upper: f32) {
+        self.reference.clear();
+        self.reference.extend_from_slice(lumbar);
+        self.upper_recent = upper;
+        self.since_settled_s = 0.0;
+        self.arch = None;
+        self.contact = 1.0;
+    }
+
+    pub fn is_settled(&self) -> bool {
+        !self.reference.is_empty()
+    }
+
+    pub fn in_arch(&self) -> bool {
+        self.arch.is_some()
+    }
+
+    /// The last contact estimate (fraction of the reference).
+    pub fn contact(&self) -> f32 {
+        self.contact
+    }
+
+    /// Rescales the references after the set of healthy taxels changed:
+    /// `ratio[i]` is new/old row value on the same frame.
+    pub fn rescale(&mut self, lumbar_ratio: &[f32], upper_ratio: f32) {
+        for (r, k) in self.reference.iter_mut().zip(lumbar_ratio) {
+            *r *= *k;
+        }
+        self.upper_recent *= upper_ratio;
+    }
+
+    /// Forgets the person (they got up).
+    pub fn reset(&mut self, t_us: u64) -> Option<ArchChange> {
+        self.reference.clear();
+        self.end_arch(t_us)
+    }
+
+    fn end_arch(&mut self, t_us: u64) -> Option<ArchChange> {
+        let (onset, min) = self.arch.take()?;
+        Some(ArchChange::End {
+            duration_us: t_us.saturating_sub(onset),
+            min_contact: min,
+        })
+    }
+
+    /// One frame: lumbar row forces and the upper-back force. `may_start` is
+    /// false while the person is leaving the mat.
+    pub fn push(&mut self, t_us: u64, dt_s: f32, lumbar: &[f32], upper: f32, may_start: bool) -> Option<ArchChange> {
+        if self.reference.is_empty() {
+            return None;
+        }
+        self.since_settled_s += dt_s;
+        let best = self.reference.iter().cloned().fold(0.0f32, f32::max);
+        let mut contact = f32::INFINITY;
+        for (x, r) in lumbar.iter().zip(&self.reference) {
+            if *r > ROW_SHARE * best && *r > 0.0 {
+                contact = contact.min(x / r);
+            }
+        }
+        if !contact.is_finite() {
+            return None;
+        }
+        self.contact = contact;
+        let upper_ratio = if self.upper_recent > 0.0 { upper / self.upper_recent } else { 1.0 };
+        self.upper_recent += dt_s / (UPPER_TAU_S + dt_s) * (upper - self.upper_recent);
+
+        // Follow slow changes only near the reference and outside arches.
+        if self.arch.is_none() {
+            let tau = if self.since_settled_s < EARLY_S { TAU_EARLY_S } else { TAU_LATE_S };
+            let a = dt_s / (tau + dt_s);
+            let all_near = lumbar
+                .iter()
+                .zip(&self.reference)
+                .all(|(x, r)| *r <= 0.0 || (TRACK_BAND.0..TRACK_BAND.1).contains(&(x / r)));
+            if all_near {
+                for (r, x) in self.reference.iter_mut().zip(lumbar) {
+                    *r += a * (x - *r);
+                }
+            }
+        }
+
+        match &mut self.arch {
+            None if contact < self.arch_contact && upper_ratio > SITTING_UP && may_start => {
+                self.arch = Some((t_us, contact));
+                Some(ArchChange::Start { onset_us: t_us, contact })
+            }
+            Some((_, min)) => {
+                *min = min.min(contact);
+                if contact > self.arch_release {
+                    self.end_arch(t_us)
+                } else {
+                    None
+                }
+            }
+            None => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cl() -> ContactLoss {
+        let mut c = ContactLoss::new(&DetectorConfig::default());
+        c.settle(&[100.0, 80.0], 50.0);
+        c
+    }
+
+    #[test]
+    fn arch_starts_on_the_first_frame_below_threshold_and_ends_on_release() {
+        let mut c = cl();
+        let mut t = 0;
+        let mut events = Vec::new();
+        for k in 0..100 {
+            t += 5000;
+            let drop = if (20..60).contains(&k) { 0.4 } else { 1.0 };
+            if let Some(e) = c.push(t, 0.005, &[100.0 * drop, 80.0], 50.0, true) {
+                events.push((k, e));
+            }
+        }
+        assert_eq!(events.len(), 2, "{events:?}");
+        assert_eq!(events[0].0, 20);
+        assert!(matches!(events[0].1, ArchChange::Start { contact, .. } if (contact - 0.4).abs() < 1e-3));
+        assert!(matches!(events[1].1, ArchChange::End { duration_us: 200_000, .. }));
+    }
+
+    #[test]
+    fn wobbles_do_not_arch_and_are_not_absorbed() {
+        let mut c = cl();
+        let mut t = 0;
+        for k in 0..20_000 {
+            t += 5000;
+            let wobble = 1.0 - 0.25 * ((k as f32) * 0.01).sin().abs();
+            assert!(c.push(t, 0.005, &[100.0 * wobble, 80.0 * wobble], 50.0, true).is_none());
+        }
+        // A long sustained arch is never learnt into the reference.
+        for _ in 0..4000 {
+            t += 5000;
+            c.push(t, 0.005, &[30.0, 50.0], 50.0, true);
+        }
+        assert!(c.in_arch());
+        assert!(c.contact() < 0.35);
+    }
+
+    #[test]
+    fn sitting_up_is_not_an_arch() {
+        let mut c = cl();
+        assert!(c.push(5000, 0.005, &[20.0, 20.0], 20.0, true).is_none());
+    }
+}

@@ -1,0 +1,340 @@
+//! The contact-loss detector for one mat: frames in, events out.
+//!
+//! A synchronous, deterministic state machine with no I/O; buffers are sized
+//! at construction, so the per-frame step does not allocate. The daemon and
+//! `flatback replay` run this same code.
+//!
+//! Stages, each in its own module:
+//! - [`taxels`]: glitch rejection by shape, linearisation, faulty taxels;
+//! - presence and settling (here): a person lying down starts a session;
+//! - [`contact_loss`]: the person's reference and arches;
+//! - [`rep_counter`]: reps, sets and their quality.
+
+mod config;
+pub mod contact_loss;
+pub mod rep_counter;
+pub mod taxels;
+
+pub use config::DetectorConfig;
+pub use contact_loss::{ArchChange, ContactLoss};
+pub use rep_counter::RepCounter;
+pub use taxels::{HealthChange, TaxelConditioner};
+
+use crate::event::{ArchEvent, Event, Phase};
+use crate::frame::{Frame, Grid};
+
+/// Someone is on the mat when at least this share of the healthy taxels is
+/// loaded (and at least `MIN_LOADED` of them).
+const LOADED_SHARE: f32 = 0.25;
+const MIN_LOADED: usize = 2;
+/// Seconds of presence before a session starts, and of absence before it ends.
+const ON_S: f32 = 0.3;
+const OFF_S: f32 = 1.0;
+/// Lying down: wait at least this long, then until the load is steady.
+const SETTLE_MIN_S: f32 = 1.5;
+const SETTLE_STEADY: f32 = 0.04;
+const SETTLE_STEADY_S: f32 = 0.75;
+/// The whole body's load below this share of the person's usual total means
+/// they are getting up: no new arches or reps while the rows unload.
+const LEAVING: f32 = 0.6;
+const TOTAL_TAU_S: f32 = 30.0;
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Presence {
+    Empty { since_us: Option<u64> },
+    Occupied { since_us: u64, absent_us: Option<u64> },
+}
+
+/// The per-mat detector.
+pub struct Detector {
+    config: DetectorConfig,
+    grid: Grid,
+    taxels: TaxelConditioner,
+    contact: ContactLoss,
+    reps: RepCounter,
+    presence: Presence,
+    /// Fast and slow averages of the total load, for settling.
+    total_fast: f32,
+    total_slow: f32,
+    /// The person's usual total load, once settled.
+    total_reference: f32,
+    steady_us: u64,
+    last_t_us: Option<u64>,
+    /// Per-row force sums of the healthy taxels, scaled to the full row.
+    rows: Vec<f32>,
+    lumbar: Vec<f32>,
+    health: Vec<HealthChange>,
+}
+
+/// What the rows say on one frame.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Summary {
+    upper: f32,
+    sacral: f32,
+    total: f32,
+}
+
+impl Summary {
+    fn seesaw(&self) -> f32 {
+        if self.total > 0.0 {
+            (self.sacral - self.upper) / self.total
+        } else {
+            0.0
+        }
+    }
+}
+
+impl Detector {
+    pub fn new(grid: Grid, config: DetectorConfig) -> Result<Self, String> {
+        config.validate(grid.rows)?;
+        let taxels = TaxelConditioner::new(grid.len(), grid.cols, config.full_scale(), config.stuck_s);
+        Ok(Detector {
+            contact: ContactLoss::new(&config),
+            reps: RepCounter::new(&config),
+            taxels,
+            presence: Presence::Empty { since_us: None },
+            total_fast: 0.0,
+            total_slow: 0.0,
+            total_reference: 0.0,
+            steady_us: 0,
+            last_t_us: None,
+            rows: vec![0.0; grid.rows],
+            lumbar: vec![0.0; config.lumbar_rows.len()],
+            health: Vec::with_capacity(grid.len()),
+            grid,
+            config,
+        })
+    }
+
+    pub fn grid(&self) -> Grid {
+        self.grid
+    }
+
+    pub fn config(&self) -> &DetectorConfig {
+        &self.config
+    }
+
+    /// Whether someone lies on the mat now.
+    pub fn occupied(&self) -> bool {
+        matches!(self.presence, Presence::Occupied { .. })
+    }
+
+    /// Lumbar contact as a fraction of the person's reference (1 when no
+    /// reference yet).
+    pub fn contact(&self) -> f32 {
+        self.contact.contact()
+    }
+
+    pub fn in_arch(&self) -> bool {
+        self.contact.in_arch()
+    }
+
+    pub fn in_set(&self) -> bool {
+        self.reps.in_set()
+    }
+
+    /// Feeds one frame; events it causes are appended to `out`.
+    pub fn push(&mut self, frame: &Frame, out: &mut Vec<Event>) {
+        let t_us = frame.t_us;
+        let t_ms = frame.t_ms();
+        let dt_s = self.last_t_us.map_or(0.0, |t| t_us.saturating_sub(t) as f32 * 1e-6);
+        self.last_t_us = Some(t_us);
+
+        self.health.clear();
+        let occupied = self.occupied();
+        self.taxels.push(t_us, &frame.counts, occupied, &mut self.health);
+        if !self.health.is_empty() {
+            self.on_health_change(t_ms, out);
+        }
+
+        self.update_presence(t_us, out);
+        let summary = self.summarise();
+        if !self.occupied() {
+            return;
+        }
+
+        if !self.contact.is_settled() {
+            self.settle(t_us, dt_s, summary);
+            return;
+        }
+
+        let s = summary.seesaw();
+        let total_ratio = summary.total / self.total_reference.max(1e-6);
+        let leaving = total_ratio < LEAVING;
+        if (0.7..1.5).contains(&total_ratio) {
+            self.total_reference += dt_s / (TOTAL_TAU_S + dt_s) * (summary.total - self.total_reference);
+        }
+        match self.contact.push(t_us, dt_s, &self.lumbar, summary.upper, !leaving) {
+            Some(ArchChange::Start { onset_us, contact }) => {
+                out.push(Event::Arch(ArchEvent {
+                    t_ms,
+                    phase: Phase::Start,
+                    onset_ms: Some(onset_us / 1000),
+                    contact: Some(round2(contact)),
+                    duration_ms: None,
+                    min_contact: None,
+                }));
+                self.reps.arch_started(s);
+            }
+            Some(ArchChange::End { duration_us, min_contact }) => out.push(arch_end(t_ms, duration_us, min_contact)),
+            None => {}
+        }
+        if !leaving {
+            self.reps.push(t_us, dt_s, s, self.contact.in_arch(), out);
+        }
+    }
+
+    /// The stream ended: close whatever is open, as if the person got up.
+    pub fn finish(&mut self, out: &mut Vec<Event>) {
+        if let (Presence::Occupied { .. }, Some(t_us)) = (self.presence, self.last_t_us) {
+            self.end_session(t_us / 1000, out);
+            self.presence = Presence::Empty { since_us: Some(t_us) };
+        }
+    }
+
+    fn update_presence(&mut self, t_us: u64, out: &mut Vec<Event>) {
+        let level = (self.config.presence_level * self.config.full_scale() as f64) as u16;
+        let mut healthy = 0;
+        let mut loaded = 0;
+        for (i, &c) in self.taxels.counts.iter().enumerate() {
+            if self.taxels.is_healthy(i) {
+                healthy += 1;
+                if c >= level {
+                    loaded += 1;
+                }
+            }
+        }
+        let present = loaded >= MIN_LOADED && loaded as f32 >= LOADED_SHARE * healthy as f32;
+        self.presence = match self.presence {
+            Presence::Empty { since_us } => match (present, since_us) {
+                (false, _) => Presence::Empty { since_us: None },
+                (true, None) => Presence::Empty { since_us: Some(t_us) },
+                (true, Some(s)) if t_us.saturating_sub(s) as f32 >= ON_S * 1e6 => {
+                    out.push(Event::Session { t_ms: t_us / 1000, phase: Phase::Start });
+                    self.steady_us = 0;
+                    self.total_fast = 0.0;
+                    self.total_slow = 0.0;
+                    Presence::Occupied { since_us: t_us, absent_us: None }
+                }
+                (true, since) => Presence::Empty { since_us: since },
+            },
+            Presence::Occupied { since_us, absent_us } => match (present, absent_us) {
+                (true, _) => Presence::Occupied { since_us, absent_us: None },
+                (false, None) => Presence::Occupied { since_us, absent_us: Some(t_us) },
+                (false, Some(a)) if t_us.saturating_sub(a) as f32 >= OFF_S * 1e6 => {
+                    self.end_session(t_us / 1000, out);
+                    Presence::Empty { since_us: None }
+                }
+                (false, a) => Presence::Occupied { since_us, absent_us: a },
+            },
+        };
+    }
+
+    fn end_session(&mut self, t_ms: u64, out: &mut Vec<Event>) {
+        if let Some(ArchChange::End { duration_us, min_contact }) = self.contact.reset(t_ms * 1000) {
+            out.push(arch_end(t_ms, duration_us, min_contact));
+        }
+        self.reps.end_session(t_ms, out);
+        out.push(Event::Session { t_ms, phase: Phase::End });
+    }
+
+    /// Waits for the swings of lying down to die out, then takes the
+    /// person's reference.
+    fn settle(&mut self, t_us: u64, dt_s: f32, summary: Summary) {
+        let Presence::Occupied { since_us, .. } = self.presence else { return };
+        let total = summary.total;
+        if self.total_slow == 0.0 {
+            self.total_fast = total;
+            self.total_slow = total;
+        }
+        self.total_fast += dt_s / (0.15 + dt_s) * (total - self.total_fast);
+        self.total_slow += dt_s / (1.0 + dt_s) * (total - self.total_slow);
+        let steady = (self.total_fast - self.total_slow).abs() <= SETTLE_STEADY * self.total_slow.max(1e-6);
+        self.steady_us = if steady { self.steady_us + (dt_s * 1e6) as u64 } else { 0 };
+        let lying_s = t_us.saturating_sub(since_us) as f32 * 1e-6;
+        if lying_s >= SETTLE_MIN_S && self.steady_us as f32 >= SETTLE_STEADY_S * 1e6 {
+            self.contact.settle(&self.lumbar, summary.upper);
+            self.total_reference = total;
+            self.reps.settle(t_us, summary.seesaw());
+        }
+    }
+
+    /// Sums the force of the taxels that `include` admits, per row, scaled
+    /// up for the left-out ones.
+    fn row_sums(&self, include: impl Fn(usize) -> bool, rows: &mut [f32]) {
+        let cols = self.grid.cols;
+        for (r, row) in rows.iter_mut().enumerate() {
+            let (mut sum, mut n) = (0.0, 0);
+            for i in r * cols..(r + 1) * cols {
+                if include(i) {
+                    sum += self.taxels.linear(self.taxels.counts[i]);
+                    n += 1;
+                }
+            }
+            *row = if n > 0 { sum * cols as f32 / n as f32 } else { 0.0 };
+        }
+    }
+
+    fn summary_of(&self, rows: &[f32]) -> Summary {
+        let pick = |list: &[usize]| list.iter().map(|&r| rows[r]).sum::<f32>();
+        Summary {
+            upper: pick(&self.config.upper_rows),
+            sacral: pick(&self.config.sacral_rows),
+            total: rows.iter().sum(),
+        }
+    }
+
+    /// Row sums of the healthy taxels, and what the rows say.
+    fn summarise(&mut self) -> Summary {
+        let mut rows = std::mem::take(&mut self.rows);
+        self.row_sums(|i| self.taxels.is_healthy(i), &mut rows);
+        self.rows = rows;
+        for (l, &r) in self.lumbar.iter_mut().zip(&self.config.lumbar_rows) {
+            *l = self.rows[r];
+        }
+        self.summary_of(&self.rows)
+    }
+
+    /// A taxel was left out or taken back: report it, and rescale the
+    /// person's references by how the change moved each row on this very
+    /// frame, so the change itself is never read as contact loss.
+    fn on_health_change(&mut self, t_ms: u64, out: &mut Vec<Event>) {
+        for h in &self.health {
+            let (row, col) = self.grid.position(h.index);
+            out.push(Event::Health { t_ms, row, col, fault: h.fault, ok: h.ok });
+        }
+        if !self.contact.is_settled() {
+            return;
+        }
+        // Rare (a fault found or cleared): allocating here is fine.
+        let was_healthy = |i: usize| match self.health.iter().find(|h| h.index == i) {
+            Some(h) => !h.ok,
+            None => self.taxels.is_healthy(i),
+        };
+        let mut old = vec![0.0; self.grid.rows];
+        self.row_sums(was_healthy, &mut old);
+        let mut new = vec![0.0; self.grid.rows];
+        self.row_sums(|i| self.taxels.is_healthy(i), &mut new);
+        let ratio = |r: usize| if old[r] > 0.0 { new[r] / old[r] } else { 1.0 };
+        let lumbar: Vec<f32> = self.config.lumbar_rows.iter().map(|&r| ratio(r)).collect();
+        let (o, n) = (self.summary_of(&old), self.summary_of(&new));
+        let upper = if o.upper > 0.0 { n.upper / o.upper } else { 1.0 };
+        self.contact.rescale(&lumbar, upper);
+        self.reps.shift(n.seesaw() - o.seesaw());
+    }
+}
+
+fn arch_end(t_ms: u64, duration_us: u64, min_contact: f32) -> Event {
+    Event::Arch(ArchEvent {
+        t_ms,
+        phase: Phase::End,
+        onset_ms: None,
+        contact: None,
+        duration_ms: Some(duration_us / 1000),
+        min_contact: Some(round2(min_contact)),
+    })
+}
+
+fn round2(x: f32) -> f64 {
+    (x as f64 * 100.0).round() / 100.0
+}

@@ -1,0 +1,317 @@
+//! Reps and sets from the legs' lever.
+//!
+//! The legs' weight and lever move load between the sacrum and the upper
+//! back: the seesaw `s = (sacral - upper) / total` (force proxies) sits at a
+//! rest level while the heels are on the floor, rises to a "hover" level when
+//! the legs are lifted low, and falls back part of the way when they are
+//! vertical. A rep is one bottom -> top -> bottom cycle of the lifted legs; the
+//! lift-off before the first rep and the drop after the last are half cycles
+//! from and to the rest level, so they never complete a rep.
+
+use super::DetectorConfig;
+use crate::event::{Event, RepEvent, SetEvent};
+
+/// Seesaw rise over the rest level that means the legs are off the floor.
+const LIFT: f32 = 0.04;
+/// Seconds the seesaw must stay above `LIFT` to count as a lift.
+const LIFT_S: f32 = 0.3;
+/// Seconds near the rest level that mean the legs are back on the floor.
+const REST_S: f32 = 1.5;
+/// Leaving the bottom: the seesaw fell this share of the bottom's height
+/// above rest (an ascent has begun).
+const ASCENT_SHARE: f32 = 0.3;
+/// Descent complete: back up this share of the way from the top to the bottom.
+const DESCENT_DONE: f32 = 0.85;
+const DESCENT_START: f32 = 0.1;
+/// The seesaw follows sin(angle from vertical); the time between the
+/// 10 % and 85 % crossings is this share of the whole descent when the angle
+/// moves steadily: (asin(0.85) - asin(0.1)) / (pi / 2).
+const DESCENT_SPAN: f32 = 0.583;
+/// A rep whose cycle (bottom to bottom) is shorter than this has no pause:
+/// bouncing.
+const BOUNCE_CYCLE_S: f32 = 2.6;
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Legs {
+    /// Heels on the floor since this time.
+    Rest { since_us: u64 },
+    /// Seesaw above the lift level since this time (not yet confirmed).
+    Lifting { since_us: u64 },
+    Lifted,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Phase {
+    Bottom,
+    /// Ascent begun at `start_us`; `min` is the top so far (at `min_us`);
+    /// `t10_us` is when the descent passed 10 % after that top.
+    Cycle {
+        start_us: u64,
+        min: f32,
+        min_us: u64,
+        t10_us: Option<u64>,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct PendingRep {
+    emit_at_us: u64,
+    descent_ms: u64,
+    ascent_ms: u64,
+    done_us: u64,
+}
+
+#[derive(Debug, Clone)]
+pub struct RepCounter {
+    min_descent_ms: u64,
+    set_rest_us: u64,
+    progress_reps: u32,
+    rest_level: Option<f32>,
+    legs: Legs,
+    bottom: f32,
+    phase: Phase,
+    pending: Option<PendingRep>,
+    last_done_us: Option<u64>,
+    /// An arch started since the last rep was emitted, and its depth.
+    arch_in_rep: Option<f32>,
+    last_top: Option<f32>,
+    set_open: bool,
+    set_no: u32,
+    reps: u32,
+    perfect: u32,
+    arches: u32,
+}
+
+impl RepCounter {
+    pub fn new(config: &DetectorConfig) -> Self {
+        RepCounter {
+            min_descent_ms: (config.min_descent_s * 1000.0) as u64,
+            set_rest_us: (config.set_rest_s * 1e6) as u64,
+            progress_reps: config.progress_reps,
+            rest_level: None,
+            legs: Legs::Rest { since_us: 0 },
+            bottom: 0.0,
+            phase: Phase::Bottom,
+            pending: None,
+            last_done_us: None,
+            arch_in_rep: None,
+            last_top: None,
+            set_open: false,
+            set_no: 0,
+            reps: 0,
+            perfect: 0,
+            arches: 0,
+        }
+    }
+
+    /// A settled person with legs resting: learn the rest level.
+    pub fn settle(&mut self, t_us: u64, seesaw: f32) {
+        *self = RepCounter {
+            rest_level: Some(seesaw),
+            legs: Legs::Rest { since_us: t_us },
+            ..RepCounter::new_like(self)
+        };
+    }
+
+    fn new_like(other: &RepCounter) -> Self {
+        RepCounter {
+            min_descent_ms: other.min_descent_ms,
+            set_rest_us: other.set_rest_us,
+            progress_reps: other.progress_reps,
+            ..RepCounter::new(&DetectorConfig::default())
+        }
+    }
+
+    /// Shifts the levels after the set of healthy taxels changed the seesaw
+    /// by `delta` on the same frame.
+    pub fn shift(&mut self, delta: f32) {
+        if let Some(r) = &mut self.rest_level {
+            *r += delta;
+        }
+        self.bottom += delta;
+        if let Phase::Cycle { min, .. } = &mut self.phase {
+            *min += delta;
+        }
+    }
+
+    pub fn in_set(&self) -> bool {
+        self.set_open
+    }
+
+    /// The person got up: flush the pending rep and close the set.
+    pub fn end_session(&mut self, t_ms: u64, out: &mut Vec<Event>) {
+        self.emit_pending(t_ms, out);
+        self.close_set(t_ms, out);
+        self.rest_level = None;
+    }
+
+    /// The depth (0 top .. 1 bottom) of the legs now, for an arch starting.
+    fn depth(&self, s: f32) -> f32 {
+        let pos = |top: f32| ((s - top) / (self.bottom - top).max(1e-6)).clamp(0.0, 1.0);
+        match self.phase {
+            _ if self.pending.is_some() => 1.0,
+            Phase::Cycle { min, t10_us: Some(_), .. } => pos(min),
+            _ => self.last_top.map_or(1.0, pos),
+        }
+    }
+
+    /// An arch started now.
+    pub fn arch_started(&mut self, seesaw: f32) {
+        if self.set_open && self.arch_in_rep.is_none() {
+            self.arch_in_rep = Some(self.depth(seesaw));
+        }
+        if self.set_open {
+            self.arches += 1;
+        }
+    }
+
+    pub fn push(&mut self, t_us: u64, dt_s: f32, s: f32, in_arch: bool, out: &mut Vec<Event>) {
+        let Some(rest) = self.rest_level else { return };
+        let t_ms = t_us / 1000;
+        if let Some(p) = self.pending {
+            if t_us >= p.emit_at_us {
+                self.emit_pending(t_ms, out);
+            }
+        }
+        let rise = s - rest;
+        match self.legs {
+            Legs::Rest { since_us } => {
+                if rise > LIFT {
+                    self.legs = Legs::Lifting { since_us: t_us };
+                } else {
+                    let a = dt_s / (10.0 + dt_s);
+                    self.rest_level = Some(rest + a * (s - rest));
+                    if self.set_open && t_us.saturating_sub(since_us) >= self.set_rest_us {
+                        self.close_set(t_ms, out);
+                    }
+                }
+            }
+            Legs::Lifting { since_us } => {
+                if rise <= LIFT {
+                    self.legs = Legs::Rest { since_us: t_us };
+                } else if t_us.saturating_sub(since_us) as f32 >= LIFT_S * 1e6 {
+                    self.legs = Legs::Lifted;
+                    self.bottom = s;
+                    self.phase = Phase::Bottom;
+                    self.last_done_us = None;
+                    if !self.set_open {
+                        self.set_open = true;
+                        self.set_no += 1;
+                        self.reps = 0;
+                        self.perfect = 0;
+                        self.arches = 0;
+                        self.arch_in_rep = None;
+                    }
+                }
+            }
+            Legs::Lifted => self.lifted(t_us, dt_s, s, rest, in_arch, out),
+        }
+    }
+
+    fn lifted(&mut self, t_us: u64, dt_s: f32, s: f32, rest: f32, in_arch: bool, out: &mut Vec<Event>) {
+        let t_ms = t_us / 1000;
+        let height = (self.bottom - rest).max(LIFT);
+        // Legs back on the floor: near rest for a while.
+        let near_rest = s - rest < (0.5 * LIFT).max(0.2 * height);
+        match self.phase {
+            Phase::Bottom => {
+                if !in_arch {
+                    let tau = if s > self.bottom { 0.3 } else { 10.0 };
+                    self.bottom += dt_s / (tau + dt_s) * (s - self.bottom);
+                }
+                if s < self.bottom - ASCENT_SHARE * height {
+                    self.emit_pending(t_ms, out);
+                    self.phase = Phase::Cycle { start_us: t_us, min: s, min_us: t_us, t10_us: None };
+                }
+            }
+            Phase::Cycle { start_us, min, min_us, t10_us } => {
+                if near_rest && t_us.saturating_sub(min_us) as f32 >= REST_S * 1e6 {
+                    // The drop after the last rep (or a rest): not a rep.
+                    self.emit_pending(t_ms, out);
+                    self.legs = Legs::Rest { since_us: min_us };
+                    self.phase = Phase::Bottom;
+                    return;
+                }
+                if s < min {
+                    self.phase = Phase::Cycle { start_us, min: s, min_us: t_us, t10_us: None };
+                    return;
+                }
+                let pos = (s - min) / (self.bottom - min).max(1e-6);
+                if t10_us.is_none() && pos >= DESCENT_START {
+                    self.phase = Phase::Cycle { start_us, min, min_us, t10_us: Some(t_us) };
+                }
+                if pos >= DESCENT_DONE && !near_rest {
+                    let t10 = t10_us.unwrap_or(t_us);
+                    let descent_us = (t_us.saturating_sub(t10) as f32 / DESCENT_SPAN) as u64;
+                    // Emit near the true end of the descent (the last 15 %
+                    // takes about 40 % of it), leaving the bottom pause to
+                    // catch an arch at the bottom.
+                    let emit_at_us = t_us + (descent_us as f32 * 0.4) as u64 + 300_000;
+                    self.pending = Some(PendingRep {
+                        emit_at_us,
+                        descent_ms: descent_us / 1000,
+                        ascent_ms: min_us.saturating_sub(start_us) / 1000,
+                        done_us: t_us,
+                    });
+                    self.last_top = Some(min);
+                    self.phase = Phase::Bottom;
+                }
+            }
+        }
+    }
+
+    fn emit_pending(&mut self, t_ms: u64, out: &mut Vec<Event>) {
+        let Some(p) = self.pending.take() else { return };
+        let arched = self.arch_in_rep.is_some();
+        let rushed = p.descent_ms < self.min_descent_ms;
+        let bounce = self
+            .last_done_us
+            .is_some_and(|prev| (p.done_us.saturating_sub(prev) as f32) < BOUNCE_CYCLE_S * 1e6);
+        self.last_done_us = Some(p.done_us);
+        let perfect = !arched && !rushed && !bounce;
+        self.reps += 1;
+        if perfect {
+            self.perfect += 1;
+        }
+        out.push(Event::Rep(RepEvent {
+            t_ms,
+            set: self.set_no,
+            rep: self.reps,
+            perfect,
+            arched,
+            rushed,
+            descent_ms: p.descent_ms,
+            ascent_ms: Some(p.ascent_ms),
+            bounce,
+            depth: self.arch_in_rep.map(|d| (d as f64 * 100.0).round() / 100.0),
+        }));
+        self.arch_in_rep = None;
+    }
+
+    fn close_set(&mut self, t_ms: u64, out: &mut Vec<Event>) {
+        if !self.set_open {
+            return;
+        }
+        self.set_open = false;
+        if self.reps == 0 {
+            // Legs lifted and put down without a rep: not a set.
+            self.set_no -= 1;
+            return;
+        }
+        out.push(Event::Set(SetEvent {
+            t_ms,
+            set: self.set_no,
+            reps: self.reps,
+            perfect: self.perfect,
+            arches: self.arches,
+        }));
+        if self.perfect >= self.progress_reps {
+            out.push(Event::Progress {
+                t_ms,
+                set: self.set_no,
+                perfect: self.perfect,
+                min_descent_ms: self.min_descent_ms,
+            });
+        }
+    }
+}
