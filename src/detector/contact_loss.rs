@@ -104,8 +104,17 @@ impl ContactLoss {
     }
 
     /// One frame: lumbar row forces and the upper-back force. `may_start` is
-    /// false while the person is leaving the mat.
-    pub fn push(&mut self, t_us: u64, dt_s: f32, lumbar: &[f32], upper: f32, may_start: bool) -> Option<ArchChange> {
+    /// false while the person is leaving the mat; with `legs_lifted` the
+    /// person cannot be sitting up.
+    pub fn push(
+        &mut self,
+        t_us: u64,
+        dt_s: f32,
+        lumbar: &[f32],
+        upper: f32,
+        may_start: bool,
+        legs_lifted: bool,
+    ) -> Option<ArchChange> {
         if self.reference.is_empty() {
             return None;
         }
@@ -140,7 +149,7 @@ impl ContactLoss {
         }
 
         match &mut self.arch {
-            None if contact < self.arch_contact && upper_ratio > SITTING_UP && may_start => {
+            None if contact < self.arch_contact && may_start && (legs_lifted || upper_ratio > SITTING_UP) => {
                 self.arch = Some((t_us, contact));
                 Some(ArchChange::Start { onset_us: t_us, contact })
             }
@@ -175,7 +184,7 @@ mod tests {
         for k in 0..100 {
             t += 5000;
             let drop = if (20..60).contains(&k) { 0.4 } else { 1.0 };
-            if let Some(e) = c.push(t, 0.005, &[100.0 * drop, 80.0], 50.0, true) {
+            if let Some(e) = c.push(t, 0.005, &[100.0 * drop, 80.0], 50.0, true, false) {
                 events.push((k, e));
             }
         }
@@ -192,12 +201,12 @@ mod tests {
         for k in 0..20_000 {
             t += 5000;
             let wobble = 1.0 - 0.25 * ((k as f32) * 0.01).sin().abs();
-            assert!(c.push(t, 0.005, &[100.0 * wobble, 80.0 * wobble], 50.0, true).is_none());
+            assert!(c.push(t, 0.005, &[100.0 * wobble, 80.0 * wobble], 50.0, true, false).is_none());
         }
         // A long sustained arch is never learnt into the reference.
         for _ in 0..4000 {
             t += 5000;
-            c.push(t, 0.005, &[30.0, 50.0], 50.0, true);
+            c.push(t, 0.005, &[30.0, 50.0], 50.0, true, false);
         }
         assert!(c.in_arch());
         assert!(c.contact() < 0.35);
@@ -206,6 +215,6 @@ mod tests {
     #[test]
     fn sitting_up_is_not_an_arch() {
         let mut c = cl();
-        assert!(c.push(5000, 0.005, &[20.0, 20.0], 20.0, true).is_none());
+        assert!(c.push(5000, 0.005, &[20.0, 20.0], 20.0, true, false).is_none());
     }
 }

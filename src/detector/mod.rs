@@ -164,7 +164,7 @@ impl Detector {
         if (0.7..1.5).contains(&total_ratio) {
             self.total_reference += dt_s / (TOTAL_TAU_S + dt_s) * (summary.total - self.total_reference);
         }
-        match self.contact.push(t_us, dt_s, &self.lumbar, summary.upper, !leaving) {
+        match self.contact.push(t_us, dt_s, &self.lumbar, summary.upper, !leaving, self.reps.legs_lifted()) {
             Some(ArchChange::Start { onset_us, contact }) => {
                 out.push(Event::Arch(ArchEvent {
                     t_ms,

@@ -27,6 +27,15 @@ const DESCENT_START: f32 = 0.1;
 /// 10 % and 85 % crossings is this share of the whole descent when the angle
 /// moves steadily: (asin(0.85) - asin(0.1)) / (pi / 2).
 const DESCENT_SPAN: f32 = 0.583;
+/// A descent past half way that stops rising for this long has reached the
+/// bottom even if short of `DESCENT_DONE` (the bottom level estimate was too
+/// high, e.g. after a wobble); the bottom is then re-learnt there.
+const PLATEAU_S: f32 = 0.5;
+/// Rising less than this share of the cycle's height is "not rising".
+const PLATEAU_EPS: f32 = 0.03;
+/// Share of the descent covered from 10 % to 98 % of the height:
+/// (asin(0.98) - asin(0.1)) / (pi / 2).
+const PLATEAU_SPAN: f32 = 0.81;
 /// A rep whose cycle (bottom to bottom) is shorter than this has no pause:
 /// bouncing.
 const BOUNCE_CYCLE_S: f32 = 2.6;
@@ -44,12 +53,15 @@ enum Legs {
 enum Phase {
     Bottom,
     /// Ascent begun at `start_us`; `min` is the top so far (at `min_us`);
-    /// `t10_us` is when the descent passed 10 % after that top.
+    /// `t10_us` is when the descent passed 10 % after that top; `high` is
+    /// the highest point of the descent so far, last raised at `high_us`.
     Cycle {
         start_us: u64,
         min: f32,
         min_us: u64,
         t10_us: Option<u64>,
+        high: f32,
+        high_us: u64,
     },
 }
 
@@ -132,6 +144,11 @@ impl RepCounter {
         if let Phase::Cycle { min, .. } = &mut self.phase {
             *min += delta;
         }
+    }
+
+    /// Whether the legs are off the floor.
+    pub fn legs_lifted(&self) -> bool {
+        self.legs == Legs::Lifted
     }
 
     pub fn in_set(&self) -> bool {
@@ -221,10 +238,17 @@ impl RepCounter {
                 }
                 if s < self.bottom - ASCENT_SHARE * height {
                     self.emit_pending(t_ms, out);
-                    self.phase = Phase::Cycle { start_us: t_us, min: s, min_us: t_us, t10_us: None };
+                    self.phase = Phase::Cycle {
+                        start_us: t_us,
+                        min: s,
+                        min_us: t_us,
+                        t10_us: None,
+                        high: s,
+                        high_us: t_us,
+                    };
                 }
             }
-            Phase::Cycle { start_us, min, min_us, t10_us } => {
+            Phase::Cycle { start_us, min, min_us, mut t10_us, mut high, mut high_us } => {
                 if near_rest && t_us.saturating_sub(min_us) as f32 >= REST_S * 1e6 {
                     // The drop after the last rep (or a rest): not a rep.
                     self.emit_pending(t_ms, out);
@@ -233,28 +257,43 @@ impl RepCounter {
                     return;
                 }
                 if s < min {
-                    self.phase = Phase::Cycle { start_us, min: s, min_us: t_us, t10_us: None };
+                    self.phase = Phase::Cycle { start_us, min: s, min_us: t_us, t10_us: None, high: s, high_us: t_us };
                     return;
                 }
-                let pos = (s - min) / (self.bottom - min).max(1e-6);
+                let span = (self.bottom - min).max(1e-6);
+                let pos = (s - min) / span;
                 if t10_us.is_none() && pos >= DESCENT_START {
-                    self.phase = Phase::Cycle { start_us, min, min_us, t10_us: Some(t_us) };
+                    t10_us = Some(t_us);
                 }
-                if pos >= DESCENT_DONE && !near_rest {
-                    let t10 = t10_us.unwrap_or(t_us);
-                    let descent_us = (t_us.saturating_sub(t10) as f32 / DESCENT_SPAN) as u64;
-                    // Emit near the true end of the descent (the last 15 %
-                    // takes about 40 % of it), leaving the bottom pause to
-                    // catch an arch at the bottom.
-                    let emit_at_us = t_us + (descent_us as f32 * 0.4) as u64 + 300_000;
-                    self.pending = Some(PendingRep {
-                        emit_at_us,
-                        descent_ms: descent_us / 1000,
-                        ascent_ms: min_us.saturating_sub(start_us) / 1000,
-                        done_us: t_us,
-                    });
-                    self.last_top = Some(min);
-                    self.phase = Phase::Bottom;
+                if s > high + PLATEAU_EPS * span {
+                    high = s;
+                    high_us = t_us;
+                }
+                let t10 = t10_us.unwrap_or(t_us);
+                let done = if pos >= DESCENT_DONE {
+                    Some(t_us.saturating_sub(t10) as f32 / DESCENT_SPAN)
+                } else if pos >= 0.5 && t_us.saturating_sub(high_us) as f32 >= PLATEAU_S * 1e6 {
+                    self.bottom = high;
+                    Some(high_us.saturating_sub(t10) as f32 / PLATEAU_SPAN)
+                } else {
+                    None
+                };
+                match done {
+                    Some(descent_us) if !near_rest => {
+                        // Emit near the true end of the descent (the last 15 %
+                        // takes about 40 % of it), leaving the bottom pause to
+                        // catch an arch at the bottom.
+                        let emit_at_us = t_us + (descent_us * 0.4) as u64 + 300_000;
+                        self.pending = Some(PendingRep {
+                            emit_at_us,
+                            descent_ms: descent_us as u64 / 1000,
+                            ascent_ms: min_us.saturating_sub(start_us) / 1000,
+                            done_us: t_us,
+                        });
+                        self.last_top = Some(min);
+                        self.phase = Phase::Bottom;
+                    }
+                    _ => self.phase = Phase::Cycle { start_us, min, min_us, t10_us, high, high_us },
                 }
             }
         }
