@@ -57,6 +57,19 @@ pub enum Command {
         #[arg(long)]
         seconds: Option<f64>,
     },
+    /// Score the detector on simulated cases and print the figures
+    /// (accuracy, latency, throughput).
+    Eval {
+        /// Number of random cases.
+        #[arg(long, default_value_t = 50)]
+        cases: u64,
+        /// Seed of the first case; case k uses seed + k.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Print one line per case.
+        #[arg(long)]
+        verbose: bool,
+    },
     /// Print the default configuration file, commented.
     Configfile,
 }
@@ -82,7 +95,7 @@ pub struct SimArgs {
 
 impl SimArgs {
     fn scenario(&self, seconds: Option<f64>) -> Result<Scenario> {
-        let kind: Kind = self.kind.parse().map_err(|e: String| anyhow::anyhow!("--kind: {e}"))?;
+        let kind: Kind = self.kind.parse().map_err(|e| anyhow::anyhow!("--kind: {e}"))?;
         if !(50.0..=2000.0).contains(&self.rate) {
             bail!("--rate {}: must be between 50 and 2000 Hz", self.rate);
         }
@@ -98,6 +111,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Replay { config, recording } => replay_cmd(config.as_deref(), &recording),
         Command::Record { source: SourceKind::Sim, seconds, sim, file } => record_sim(&sim, seconds, &file),
         Command::Demo { sim, speed, seconds } => demo(&sim, speed, seconds),
+        Command::Eval { cases, seed, verbose } => eval(cases, seed, verbose),
         Command::Configfile => {
             print!("{DEFAULT_TOML}");
             Ok(())
@@ -206,5 +220,44 @@ fn demo(sim: &SimArgs, speed: f64, seconds: Option<f64>) -> Result<()> {
         let _ = writeln!(out, "{:>8.1} s  {:<60} {}", e.t_ms() as f64 / 1000.0, describe(e), e.to_json());
         let _ = out.flush();
     })?;
+    Ok(())
+}
+
+fn eval(cases: u64, seed: u64, verbose: bool) -> Result<()> {
+    let mut total = crate::score::Score::default();
+    let mut frames = 0u64;
+    let mut busy = std::time::Duration::ZERO;
+    for k in 0..cases {
+        let scenario = Scenario::random(seed + k);
+        let mut sim = Simulator::new(&scenario);
+        let truth = sim.truth().clone();
+        // Frames are generated up front so only the detector is timed.
+        let mut all = Vec::new();
+        let mut frame = Frame::zeroed(sim.grid());
+        while sim.next_into(&mut frame)? {
+            all.push(frame.clone());
+        }
+        let mut detector = Detector::new(sim.grid(), Config::default().detector).map_err(anyhow::Error::msg)?;
+        let mut events = Vec::new();
+        let start = std::time::Instant::now();
+        for f in &all {
+            detector.push(f, &mut events);
+        }
+        detector.finish(&mut events);
+        busy += start.elapsed();
+        frames += all.len() as u64;
+        let score = crate::score::Score::case(&events, &truth);
+        if verbose {
+            println!("seed {:>5} {:<11} {:>6.1} Hz  {}", seed + k, scenario.kind, scenario.rate_hz, score.summary());
+        }
+        total.add(&score);
+    }
+    println!("{cases} cases: {}", total.summary());
+    println!(
+        "detector: {frames} frames in {:.3} s = {:.0} frames/s ({:.2} us/frame)",
+        busy.as_secs_f64(),
+        frames as f64 / busy.as_secs_f64().max(1e-9),
+        busy.as_secs_f64() * 1e6 / frames.max(1) as f64
+    );
     Ok(())
 }

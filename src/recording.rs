@@ -215,14 +215,13 @@ impl RecordingReader {
             return Ok(false);
         }
         let expected = self.grid.len() + 1;
+        let found = self.line.bytes().filter(|&b| b == b',').count() + 1;
+        if found != expected {
+            return Err(self.error(ErrorKind::FieldCount { expected, found }));
+        }
         frame.counts.resize(self.grid.len(), 0);
-        let mut found = 0;
         let mut t_us = 0;
         for (i, field) in self.line.split(',').enumerate() {
-            found += 1;
-            if i >= expected {
-                continue;
-            }
             if i == 0 {
                 t_us = field.parse::<u64>().map_err(|_| {
                     self.error(ErrorKind::NotANumber {
@@ -238,9 +237,6 @@ impl RecordingReader {
                     })
                 })?;
             }
-        }
-        if found != expected {
-            return Err(self.error(ErrorKind::FieldCount { expected, found }));
         }
         if let Some(previous) = self.last_t_us {
             if t_us <= previous {
