@@ -36,7 +36,8 @@ impl SessionP {
         if t >= set.end {
             return (0.0, 0.0, 0.0);
         }
-        let up = smooth((t - set.start) / LIFT_MS) * (1.0 - smooth((t - (set.end - DROP_MS)) / DROP_MS));
+        let up =
+            smooth((t - set.start) / LIFT_MS) * (1.0 - smooth((t - (set.end - DROP_MS)) / DROP_MS));
         let j = set.reps.partition_point(|r| r.ascent <= t);
         if j == 0 {
             return (up, 0.0, 0.0);
@@ -99,7 +100,7 @@ impl SessionP {
         let mut env_l = smooth((lie - 80.0) / 550.0);
         let mut env_s = smooth(lie / 500.0);
         // Settling: a second or two of rocking swings.
-        let x = lie - 300.0;
+        let x = lie - 450.0;
         let swing = if x > 0.0 && x < p.settle_len {
             p.settle_amp * (-x / p.settle_tau).exp() * (TAU * p.settle_hz * x / 1000.0).sin()
         } else {
