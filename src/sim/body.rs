@@ -40,9 +40,17 @@ impl SessionP {
             smooth((t - set.start) / LIFT_MS) * (1.0 - smooth((t - (set.end - DROP_MS)) / DROP_MS));
         let j = set.reps.partition_point(|r| r.ascent <= t);
         if j == 0 {
-            return (up, 0.0, 0.0);
+            return (up, 0.0, set.reps.first().map_or(0.0, |r| r.side));
         }
         let r = &set.reps[j - 1];
+        // Single-leg raises switch legs smoothly at the start of the ascent.
+        let side = match j {
+            1 => r.side,
+            _ => {
+                let prev = set.reps[j - 2].side;
+                prev + (r.side - prev) * smooth((t - r.ascent) / 600.0)
+            }
+        };
         let h = if t < r.top {
             smooth((t - r.ascent) / (r.top - r.ascent))
         } else if t < r.descent {
@@ -52,7 +60,7 @@ impl SessionP {
         } else {
             0.0
         };
-        (up, h, r.side)
+        (up, h, side)
     }
 
     /// Lumbar load-loss fraction of arches at `t` (0..1).
