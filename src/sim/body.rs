@@ -36,12 +36,21 @@ impl SessionP {
         if t >= set.end {
             return (0.0, 0.0, 0.0);
         }
-        let up = smooth((t - set.start) / LIFT_MS) * (1.0 - smooth((t - (set.end - DROP_MS)) / DROP_MS));
+        let up =
+            smooth((t - set.start) / LIFT_MS) * (1.0 - smooth((t - (set.end - DROP_MS)) / DROP_MS));
         let j = set.reps.partition_point(|r| r.ascent <= t);
         if j == 0 {
-            return (up, 0.0, 0.0);
+            return (up, 0.0, set.reps.first().map_or(0.0, |r| r.side));
         }
         let r = &set.reps[j - 1];
+        // Single-leg raises switch legs smoothly at the start of the ascent.
+        let side = match j {
+            1 => r.side,
+            _ => {
+                let prev = set.reps[j - 2].side;
+                prev + (r.side - prev) * smooth((t - r.ascent) / 600.0)
+            }
+        };
         let h = if t < r.top {
             smooth((t - r.ascent) / (r.top - r.ascent))
         } else if t < r.descent {
@@ -51,7 +60,7 @@ impl SessionP {
         } else {
             0.0
         };
-        (up, h, r.side)
+        (up, h, side)
     }
 
     /// Lumbar load-loss fraction of arches at `t` (0..1).
@@ -99,7 +108,7 @@ impl SessionP {
         let mut env_l = smooth((lie - 80.0) / 550.0);
         let mut env_s = smooth(lie / 500.0);
         // Settling: a second or two of rocking swings.
-        let x = lie - 300.0;
+        let x = lie - 450.0;
         let swing = if x > 0.0 && x < p.settle_len {
             p.settle_amp * (-x / p.settle_tau).exp() * (TAU * p.settle_hz * x / 1000.0).sin()
         } else {

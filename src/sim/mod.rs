@@ -81,8 +81,8 @@ impl Simulator {
         let period_us = 1e6 / scenario.rate_hz;
         let jitter_us = match (scenario.jitter, scenario.faults) {
             (false, _) => 0.0,
-            (true, false) => 0.014 * period_us,
-            (true, true) => 0.05 * period_us,
+            (true, false) => 0.01 * period_us,
+            (true, true) => 0.04 * period_us,
         };
         let t0_us = timing.range(0.0, 100.0f64.min(0.4 * period_us)).floor();
         Simulator {
@@ -185,7 +185,9 @@ impl FrameSource for Simulator {
         frame.t_us = t_us;
         let t = t_us as f64 / 1000.0;
         let sessions = &self.plan.sessions;
-        while self.session < sessions.len() && t >= sessions[self.session].off + plan::GETUP_MS + 200.0 {
+        while self.session < sessions.len()
+            && t >= sessions[self.session].off + plan::GETUP_MS + 200.0
+        {
             self.session += 1;
         }
         let (loads, col_off, col_sigma) = match sessions.get(self.session) {

@@ -255,13 +255,13 @@ impl Person {
         let weight = match build {
             Build::Light => r.range(0.18, 0.28),
             Build::Heavy => r.range(5.0, 12.0),
-            _ => r.range(0.8, 1.25),
+            _ => r.range(0.75, 1.15),
         };
         let press = r.range(0.8, 1.25);
         Person {
-            upper: 1.03 * weight * r.range(0.9, 1.1),
-            lumbar: 1.26 * weight * press,
-            sacrum: 1.75 * weight * r.range(0.9, 1.1),
+            upper: 0.81 * weight * r.range(0.9, 1.1),
+            lumbar: 1.37 * weight * press,
+            sacrum: 1.25 * weight * r.range(0.9, 1.1),
             row_off: r.range(-0.5, 0.5),
             col_off: r.range(-0.5, 0.5),
             col_sigma: r.range(1.2, 1.5),
@@ -271,15 +271,15 @@ impl Person {
             } else {
                 r.range(0.0, 0.04)
             },
-            k_upper: r.range(0.38, 0.46),
+            k_upper: r.range(0.3, 0.4),
             k_legs: r.range(0.4, 0.55),
             k_moment: r.range(0.4, 0.55),
             breath_hz: r.range(0.2, 0.4),
-            breath_amp: r.range(0.01, 0.025),
+            breath_amp: r.range(0.015, 0.035),
             breath_phase: r.range(0.0, std::f64::consts::TAU),
             creep: r.range(0.03, 0.07),
             creep_tau: r.range(60_000.0, 150_000.0),
-            settle_amp: r.range(0.08, 0.2),
+            settle_amp: r.range(0.15, 0.35),
             settle_hz: r.range(1.0, 1.6),
             settle_tau: r.range(400.0, 800.0),
             settle_len: r.range(1500.0, 2500.0),
@@ -335,6 +335,7 @@ fn plan_session(
     session: usize,
     on: f64,
     latest_off: f64,
+    last_person: bool,
 ) -> Option<SessionOut> {
     if latest_off - on < 8000.0 {
         return None;
@@ -467,7 +468,7 @@ fn plan_session(
             } else {
                 on + ms(r.range(12_000.0, 20_000.0))
             };
-            if kind == Kind::Still && scn.duration_s.is_some() {
+            if kind == Kind::Still && scn.duration_s.is_some() && last_person {
                 latest_off
             } else {
                 natural.min(latest_off)
@@ -562,7 +563,9 @@ fn plan_session(
 
 /// Plans the whole recording.
 pub(crate) fn plan(scn: &Scenario) -> (Plan, Truth) {
-    let mut r = Rng::stream(scn.seed, 1);
+    // The kind is mixed in so that kinds sharing a seed differ.
+    let kind_ix = Kind::ALL.iter().position(|&k| k == scn.kind).unwrap_or(0) as u64;
+    let mut r = Rng::stream(scn.seed, 1 + (kind_ix << 8));
     let budget = scn.duration_s.map(|d| (d.max(0.0) * 1000.0).floor());
     let tail = ms(r.range(3300.0, 4300.0));
     let mut cursor = ms(r.range(2000.0, 5000.0));
@@ -588,7 +591,15 @@ pub(crate) fn plan(scn: &Scenario) -> (Plan, Truth) {
         };
         // The person must be up (GETUP_MS) and the tail recorded in budget.
         let latest_off = budget.map_or(f64::INFINITY, |b| b - tail.max(GETUP_MS + 200.0));
-        let Some(out) = plan_session(&mut r, scn, kind, i, cursor, latest_off) else {
+        let Some(out) = plan_session(
+            &mut r,
+            scn,
+            kind,
+            i,
+            cursor,
+            latest_off,
+            i + 1 == scn.people,
+        ) else {
             break;
         };
         cursor = out.plan.off + ms(r.range(6000.0, 11_000.0));

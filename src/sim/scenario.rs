@@ -127,8 +127,8 @@ pub struct Scenario {
     pub reps_per_set: Option<usize>,
     /// Length of the recording in seconds. The plan fits in it: reps and
     /// sets that would not finish (with the person getting up) are left out,
-    /// `Still` lies for the whole time, and the mat stays empty after the
-    /// last person. `None`: as long as the plan needs.
+    /// a `Still` last person lies until the end, otherwise the mat stays
+    /// empty after the last person. `None`: as long as the plan needs.
     pub duration_s: Option<f64>,
     pub build: Build,
     /// Sample-period jitter.

@@ -13,7 +13,8 @@ fn phi(x: f64) -> f64 {
     let t = 1.0 / (1.0 + 0.327_591_1 * z);
     let poly = t
         * (0.254_829_592
-            + t * (-0.284_496_736 + t * (1.421_413_741 + t * (-1.453_152_027 + t * 1.061_405_429))));
+            + t * (-0.284_496_736
+                + t * (1.421_413_741 + t * (-1.453_152_027 + t * 1.061_405_429))));
     let erf = 1.0 - poly * (-z * z).exp();
     if x >= 0.0 {
         0.5 * (1.0 + erf)
@@ -61,7 +62,11 @@ pub(crate) struct Sensor {
 fn regions(rows: usize) -> ([(f64, f64); 3], f64) {
     let k = rows as f64 / 4.0;
     (
-        [(0.55 * k, 0.55 * k), (2.0 * k, 0.45 * k), (3.45 * k, 0.55 * k)],
+        [
+            (0.45 * k, 0.45 * k),
+            (2.0 * k, 0.45 * k),
+            (3.55 * k, 0.45 * k),
+        ],
         k,
     )
 }
@@ -99,7 +104,7 @@ impl Sensor {
         } else if scn.faults {
             1.1
         } else {
-            0.08
+            0.06
         };
         let twelve = scn.adc_bits >= 12;
         Sensor {
@@ -108,7 +113,7 @@ impl Sensor {
             gains,
             thresholds,
             mem: vec![0.0; n],
-            hysteresis: r.range(0.05, 0.1),
+            hysteresis: r.range(0.03, 0.08),
             noise_sd: if twelve { 2.5 } else { 1.2 },
             noise_offset: if twelve { 3.2 } else { 0.8 },
             stuck,
@@ -152,7 +157,7 @@ impl Sensor {
             *w = (-0.5 * x * x).exp();
         }
         let decay = (dt_ms / 2000.0).min(1.0);
-        for i in 0..self.grid.len() {
+        for (i, out_i) in out.iter_mut().enumerate().take(self.grid.len()) {
             let (r, c) = (i / cols, i % cols);
             let x = (c as f64 + 0.5) / cols as f64 * 2.0 - 1.0;
             let pelvis = (loads.lumbar * self.rows_l[r] + loads.sacrum * self.rows_s[r])
@@ -177,14 +182,18 @@ impl Sensor {
                 0.0
             };
             let v = self.full * g / (g + 1.0) + self.noise_offset + self.noise_sd * noise.normal();
-            out[i] = v.round().clamp(0.0, self.full) as u16;
+            *out_i = v.round().clamp(0.0, self.full) as u16;
         }
         if self.glitch_hz > 0.0 && glitch.chance(self.glitch_hz / rate_hz) {
             let i = match self.hot {
-                Some(h) if glitch.chance(0.5) => h,
+                Some(h) if glitch.chance(0.3) => h,
                 _ => glitch.below(out.len() as u64) as usize,
             };
-            out[i] = if glitch.chance(0.5) { 0 } else { self.full as u16 };
+            out[i] = if glitch.chance(0.5) {
+                0
+            } else {
+                self.full as u16
+            };
         }
         for &(i, s) in &self.stuck {
             out[i] = match s {
