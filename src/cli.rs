@@ -16,7 +16,11 @@ use crate::replay;
 use crate::sim::{Kind, Scenario, Simulator};
 
 #[derive(Debug, Parser)]
-#[command(name = "flatback", version, about = "Keeps backs flat during leg lifts: a pressure mat, a contact-loss detector, MQTT events")]
+#[command(
+    name = "flatback",
+    version,
+    about = "Keeps backs flat during leg lifts: a pressure mat, a contact-loss detector, MQTT events"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -109,7 +113,12 @@ impl SimArgs {
 pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Replay { config, recording } => replay_cmd(config.as_deref(), &recording),
-        Command::Record { source: SourceKind::Sim, seconds, sim, file } => record_sim(&sim, seconds, &file),
+        Command::Record {
+            source: SourceKind::Sim,
+            seconds,
+            sim,
+            file,
+        } => record_sim(&sim, seconds, &file),
         Command::Demo { sim, speed, seconds } => demo(&sim, speed, seconds),
         Command::Eval { cases, seed, verbose } => eval(cases, seed, verbose),
         Command::Configfile => {
@@ -129,8 +138,8 @@ fn load_config(path: Option<&Path>) -> Result<Config> {
 fn replay_cmd(config: Option<&Path>, recording: &Path) -> Result<()> {
     let config = load_config(config)?;
     let mut source = RecordingReader::open(recording)?;
-    let mut detector = Detector::new(source.grid(), config.detector)
-        .map_err(|e| anyhow::anyhow!("config [detector]: {e}"))?;
+    let mut detector =
+        Detector::new(source.grid(), config.detector).map_err(|e| anyhow::anyhow!("config [detector]: {e}"))?;
     let stdout = io::stdout();
     let mut out = BufWriter::new(stdout.lock());
     let mut write_err = None;
@@ -152,7 +161,10 @@ fn replay_cmd(config: Option<&Path>, recording: &Path) -> Result<()> {
 }
 
 fn truth_path(file: &Path) -> PathBuf {
-    let name = file.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = file
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let base = name
         .strip_suffix(".csv.gz")
         .or_else(|| name.strip_suffix(".csv"))
@@ -164,17 +176,24 @@ fn truth_path(file: &Path) -> PathBuf {
 fn record_sim(sim: &SimArgs, seconds: Option<f64>, file: &Path) -> Result<()> {
     let scenario = sim.scenario(seconds)?;
     let mut source = Simulator::new(&scenario);
-    let mut writer = RecordingWriter::create(file, source.grid()).with_context(|| format!("creating {}", file.display()))?;
+    let mut writer =
+        RecordingWriter::create(file, source.grid()).with_context(|| format!("creating {}", file.display()))?;
     let mut frame = Frame::zeroed(source.grid());
     let mut frames = 0u64;
     while source.next_into(&mut frame)? {
-        writer.write_frame(&frame).with_context(|| format!("writing {}", file.display()))?;
+        writer
+            .write_frame(&frame)
+            .with_context(|| format!("writing {}", file.display()))?;
         frames += 1;
     }
     writer.close().with_context(|| format!("closing {}", file.display()))?;
     let truth = truth_path(file);
     std::fs::write(&truth, source.truth().to_json()).with_context(|| format!("writing {}", truth.display()))?;
-    eprintln!("wrote {frames} frames to {} and ground truth to {}", file.display(), truth.display());
+    eprintln!(
+        "wrote {frames} frames to {} and ground truth to {}",
+        file.display(),
+        truth.display()
+    );
     Ok(())
 }
 
@@ -182,7 +201,9 @@ fn describe(e: &Event) -> String {
     match e {
         Event::Session { phase, .. } => format!("session {phase:?}").to_lowercase(),
         Event::Arch(a) => match a.phase {
-            crate::event::Phase::Start => format!("ARCH  contact {:.0} % of reference", a.contact.unwrap_or(0.0) * 100.0),
+            crate::event::Phase::Start => {
+                format!("ARCH  contact {:.0} % of reference", a.contact.unwrap_or(0.0) * 100.0)
+            }
             crate::event::Phase::End => format!("arch over after {} ms", a.duration_ms.unwrap_or(0)),
         },
         Event::Rep(r) => format!(
@@ -194,16 +215,24 @@ fn describe(e: &Event) -> String {
             if r.arched { ", arched" } else { "" },
             if r.rushed { ", rushed" } else { "" }
         ),
-        Event::Set(s) => format!("set {} over: {} reps, {} perfect, {} arches", s.set, s.reps, s.perfect, s.arches),
+        Event::Set(s) => format!(
+            "set {} over: {} reps, {} perfect, {} arches",
+            s.set, s.reps, s.perfect, s.arches
+        ),
         Event::Progress { set, perfect, .. } => format!("set {set}: {perfect} perfect reps: ready to add load"),
-        Event::Health { row, col, fault, ok, .. } => {
-            format!("taxel r{row}c{col} {}", if *ok { "recovered".into() } else { format!("{fault:?}") })
+        Event::Health {
+            row, col, fault, ok, ..
+        } => {
+            format!(
+                "taxel r{row}c{col} {}",
+                if *ok { "recovered".into() } else { format!("{fault:?}") }
+            )
         }
     }
 }
 
 fn demo(sim: &SimArgs, speed: f64, seconds: Option<f64>) -> Result<()> {
-    if !(speed > 0.0) {
+    if speed.is_nan() || speed <= 0.0 {
         bail!("--speed {speed}: must be positive");
     }
     let scenario = sim.scenario(seconds)?;
@@ -217,7 +246,13 @@ fn demo(sim: &SimArgs, speed: f64, seconds: Option<f64>) -> Result<()> {
     let stdout = io::stdout();
     let mut out = stdout.lock();
     replay::run(&mut source, &mut detector, |e| {
-        let _ = writeln!(out, "{:>8.1} s  {:<60} {}", e.t_ms() as f64 / 1000.0, describe(e), e.to_json());
+        let _ = writeln!(
+            out,
+            "{:>8.1} s  {:<60} {}",
+            e.t_ms() as f64 / 1000.0,
+            describe(e),
+            e.to_json()
+        );
         let _ = out.flush();
     })?;
     Ok(())
@@ -248,7 +283,13 @@ fn eval(cases: u64, seed: u64, verbose: bool) -> Result<()> {
         frames += all.len() as u64;
         let score = crate::score::Score::case(&events, &truth);
         if verbose {
-            println!("seed {:>5} {:<11} {:>6.1} Hz  {}", seed + k, scenario.kind, scenario.rate_hz, score.summary());
+            println!(
+                "seed {:>5} {:<11} {:>6.1} Hz  {}",
+                seed + k,
+                scenario.kind,
+                scenario.rate_hz,
+                score.summary()
+            );
         }
         total.add(&score);
     }

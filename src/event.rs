@@ -99,9 +99,7 @@ pub struct SetEvent {
 impl Event {
     pub fn t_ms(&self) -> u64 {
         match self {
-            Event::Session { t_ms, .. }
-            | Event::Progress { t_ms, .. }
-            | Event::Health { t_ms, .. } => *t_ms,
+            Event::Session { t_ms, .. } | Event::Progress { t_ms, .. } | Event::Health { t_ms, .. } => *t_ms,
             Event::Arch(e) => e.t_ms,
             Event::Rep(e) => e.t_ms,
             Event::Set(e) => e.t_ms,

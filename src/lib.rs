@@ -8,13 +8,13 @@
 //! - [`event`]: the events of the contract (replay output, MQTT payloads);
 //! - [`score`]: scores events against ground truth, like `shared/eval/score.py`.
 
+pub mod cli;
+pub mod config;
+pub mod detector;
 pub mod event;
 pub mod frame;
 pub mod pacing;
 pub mod recording;
 pub mod replay;
 pub mod score;
-pub mod cli;
-pub mod config;
-pub mod detector;
 pub mod sim;

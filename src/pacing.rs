@@ -14,7 +14,11 @@ pub struct Paced<S> {
 
 impl<S: FrameSource> Paced<S> {
     pub fn new(inner: S, speed: f64) -> Self {
-        Paced { inner, speed, start: None }
+        Paced {
+            inner,
+            speed,
+            start: None,
+        }
     }
 
     pub fn inner(&self) -> &S {

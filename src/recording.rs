@@ -58,10 +58,9 @@ impl fmt::Display for RecordingError {
             ErrorKind::NotANumber { column, value } => {
                 write!(f, "column {column}: {value:?} is not a valid count")
             }
-            ErrorKind::TimeNotIncreasing { previous, found } => write!(
-                f,
-                "t_us {found} does not increase (previous frame at {previous})"
-            ),
+            ErrorKind::TimeNotIncreasing { previous, found } => {
+                write!(f, "t_us {found} does not increase (previous frame at {previous})")
+            }
         }
     }
 }
@@ -112,10 +111,7 @@ pub fn parse_header(line: &str) -> Result<Grid, String> {
     let cols = cells.iter().map(|p| p.1).max().unwrap_or(0) + 1;
     let grid = Grid::new(rows, cols);
     if cells.len() != grid.len() {
-        return Err(format!(
-            "{} taxel columns do not fill a {grid} grid",
-            cells.len()
-        ));
+        return Err(format!("{} taxel columns do not fill a {grid} grid", cells.len()));
     }
     for (i, &(r, c)) in cells.iter().enumerate() {
         if grid.position(i) != (r, c) {
@@ -158,10 +154,7 @@ impl RecordingReader {
     }
 
     /// Reads a recording from any buffered reader; `path` names it in errors.
-    pub fn from_reader(
-        path: impl Into<PathBuf>,
-        input: impl BufRead + Send + 'static,
-    ) -> Result<Self, RecordingError> {
+    pub fn from_reader(path: impl Into<PathBuf>, input: impl BufRead + Send + 'static) -> Result<Self, RecordingError> {
         let mut reader = RecordingReader {
             path: path.into(),
             input: Box::new(input),
@@ -240,10 +233,7 @@ impl RecordingReader {
         }
         if let Some(previous) = self.last_t_us {
             if t_us <= previous {
-                return Err(self.error(ErrorKind::TimeNotIncreasing {
-                    previous,
-                    found: t_us,
-                }));
+                return Err(self.error(ErrorKind::TimeNotIncreasing { previous, found: t_us }));
             }
         }
         self.last_t_us = Some(t_us);

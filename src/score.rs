@@ -120,8 +120,7 @@ impl Score {
             .iter()
             .enumerate()
             .filter(|(j, &x)| {
-                !apairs.iter().any(|p| p.1 == *j)
-                    && !truth.ignore.iter().any(|w| w[0] as i64 <= x && x <= w[1] as i64)
+                !apairs.iter().any(|p| p.1 == *j) && !truth.ignore.iter().any(|w| w[0] as i64 <= x && x <= w[1] as i64)
             })
             .count();
         Score {
@@ -155,11 +154,17 @@ impl Score {
     }
 
     pub fn rep_f1(&self) -> f64 {
-        f1(ratio(self.reps_matched, self.reps_det), ratio(self.reps_matched, self.reps_true))
+        f1(
+            ratio(self.reps_matched, self.reps_det),
+            ratio(self.reps_matched, self.reps_true),
+        )
     }
 
     pub fn arch_f1(&self) -> f64 {
-        f1(ratio(self.arches_matched, self.arches_det), ratio(self.arches_matched, self.arches_true))
+        f1(
+            ratio(self.arches_matched, self.arches_det),
+            ratio(self.arches_matched, self.arches_true),
+        )
     }
 
     pub fn set_exact_rate(&self) -> f64 {

@@ -56,14 +56,22 @@ fn other_grid_shapes_round_trip() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("g.csv");
     let grid = Grid::new(2, 3);
-    let frames: Vec<Frame> = (0..10).map(|i| Frame { t_us: 100 + i * 997, counts: vec![i as u16, 1, 2, 3, 4, 4095] }).collect();
+    let frames: Vec<Frame> = (0..10)
+        .map(|i| Frame {
+            t_us: 100 + i * 997,
+            counts: vec![i as u16, 1, 2, 3, 4, 4095],
+        })
+        .collect();
     let mut w = RecordingWriter::create(&path, grid).unwrap();
     for f in &frames {
         w.write_frame(f).unwrap();
     }
     w.close().unwrap();
     let text = std::fs::read_to_string(&path).unwrap();
-    assert!(text.starts_with("t_us,r0c0,r0c1,r0c2,r1c0,r1c1,r1c2\n100,0,1,2,3,4,4095\n"), "{text}");
+    assert!(
+        text.starts_with("t_us,r0c0,r0c1,r0c2,r1c0,r1c1,r1c2\n100,0,1,2,3,4,4095\n"),
+        "{text}"
+    );
     assert_eq!(read_all(&path), frames);
 }
 
@@ -74,44 +82,96 @@ fn replay_text(name: &str, text: &str) -> (bool, String, String) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join(name);
     if name.ends_with(".gz") {
-        let mut gz = flate2::write::GzEncoder::new(std::fs::File::create(&path).unwrap(), flate2::Compression::default());
+        let mut gz =
+            flate2::write::GzEncoder::new(std::fs::File::create(&path).unwrap(), flate2::Compression::default());
         gz.write_all(text.as_bytes()).unwrap();
         gz.finish().unwrap();
     } else {
         std::fs::write(&path, text).unwrap();
     }
     let cfg = dir.path().join("c.toml");
-    std::fs::write(&cfg, "[detector]\nupper_rows = [0]\nlumbar_rows = [0, 1]\nsacral_rows = [1]\n").unwrap();
+    std::fs::write(
+        &cfg,
+        "[detector]\nupper_rows = [0]\nlumbar_rows = [0, 1]\nsacral_rows = [1]\n",
+    )
+    .unwrap();
     let out = common::run(&["replay", "--config", cfg.to_str().unwrap(), path.to_str().unwrap()]);
-    (out.status.success(), String::from_utf8(out.stdout).unwrap(), String::from_utf8(out.stderr).unwrap())
+    (
+        out.status.success(),
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+    )
 }
 
 fn assert_error(name: &str, text: &str, line: usize, what: &str) {
     let (ok, _, err) = replay_text(name, text);
     assert!(!ok, "{name}: malformed input must exit non-zero");
     assert!(err.contains(name), "{name}: error names the file: {err}");
-    assert!(err.contains(&format!("line {line}:")), "{name}: error names line {line}: {err}");
+    assert!(
+        err.contains(&format!("line {line}:")),
+        "{name}: error names line {line}: {err}"
+    );
     assert!(err.contains(what), "{name}: error says {what:?}: {err}");
 }
 
 #[test]
 fn malformed_files_name_the_line() {
     let good = format!("{HEADER}\n10,1,2,3,4\n20,1,2,3,4\n");
-    assert_eq!(replay_text("ok.csv", &good).0, true, "the well-formed base case passes");
+    assert!(replay_text("ok.csv", &good).0, "the well-formed base case passes");
     assert_error("empty.csv", "", 1, "empty file");
     assert_error("hdr1.csv", "time,r0c0\n1,2\n", 1, "first column must be t_us");
     assert_error("hdr2.csv", "t_us,r0c0,x\n1,2,3\n", 1, "\"x\" is not of the form rRcC");
     assert_error("hdr3.csv", "t_us,r0c0,r0c1,r1c1,r1c0\n", 1, "row-major");
     assert_error("hdr4.csv", "t_us,r0c0,r1c1\n", 1, "do not fill");
-    assert_error("fields.csv", &format!("{HEADER}\n10,1,2,3,4\n20,1,2,3\n"), 3, "expected 5 fields, found 4");
-    assert_error("extra.csv", &format!("{HEADER}\n10,1,2,3,4,5\n"), 2, "expected 5 fields, found 6");
-    assert_error("blank.csv", &format!("{HEADER}\n10,1,2,3,4\n\n20,1,2,3,4\n"), 3, "expected 5 fields, found 1");
-    assert_error("nan.csv", &format!("{HEADER}\n10,1,2,3,4\n20,1,x2,3,4\n"), 3, "column r0c1: \"x2\"");
+    assert_error(
+        "fields.csv",
+        &format!("{HEADER}\n10,1,2,3,4\n20,1,2,3\n"),
+        3,
+        "expected 5 fields, found 4",
+    );
+    assert_error(
+        "extra.csv",
+        &format!("{HEADER}\n10,1,2,3,4,5\n"),
+        2,
+        "expected 5 fields, found 6",
+    );
+    assert_error(
+        "blank.csv",
+        &format!("{HEADER}\n10,1,2,3,4\n\n20,1,2,3,4\n"),
+        3,
+        "expected 5 fields, found 1",
+    );
+    assert_error(
+        "nan.csv",
+        &format!("{HEADER}\n10,1,2,3,4\n20,1,x2,3,4\n"),
+        3,
+        "column r0c1: \"x2\"",
+    );
     assert_error("neg.csv", &format!("{HEADER}\n10,1,2,-3,4\n"), 2, "column r1c0: \"-3\"");
-    assert_error("big.csv", &format!("{HEADER}\n10,1,2,3,70000\n"), 2, "column r1c1: \"70000\"");
-    assert_error("time.csv", &format!("{HEADER}\n10,1,2,3,4\nabc,1,2,3,4\n"), 3, "column t_us");
-    assert_error("back.csv", &format!("{HEADER}\n10,1,2,3,4\n20,1,2,3,4\n15,1,2,3,4\n"), 4, "t_us 15 does not increase");
-    assert_error("same.csv.gz", &format!("{HEADER}\n10,1,2,3,4\n10,1,2,3,4\n"), 3, "t_us 10 does not increase");
+    assert_error(
+        "big.csv",
+        &format!("{HEADER}\n10,1,2,3,70000\n"),
+        2,
+        "column r1c1: \"70000\"",
+    );
+    assert_error(
+        "time.csv",
+        &format!("{HEADER}\n10,1,2,3,4\nabc,1,2,3,4\n"),
+        3,
+        "column t_us",
+    );
+    assert_error(
+        "back.csv",
+        &format!("{HEADER}\n10,1,2,3,4\n20,1,2,3,4\n15,1,2,3,4\n"),
+        4,
+        "t_us 15 does not increase",
+    );
+    assert_error(
+        "same.csv.gz",
+        &format!("{HEADER}\n10,1,2,3,4\n10,1,2,3,4\n"),
+        3,
+        "t_us 10 does not increase",
+    );
 }
 
 #[test]
@@ -126,7 +186,10 @@ fn events_before_a_bad_line_are_not_lost() {
     let (ok, out, err) = replay_text("late.csv", &text);
     assert!(!ok);
     assert!(err.contains("line 299:"), "{err}");
-    assert!(out.contains(r#""type":"session""#) && out.contains(r#""phase":"start""#), "stdout: {out}");
+    assert!(
+        out.contains(r#""type":"session""#) && out.contains(r#""phase":"start""#),
+        "stdout: {out}"
+    );
 }
 
 #[test]

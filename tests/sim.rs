@@ -22,8 +22,7 @@ fn dump_for_inspection() {
         .unwrap_or(1);
     for kind in Kind::ALL {
         let mut sim = Simulator::new(&Scenario::new(kind, seed));
-        let mut w =
-            std::io::BufWriter::new(std::fs::File::create(format!("{dir}/{kind}.csv")).unwrap());
+        let mut w = std::io::BufWriter::new(std::fs::File::create(format!("{dir}/{kind}.csv")).unwrap());
         let names: Vec<String> = sim.grid().taxel_names().collect();
         writeln!(w, "t_us,{}", names.join(",")).unwrap();
         let mut f = Frame::zeroed(sim.grid());
@@ -112,10 +111,7 @@ fn arches_show_on_the_lumbar_rows_and_wobbles_barely() {
             let before = rows_mean(&fr, cols, 1..3, d - 1000.0, d);
             let o = a.onset_ms as f64;
             let during = rows_mean(&fr, cols, 1..3, o, o + 1000.0);
-            assert!(
-                during < 0.85 * before,
-                "{kind} {seed} arch {a:?}: {during} vs {before}"
-            );
+            assert!(during < 0.85 * before, "{kind} {seed} arch {a:?}: {during} vs {before}");
             // The truth's onset is where the lumbar loss crosses one half.
             assert!(sim.lumbar_loss(o - 1.0) < 0.5 && sim.lumbar_loss(o + 1.0) >= 0.5);
             checked.0 += 1;
@@ -137,11 +133,7 @@ fn arches_show_on_the_lumbar_rows_and_wobbles_barely() {
 
 #[test]
 fn sacrum_loads_during_sets_and_mat_is_empty_outside_sessions() {
-    for (kind, seed) in [
-        (Kind::CleanSet, 5),
-        (Kind::SingleLeg, 6),
-        (Kind::TwoPeople, 7),
-    ] {
+    for (kind, seed) in [(Kind::CleanSet, 5), (Kind::SingleLeg, 6), (Kind::TwoPeople, 7)] {
         let mut sim = Simulator::new(&Scenario::new(kind, seed).clean_acquisition());
         let truth = sim.truth().clone();
         let fr = frames(&mut sim);
@@ -159,17 +151,10 @@ fn sacrum_loads_during_sets_and_mat_is_empty_outside_sessions() {
         let mut outside = 0;
         for f in &fr {
             let t = f.t_ms();
-            let inside = truth
-                .sessions
-                .iter()
-                .any(|s| t + 50 >= s.on_ms && t <= s.off_ms + 2000);
+            let inside = truth.sessions.iter().any(|s| t + 50 >= s.on_ms && t <= s.off_ms + 2000);
             if !inside {
                 outside += 1;
-                assert!(
-                    f.counts.iter().all(|&c| c <= 10),
-                    "{kind} {seed} t={t}: {:?}",
-                    f.counts
-                );
+                assert!(f.counts.iter().all(|&c| c <= 10), "{kind} {seed} t={t}: {:?}", f.counts);
             }
         }
         assert!(outside > 500);
@@ -180,9 +165,7 @@ fn sacrum_loads_during_sets_and_mat_is_empty_outside_sessions() {
 fn timestamps_increase_and_rate_is_right() {
     for rate in [100.0, 1000.0] {
         for gaps in [false, true] {
-            let mut scn = Scenario::new(Kind::Still, 8)
-                .with_rate(rate)
-                .with_duration(30.0);
+            let mut scn = Scenario::new(Kind::Still, 8).with_rate(rate).with_duration(30.0);
             scn.gaps = gaps;
             let mut sim = Simulator::new(&scn);
             let fr = frames(&mut sim);
@@ -220,11 +203,7 @@ fn faulty_taxels_are_stuck_and_glitches_happen() {
         };
         assert!(fr.iter().all(|f| f.counts[i] == want), "taxel {i} {how:?}");
     }
-    let full = fr
-        .iter()
-        .flat_map(|f| f.counts.iter())
-        .filter(|&&c| c == 1023)
-        .count();
+    let full = fr.iter().flat_map(|f| f.counts.iter()).filter(|&&c| c == 1023).count();
     // Beyond the shorted taxel, glitches to full scale (~0.5/s).
     assert!(full > fr.len() + 10);
     // Gaps were asked for by the faulty preset.
@@ -265,15 +244,10 @@ fn truth_is_consistent_for_random_scenarios() {
                 let mut prev = set.start_ms;
                 for (ri, r) in set.reps.iter().enumerate() {
                     assert!(prev <= r.ascent_start_ms && r.ascent_start_ms < r.top_ms);
-                    assert!(
-                        r.top_ms <= r.descent_start_ms && r.descent_start_ms < r.descent_end_ms
-                    );
+                    assert!(r.top_ms <= r.descent_start_ms && r.descent_start_ms < r.descent_end_ms);
                     assert_eq!(r.descent_ms, r.descent_end_ms - r.descent_start_ms);
                     assert_eq!(r.rushed, r.descent_ms < 3000);
-                    let arched = t
-                        .arches
-                        .iter()
-                        .any(|a| (a.session, a.set, a.rep) == (si, ki, ri));
+                    let arched = t.arches.iter().any(|a| (a.session, a.set, a.rep) == (si, ki, ri));
                     assert_eq!(r.arched, arched, "{seed}");
                     assert!(!r.perfect || (!r.rushed && !r.arched));
                     prev = r.descent_end_ms;
@@ -324,14 +298,7 @@ fn twelve_bits_and_other_grids() {
         let on = sim.truth().sessions[0].on_ms as f64;
         let fr: Vec<Frame> = frames(&mut sim);
         let m = rows_mean(&fr, 4, 0..4, on + 4000.0, on + 5000.0);
-        (
-            m,
-            fr.iter()
-                .flat_map(|f| f.counts.iter())
-                .copied()
-                .max()
-                .unwrap(),
-        )
+        (m, fr.iter().flat_map(|f| f.counts.iter()).copied().max().unwrap())
     };
     let (m10, max10) = mean_at(&ten);
     let (m12, max12) = mean_at(&twelve);
@@ -340,11 +307,7 @@ fn twelve_bits_and_other_grids() {
 
     // A 6x5 mat: the lumbar region lies on the middle rows.
     let grid = flatback::frame::Grid::new(6, 5);
-    let mut sim = Simulator::new(
-        &Scenario::new(Kind::Fatigue, 22)
-            .with_grid(grid)
-            .clean_acquisition(),
-    );
+    let mut sim = Simulator::new(&Scenario::new(Kind::Fatigue, 22).with_grid(grid).clean_acquisition());
     let truth = sim.truth().clone();
     let fr = frames(&mut sim);
     assert!(fr.iter().all(|f| f.counts.len() == 30));

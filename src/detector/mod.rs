@@ -164,7 +164,14 @@ impl Detector {
         if (0.7..1.5).contains(&total_ratio) {
             self.total_reference += dt_s / (TOTAL_TAU_S + dt_s) * (summary.total - self.total_reference);
         }
-        match self.contact.push(t_us, dt_s, &self.lumbar, summary.upper, !leaving, self.reps.legs_lifted()) {
+        match self.contact.push(
+            t_us,
+            dt_s,
+            &self.lumbar,
+            summary.upper,
+            !leaving,
+            self.reps.legs_lifted(),
+        ) {
             Some(ArchChange::Start { onset_us, contact }) => {
                 out.push(Event::Arch(ArchEvent {
                     t_ms,
@@ -176,7 +183,10 @@ impl Detector {
                 }));
                 self.reps.arch_started(s);
             }
-            Some(ArchChange::End { duration_us, min_contact }) => out.push(arch_end(t_ms, duration_us, min_contact)),
+            Some(ArchChange::End {
+                duration_us,
+                min_contact,
+            }) => out.push(arch_end(t_ms, duration_us, min_contact)),
             None => {}
         }
         if !leaving {
@@ -210,17 +220,29 @@ impl Detector {
                 (false, _) => Presence::Empty { since_us: None },
                 (true, None) => Presence::Empty { since_us: Some(t_us) },
                 (true, Some(s)) if t_us.saturating_sub(s) as f32 >= ON_S * 1e6 => {
-                    out.push(Event::Session { t_ms: t_us / 1000, phase: Phase::Start });
+                    out.push(Event::Session {
+                        t_ms: t_us / 1000,
+                        phase: Phase::Start,
+                    });
                     self.steady_us = 0;
                     self.total_fast = 0.0;
                     self.total_slow = 0.0;
-                    Presence::Occupied { since_us: t_us, absent_us: None }
+                    Presence::Occupied {
+                        since_us: t_us,
+                        absent_us: None,
+                    }
                 }
                 (true, since) => Presence::Empty { since_us: since },
             },
             Presence::Occupied { since_us, absent_us } => match (present, absent_us) {
-                (true, _) => Presence::Occupied { since_us, absent_us: None },
-                (false, None) => Presence::Occupied { since_us, absent_us: Some(t_us) },
+                (true, _) => Presence::Occupied {
+                    since_us,
+                    absent_us: None,
+                },
+                (false, None) => Presence::Occupied {
+                    since_us,
+                    absent_us: Some(t_us),
+                },
                 (false, Some(a)) if t_us.saturating_sub(a) as f32 >= OFF_S * 1e6 => {
                     self.end_session(t_us / 1000, out);
                     Presence::Empty { since_us: None }
@@ -231,17 +253,26 @@ impl Detector {
     }
 
     fn end_session(&mut self, t_ms: u64, out: &mut Vec<Event>) {
-        if let Some(ArchChange::End { duration_us, min_contact }) = self.contact.reset(t_ms * 1000) {
+        if let Some(ArchChange::End {
+            duration_us,
+            min_contact,
+        }) = self.contact.reset(t_ms * 1000)
+        {
             out.push(arch_end(t_ms, duration_us, min_contact));
         }
         self.reps.end_session(t_ms, out);
-        out.push(Event::Session { t_ms, phase: Phase::End });
+        out.push(Event::Session {
+            t_ms,
+            phase: Phase::End,
+        });
     }
 
     /// Waits for the swings of lying down to die out, then takes the
     /// person's reference.
     fn settle(&mut self, t_us: u64, dt_s: f32, summary: Summary) {
-        let Presence::Occupied { since_us, .. } = self.presence else { return };
+        let Presence::Occupied { since_us, .. } = self.presence else {
+            return;
+        };
         let total = summary.total;
         if self.total_slow == 0.0 {
             self.total_fast = total;
@@ -250,7 +281,11 @@ impl Detector {
         self.total_fast += dt_s / (0.15 + dt_s) * (total - self.total_fast);
         self.total_slow += dt_s / (1.0 + dt_s) * (total - self.total_slow);
         let steady = (self.total_fast - self.total_slow).abs() <= SETTLE_STEADY * self.total_slow.max(1e-6);
-        self.steady_us = if steady { self.steady_us + (dt_s * 1e6) as u64 } else { 0 };
+        self.steady_us = if steady {
+            self.steady_us + (dt_s * 1e6) as u64
+        } else {
+            0
+        };
         let lying_s = t_us.saturating_sub(since_us) as f32 * 1e-6;
         if lying_s >= SETTLE_MIN_S && self.steady_us as f32 >= SETTLE_STEADY_S * 1e6 {
             self.contact.settle(&self.lumbar, summary.upper);
@@ -301,7 +336,13 @@ impl Detector {
     fn on_health_change(&mut self, t_ms: u64, out: &mut Vec<Event>) {
         for h in &self.health {
             let (row, col) = self.grid.position(h.index);
-            out.push(Event::Health { t_ms, row, col, fault: h.fault, ok: h.ok });
+            out.push(Event::Health {
+                t_ms,
+                row,
+                col,
+                fault: h.fault,
+                ok: h.ok,
+            });
         }
         if !self.contact.is_settled() {
             return;

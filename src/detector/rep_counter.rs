@@ -43,9 +43,13 @@ const BOUNCE_CYCLE_S: f32 = 2.6;
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Legs {
     /// Heels on the floor since this time.
-    Rest { since_us: u64 },
+    Rest {
+        since_us: u64,
+    },
     /// Seesaw above the lift level since this time (not yet confirmed).
-    Lifting { since_us: u64 },
+    Lifting {
+        since_us: u64,
+    },
     Lifted,
 }
 
@@ -167,7 +171,9 @@ impl RepCounter {
         let pos = |top: f32| ((s - top) / (self.bottom - top).max(1e-6)).clamp(0.0, 1.0);
         match self.phase {
             _ if self.pending.is_some() => 1.0,
-            Phase::Cycle { min, t10_us: Some(_), .. } => pos(min),
+            Phase::Cycle {
+                min, t10_us: Some(_), ..
+            } => pos(min),
             _ => self.last_top.map_or(1.0, pos),
         }
     }
@@ -248,7 +254,14 @@ impl RepCounter {
                     };
                 }
             }
-            Phase::Cycle { start_us, min, min_us, mut t10_us, mut high, mut high_us } => {
+            Phase::Cycle {
+                start_us,
+                min,
+                min_us,
+                mut t10_us,
+                mut high,
+                mut high_us,
+            } => {
                 if near_rest && t_us.saturating_sub(min_us) as f32 >= REST_S * 1e6 {
                     // The drop after the last rep (or a rest): not a rep.
                     self.emit_pending(t_ms, out);
@@ -257,7 +270,14 @@ impl RepCounter {
                     return;
                 }
                 if s < min {
-                    self.phase = Phase::Cycle { start_us, min: s, min_us: t_us, t10_us: None, high: s, high_us: t_us };
+                    self.phase = Phase::Cycle {
+                        start_us,
+                        min: s,
+                        min_us: t_us,
+                        t10_us: None,
+                        high: s,
+                        high_us: t_us,
+                    };
                     return;
                 }
                 let span = (self.bottom - min).max(1e-6);
@@ -293,7 +313,16 @@ impl RepCounter {
                         self.last_top = Some(min);
                         self.phase = Phase::Bottom;
                     }
-                    _ => self.phase = Phase::Cycle { start_us, min, min_us, t10_us, high, high_us },
+                    _ => {
+                        self.phase = Phase::Cycle {
+                            start_us,
+                            min,
+                            min_us,
+                            t10_us,
+                            high,
+                            high_us,
+                        }
+                    }
                 }
             }
         }

@@ -121,8 +121,8 @@ impl TaxelConditioner {
         }
         // Stuck detection on raw readings; a row is "loaded" when the median
         // of its other healthy taxels reads above a tenth of full scale.
-        for i in 0..raw.len() {
-            let c = raw[i].min(full);
+        for (i, &c) in raw.iter().enumerate() {
+            let c = c.min(full);
             let loaded_row = occupied && self.row_mates_loaded(i);
             let st = &mut self.state[i];
             st.low_us = if c <= 2 && loaded_row { st.low_us + dt } else { 0 };
@@ -141,7 +141,11 @@ impl TaxelConditioner {
                     if let Some(fault) = fault {
                         st.fault = Some(fault);
                         st.normal_us = 0;
-                        changes.push(HealthChange { index: i, fault, ok: false });
+                        changes.push(HealthChange {
+                            index: i,
+                            fault,
+                            ok: false,
+                        });
                     }
                 }
                 Some(fault) => {
@@ -154,7 +158,11 @@ impl TaxelConditioner {
                     if st.normal_us >= RECOVERY_US {
                         st.fault = None;
                         st.glitches = 0.0;
-                        changes.push(HealthChange { index: i, fault, ok: true });
+                        changes.push(HealthChange {
+                            index: i,
+                            fault,
+                            ok: true,
+                        });
                     }
                 }
             }
@@ -230,8 +238,16 @@ mod tests {
         for _ in 0..300 {
             found.extend(run(&mut c, &mut t, &[0, 500, 520, 1023], true));
         }
-        assert!(found.contains(&HealthChange { index: 0, fault: TaxelFault::StuckLow, ok: false }));
-        assert!(found.contains(&HealthChange { index: 3, fault: TaxelFault::StuckHigh, ok: false }));
+        assert!(found.contains(&HealthChange {
+            index: 0,
+            fault: TaxelFault::StuckLow,
+            ok: false
+        }));
+        assert!(found.contains(&HealthChange {
+            index: 3,
+            fault: TaxelFault::StuckHigh,
+            ok: false
+        }));
         assert!(!c.is_healthy(0) && !c.is_healthy(3) && c.is_healthy(1));
         let mut back = Vec::new();
         for _ in 0..500 {

@@ -36,8 +36,7 @@ impl SessionP {
         if t >= set.end {
             return (0.0, 0.0, 0.0);
         }
-        let up =
-            smooth((t - set.start) / LIFT_MS) * (1.0 - smooth((t - (set.end - DROP_MS)) / DROP_MS));
+        let up = smooth((t - set.start) / LIFT_MS) * (1.0 - smooth((t - (set.end - DROP_MS)) / DROP_MS));
         let j = set.reps.partition_point(|r| r.ascent <= t);
         if j == 0 {
             return (up, 0.0, set.reps.first().map_or(0.0, |r| r.side));

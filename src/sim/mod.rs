@@ -185,9 +185,7 @@ impl FrameSource for Simulator {
         frame.t_us = t_us;
         let t = t_us as f64 / 1000.0;
         let sessions = &self.plan.sessions;
-        while self.session < sessions.len()
-            && t >= sessions[self.session].off + plan::GETUP_MS + 200.0
-        {
+        while self.session < sessions.len() && t >= sessions[self.session].off + plan::GETUP_MS + 200.0 {
             self.session += 1;
         }
         let (loads, col_off, col_sigma) = match sessions.get(self.session) {

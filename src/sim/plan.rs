@@ -354,9 +354,7 @@ fn plan_session(
             t = prev.end + ms(r.range(15_000.0, 40_000.0));
         }
         let start = t;
-        let nreps = scn
-            .reps_per_set
-            .unwrap_or_else(|| r.int(style.reps.0, style.reps.1));
+        let nreps = scn.reps_per_set.unwrap_or_else(|| r.int(style.reps.0, style.reps.1));
         let narched = (style.arched)(r, si, nsets).min(nreps);
         let mut reps = Vec::new();
         let mut rushed_flags = Vec::new();
@@ -480,11 +478,7 @@ fn plan_session(
     // wobble.
     let lo = on + settle_ignore + 1000.0;
     let hi = off - 3000.0;
-    let want = if kind == Kind::Still {
-        r.int(2, 5)
-    } else {
-        r.int(1, 3)
-    };
+    let want = if kind == Kind::Still { r.int(2, 5) } else { r.int(1, 3) };
     let mut wobbles: Vec<WobP> = Vec::new();
     let mut tries = 0;
     while wobbles.len() < want && tries < 50 && hi > lo {
@@ -591,15 +585,7 @@ pub(crate) fn plan(scn: &Scenario) -> (Plan, Truth) {
         };
         // The person must be up (GETUP_MS) and the tail recorded in budget.
         let latest_off = budget.map_or(f64::INFINITY, |b| b - tail.max(GETUP_MS + 200.0));
-        let Some(out) = plan_session(
-            &mut r,
-            scn,
-            kind,
-            i,
-            cursor,
-            latest_off,
-            i + 1 == scn.people,
-        ) else {
+        let Some(out) = plan_session(&mut r, scn, kind, i, cursor, latest_off, i + 1 == scn.people) else {
             break;
         };
         cursor = out.plan.off + ms(r.range(6000.0, 11_000.0));

@@ -120,11 +120,7 @@ mod tests {
         assert_eq!(splitmix64(&mut sm), 0xE220_A839_7B1D_CDAF);
     }
 
-    const GOLDEN_42: [u64; 3] = [
-        0x1578_0B2E_0C2E_C716,
-        0x6104_D986_6D11_3A7E,
-        0xAE17_5332_39E4_99A1,
-    ];
+    const GOLDEN_42: [u64; 3] = [0x1578_0B2E_0C2E_C716, 0x6104_D986_6D11_3A7E, 0xAE17_5332_39E4_99A1];
 
     #[test]
     fn uniform_and_normal_moments() {

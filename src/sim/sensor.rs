@@ -11,10 +11,8 @@ use super::scenario::Scenario;
 fn phi(x: f64) -> f64 {
     let z = x.abs() / std::f64::consts::SQRT_2;
     let t = 1.0 / (1.0 + 0.327_591_1 * z);
-    let poly = t
-        * (0.254_829_592
-            + t * (-0.284_496_736
-                + t * (1.421_413_741 + t * (-1.453_152_027 + t * 1.061_405_429))));
+    let poly =
+        t * (0.254_829_592 + t * (-0.284_496_736 + t * (1.421_413_741 + t * (-1.453_152_027 + t * 1.061_405_429))));
     let erf = 1.0 - poly * (-z * z).exp();
     if x >= 0.0 {
         0.5 * (1.0 + erf)
@@ -61,23 +59,14 @@ pub(crate) struct Sensor {
 /// comparable across grid shapes.
 fn regions(rows: usize) -> ([(f64, f64); 3], f64) {
     let k = rows as f64 / 4.0;
-    (
-        [
-            (0.45 * k, 0.45 * k),
-            (2.0 * k, 0.45 * k),
-            (3.55 * k, 0.45 * k),
-        ],
-        k,
-    )
+    ([(0.45 * k, 0.45 * k), (2.0 * k, 0.45 * k), (3.55 * k, 0.45 * k)], k)
 }
 
 impl Sensor {
     pub fn new(scn: &Scenario, r: &mut Rng) -> Sensor {
         let grid = scn.grid;
         let n = grid.len();
-        let gains = (0..n)
-            .map(|_| (1.0 + 0.12 * r.normal()).clamp(0.75, 1.25))
-            .collect();
+        let gains = (0..n).map(|_| (1.0 + 0.12 * r.normal()).clamp(0.75, 1.25)).collect();
         let thresholds = (0..n).map(|_| r.range(0.04, 0.08)).collect();
         let mut stuck = Vec::new();
         let mut hot = None;
@@ -160,13 +149,8 @@ impl Sensor {
         for (i, out_i) in out.iter_mut().enumerate().take(self.grid.len()) {
             let (r, c) = (i / cols, i % cols);
             let x = (c as f64 + 0.5) / cols as f64 * 2.0 - 1.0;
-            let pelvis = (loads.lumbar * self.rows_l[r] + loads.sacrum * self.rows_s[r])
-                * (1.0 + loads.tilt * x);
-            let force = self.gains[i]
-                * loads.creep
-                * self.cols_w[c]
-                * scale
-                * (loads.upper * self.rows_u[r] + pelvis);
+            let pelvis = (loads.lumbar * self.rows_l[r] + loads.sacrum * self.rows_s[r]) * (1.0 + loads.tilt * x);
+            let force = self.gains[i] * loads.creep * self.cols_w[c] * scale * (loads.upper * self.rows_u[r] + pelvis);
             // Hysteresis: on unloading the FSR lags (reads higher).
             let m = &mut self.mem[i];
             if force > *m {
@@ -176,11 +160,7 @@ impl Sensor {
             }
             let fe = force + self.hysteresis * (*m - force);
             // FSR conductance ~ force^0.9, into the divider with 10k.
-            let g = if fe > self.thresholds[i] {
-                fe.powf(0.9)
-            } else {
-                0.0
-            };
+            let g = if fe > self.thresholds[i] { fe.powf(0.9) } else { 0.0 };
             let v = self.full * g / (g + 1.0) + self.noise_offset + self.noise_sd * noise.normal();
             *out_i = v.round().clamp(0.0, self.full) as u16;
         }
@@ -189,11 +169,7 @@ impl Sensor {
                 Some(h) if glitch.chance(0.3) => h,
                 _ => glitch.below(out.len() as u64) as usize,
             };
-            out[i] = if glitch.chance(0.5) {
-                0
-            } else {
-                self.full as u16
-            };
+            out[i] = if glitch.chance(0.5) { 0 } else { self.full as u16 };
         }
         for &(i, s) in &self.stuck {
             out[i] = match s {
