@@ -290,6 +290,7 @@ impl Detector {
         if lying_s >= SETTLE_MIN_S && self.steady_us as f32 >= SETTLE_STEADY_S * 1e6 {
             self.contact.settle(&self.lumbar, summary.upper);
             self.total_reference = total;
+            tracing::debug!(t_ms = t_us / 1000, lumbar = ?self.lumbar, total, seesaw = summary.seesaw(), "settled");
             self.reps.settle(t_us, summary.seesaw());
         }
     }

@@ -23,19 +23,25 @@ const ASCENT_SHARE: f32 = 0.3;
 /// Descent complete: back up this share of the way from the top to the bottom.
 const DESCENT_DONE: f32 = 0.85;
 const DESCENT_START: f32 = 0.1;
-/// The seesaw follows sin(angle from vertical); the time between the
-/// 10 % and 85 % crossings is this share of the whole descent when the angle
-/// moves steadily: (asin(0.85) - asin(0.1)) / (pi / 2).
-const DESCENT_SPAN: f32 = 0.583;
+/// The seesaw follows sin(angle from vertical), and the legs start and stop
+/// smoothly: the time between the 10 % and 85 % crossings of the seesaw is
+/// about this share of the whole descent (measured on the reference mat's
+/// recordings: median 0.52; the last 15 % of the seesaw takes the last third
+/// of the descent, where sin() flattens).
+const DESCENT_SPAN: f32 = 0.52;
+/// Share of the descent still to go at the 85 % crossing.
+const DESCENT_TAIL: f32 = 0.33;
+/// One sample of the descent is kept per this many microseconds (bounded
+/// memory at any frame rate).
+const TRACE_STEP_US: u64 = 10_000;
+const TRACE_LEN: usize = 1500;
 /// A descent past half way that stops rising for this long has reached the
 /// bottom even if short of `DESCENT_DONE` (the bottom level estimate was too
 /// high, e.g. after a wobble); the bottom is then re-learnt there.
 const PLATEAU_S: f32 = 0.5;
 /// Rising less than this share of the cycle's height is "not rising".
 const PLATEAU_EPS: f32 = 0.03;
-/// Share of the descent covered from 10 % to 98 % of the height:
-/// (asin(0.98) - asin(0.1)) / (pi / 2).
-const PLATEAU_SPAN: f32 = 0.81;
+
 /// A rep whose cycle (bottom to bottom) is shorter than this has no pause:
 /// bouncing.
 const BOUNCE_CYCLE_S: f32 = 2.6;
@@ -91,6 +97,8 @@ pub struct RepCounter {
     /// An arch started since the last rep was emitted, and its depth.
     arch_in_rep: Option<f32>,
     last_top: Option<f32>,
+    /// The seesaw since the top of the current cycle, decimated.
+    trace: Vec<(u64, f32)>,
     set_open: bool,
     set_no: u32,
     reps: u32,
@@ -112,6 +120,7 @@ impl RepCounter {
             last_done_us: None,
             arch_in_rep: None,
             last_top: None,
+            trace: Vec::with_capacity(TRACE_LEN),
             set_open: false,
             set_no: 0,
             reps: 0,
@@ -214,6 +223,7 @@ impl RepCounter {
                     self.legs = Legs::Rest { since_us: t_us };
                 } else if t_us.saturating_sub(since_us) as f32 >= LIFT_S * 1e6 {
                     self.legs = Legs::Lifted;
+                    tracing::debug!(t_ms, seesaw = s, rest, "legs lifted");
                     self.bottom = s;
                     self.phase = Phase::Bottom;
                     self.last_done_us = None;
@@ -264,6 +274,7 @@ impl RepCounter {
             } => {
                 if near_rest && t_us.saturating_sub(min_us) as f32 >= REST_S * 1e6 {
                     // The drop after the last rep (or a rest): not a rep.
+                    tracing::debug!(t_ms, seesaw = s, rest, "legs down");
                     self.emit_pending(t_ms, out);
                     self.legs = Legs::Rest { since_us: min_us };
                     self.phase = Phase::Bottom;
@@ -278,7 +289,12 @@ impl RepCounter {
                         high: s,
                         high_us: t_us,
                     };
+                    self.trace.clear();
+                    self.trace.push((t_us, s));
                     return;
+                }
+                if self.trace.len() < TRACE_LEN && self.trace.last().is_none_or(|&(t, _)| t_us >= t + TRACE_STEP_US) {
+                    self.trace.push((t_us, s));
                 }
                 let span = (self.bottom - min).max(1e-6);
                 let pos = (s - min) / span;
@@ -289,21 +305,21 @@ impl RepCounter {
                     high = s;
                     high_us = t_us;
                 }
-                let t10 = t10_us.unwrap_or(t_us);
                 let done = if pos >= DESCENT_DONE {
-                    Some(t_us.saturating_sub(t10) as f32 / DESCENT_SPAN)
+                    true
                 } else if pos >= 0.5 && t_us.saturating_sub(high_us) as f32 >= PLATEAU_S * 1e6 {
                     self.bottom = high;
-                    Some(high_us.saturating_sub(t10) as f32 / PLATEAU_SPAN)
+                    true
                 } else {
-                    None
+                    false
                 };
                 match done {
-                    Some(descent_us) if !near_rest => {
-                        // Emit near the true end of the descent (the last 15 %
-                        // takes about 40 % of it), leaving the bottom pause to
-                        // catch an arch at the bottom.
-                        let emit_at_us = t_us + (descent_us * 0.4) as u64 + 300_000;
+                    true if !near_rest => {
+                        let (t10, t85) = self.crossings(min, t_us);
+                        let descent_us = t85.saturating_sub(t10) as f32 / DESCENT_SPAN;
+                        // Emit near the true end of the descent, plus a short
+                        // wait at the bottom to catch an arch there.
+                        let emit_at_us = (t85 + (descent_us * DESCENT_TAIL) as u64 + 300_000).max(t_us);
                         self.pending = Some(PendingRep {
                             emit_at_us,
                             descent_ms: descent_us as u64 / 1000,
@@ -326,6 +342,20 @@ impl RepCounter {
                 }
             }
         }
+    }
+
+    /// When the descent from the top `min` to the bottom passed 10 % and
+    /// 85 % of the way, from the trace (both on the same, final, bottom).
+    fn crossings(&self, min: f32, now_us: u64) -> (u64, u64) {
+        let span = self.bottom - min;
+        let (lo, hi) = (min + DESCENT_START * span, min + DESCENT_DONE * span);
+        let t10 = self.trace.iter().rev().find(|p| p.1 < lo).map_or(now_us, |p| p.0);
+        let t85 = self
+            .trace
+            .iter()
+            .find(|p| p.0 > t10 && p.1 >= hi)
+            .map_or(now_us, |p| p.0);
+        (t10, t85)
     }
 
     fn emit_pending(&mut self, t_ms: u64, out: &mut Vec<Event>) {
