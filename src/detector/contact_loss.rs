@@ -24,6 +24,11 @@ const ROW_SHARE: f32 = 0.3;
 /// level of the last seconds, the upper back says "sitting up", not "arch".
 const SITTING_UP: f32 = 0.8;
 const UPPER_TAU_S: f32 = 2.0;
+/// With the legs on the floor the lever is small and an arch is rare, while
+/// getting up unloads the lumbar rows first: there a loss must last this long
+/// (and the person must stay on the mat) before it is an arch. With the legs
+/// lifted an arch starts on the first frame below the threshold.
+const LEGS_DOWN_CONFIRM_US: u64 = 500_000;
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum ArchChange {
@@ -41,6 +46,8 @@ pub struct ContactLoss {
     upper_recent: f32,
     since_settled_s: f32,
     arch: Option<(u64, f32)>,
+    /// Legs down, contact below the threshold since this time (unconfirmed).
+    candidate_us: Option<u64>,
     contact: f32,
 }
 
@@ -53,6 +60,7 @@ impl ContactLoss {
             upper_recent: 0.0,
             since_settled_s: 0.0,
             arch: None,
+            candidate_us: None,
             contact: 1.0,
         }
     }
@@ -64,6 +72,7 @@ impl ContactLoss {
         self.upper_recent = upper;
         self.since_settled_s = 0.0;
         self.arch = None;
+        self.candidate_us = None;
         self.contact = 1.0;
     }
 
@@ -156,24 +165,34 @@ impl ContactLoss {
             }
         }
 
-        match &mut self.arch {
-            None if contact < self.arch_contact && may_start && (legs_lifted || upper_ratio > SITTING_UP) => {
-                self.arch = Some((t_us, contact));
-                Some(ArchChange::Start {
-                    onset_us: t_us,
-                    contact,
-                })
-            }
-            Some((_, min)) => {
-                *min = min.min(contact);
-                if contact > self.arch_release {
-                    self.end_arch(t_us)
-                } else {
-                    None
-                }
-            }
-            None => None,
+        if let Some((_, min)) = &mut self.arch {
+            *min = min.min(contact);
+            return if contact > self.arch_release {
+                self.end_arch(t_us)
+            } else {
+                None
+            };
         }
+        if contact >= self.arch_contact || !may_start {
+            self.candidate_us = None;
+            return None;
+        }
+        let onset_us = if legs_lifted {
+            t_us
+        } else {
+            let since = *self.candidate_us.get_or_insert(t_us);
+            if upper_ratio < SITTING_UP {
+                self.candidate_us = None;
+                return None;
+            }
+            if t_us.saturating_sub(since) < LEGS_DOWN_CONFIRM_US {
+                return None;
+            }
+            since
+        };
+        self.candidate_us = None;
+        self.arch = Some((onset_us, contact));
+        Some(ArchChange::Start { onset_us, contact })
     }
 }
 
@@ -236,6 +255,22 @@ mod tests {
         }
         assert!(c.in_arch());
         assert_eq!(c.contact(), at_start, "20 s into the arch, the reference has not moved");
+    }
+
+    #[test]
+    fn with_legs_down_a_loss_must_last() {
+        let mut c = cl();
+        let mut t = 0;
+        let mut started = None;
+        for k in 0..200 {
+            t += 5000;
+            if let Some(ArchChange::Start { onset_us, .. }) = c.push(t, 0.005, &[40.0, 80.0], 50.0, true, false) {
+                started = Some((k, onset_us));
+            }
+        }
+        let (k, onset) = started.expect("a lasting loss with legs down is an arch");
+        assert_eq!(k, 100, "confirmed after 0.5 s");
+        assert_eq!(onset, 5000, "onset is when it began");
     }
 
     #[test]

@@ -362,6 +362,9 @@ impl Detector {
         let (o, n) = (self.summary_of(&old), self.summary_of(&new));
         let upper = if o.upper > 0.0 { n.upper / o.upper } else { 1.0 };
         self.contact.rescale(&lumbar, upper);
+        if o.total > 0.0 {
+            self.total_reference *= n.total / o.total;
+        }
         self.reps.shift(n.seesaw() - o.seesaw());
     }
 }

@@ -99,6 +99,8 @@ pub struct RepCounter {
     last_top: Option<f32>,
     /// The seesaw since the top of the current cycle, decimated.
     trace: Vec<(u64, f32)>,
+    /// Lifted legs near the rest level since this time.
+    near_rest_us: Option<u64>,
     set_open: bool,
     set_no: u32,
     reps: u32,
@@ -121,6 +123,7 @@ impl RepCounter {
             arch_in_rep: None,
             last_top: None,
             trace: Vec::with_capacity(TRACE_LEN),
+            near_rest_us: None,
             set_open: false,
             set_no: 0,
             reps: 0,
@@ -246,6 +249,14 @@ impl RepCounter {
         let height = (self.bottom - rest).max(LIFT);
         // Legs back on the floor: near rest for a while.
         let near_rest = s - rest < (0.5 * LIFT).max(0.2 * height);
+        let near_rest_since = if near_rest {
+            *self.near_rest_us.get_or_insert(t_us)
+        } else {
+            t_us
+        };
+        if !near_rest {
+            self.near_rest_us = None;
+        }
         match self.phase {
             Phase::Bottom => {
                 if !in_arch {
@@ -272,11 +283,14 @@ impl RepCounter {
                 mut high,
                 mut high_us,
             } => {
-                if near_rest && t_us.saturating_sub(min_us) as f32 >= REST_S * 1e6 {
+                if near_rest && t_us.saturating_sub(near_rest_since) as f32 >= REST_S * 1e6 {
                     // The drop after the last rep (or a rest): not a rep.
                     tracing::debug!(t_ms, seesaw = s, rest, "legs down");
                     self.emit_pending(t_ms, out);
-                    self.legs = Legs::Rest { since_us: min_us };
+                    self.near_rest_us = None;
+                    self.legs = Legs::Rest {
+                        since_us: near_rest_since,
+                    };
                     self.phase = Phase::Bottom;
                     return;
                 }

@@ -13,7 +13,10 @@ use crate::event::TaxelFault;
 const FSR_EXPONENT: f32 = 0.9;
 /// Readings above this share of full scale carry no usable force
 /// information (the divider has saturated); they are clamped here.
-const SATURATION: f32 = 0.985;
+const SATURATION: f32 = 0.96;
+/// A taxel at full scale while nobody lies on the mat is shorted: this long
+/// is enough to say so.
+const STUCK_HIGH_EMPTY_US: u64 = 2_000_000;
 
 /// What happened to a taxel's health on this frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -131,7 +134,7 @@ impl TaxelConditioner {
                 None => {
                     let fault = if st.low_us >= self.stuck_us {
                         Some(TaxelFault::StuckLow)
-                    } else if st.high_us >= self.stuck_us || (!occupied && st.high_us >= self.stuck_us / 4) {
+                    } else if st.high_us >= self.stuck_us || (!occupied && st.high_us >= STUCK_HIGH_EMPTY_US) {
                         Some(TaxelFault::StuckHigh)
                     } else if st.glitches >= GLITCHY_COUNT {
                         Some(TaxelFault::Glitchy)
