@@ -15,11 +15,14 @@ use crate::event::{Event, RepEvent, SetEvent};
 const LIFT: f32 = 0.04;
 /// Seconds the seesaw must stay above `LIFT` to count as a lift.
 const LIFT_S: f32 = 0.3;
+/// Right after lift-off the legs swing into the hover (an overshoot that
+/// would look like a small rep); the bottom simply follows them this long.
+const LIFT_SETTLE_US: u64 = 800_000;
 /// Seconds near the rest level that mean the legs are back on the floor.
 const REST_S: f32 = 1.5;
 /// Leaving the bottom: the seesaw fell this share of the bottom's height
 /// above rest (an ascent has begun).
-const ASCENT_SHARE: f32 = 0.3;
+const ASCENT_SHARE: f32 = 0.2;
 /// Descent complete: back up this share of the way from the top to the bottom.
 const DESCENT_DONE: f32 = 0.85;
 const DESCENT_START: f32 = 0.1;
@@ -101,6 +104,7 @@ pub struct RepCounter {
     trace: Vec<(u64, f32)>,
     /// Lifted legs near the rest level since this time.
     near_rest_us: Option<u64>,
+    lifted_us: u64,
     set_open: bool,
     set_no: u32,
     reps: u32,
@@ -124,6 +128,7 @@ impl RepCounter {
             last_top: None,
             trace: Vec::with_capacity(TRACE_LEN),
             near_rest_us: None,
+            lifted_us: 0,
             set_open: false,
             set_no: 0,
             reps: 0,
@@ -226,6 +231,7 @@ impl RepCounter {
                     self.legs = Legs::Rest { since_us: t_us };
                 } else if t_us.saturating_sub(since_us) as f32 >= LIFT_S * 1e6 {
                     self.legs = Legs::Lifted;
+                    self.lifted_us = t_us;
                     tracing::debug!(t_ms, seesaw = s, rest, "legs lifted");
                     self.bottom = s;
                     self.phase = Phase::Bottom;
@@ -259,11 +265,18 @@ impl RepCounter {
         }
         match self.phase {
             Phase::Bottom => {
+                let settling = t_us.saturating_sub(self.lifted_us) < LIFT_SETTLE_US;
                 if !in_arch {
-                    let tau = if s > self.bottom { 0.3 } else { 10.0 };
+                    let tau = if settling {
+                        0.1
+                    } else if s > self.bottom {
+                        0.3
+                    } else {
+                        10.0
+                    };
                     self.bottom += dt_s / (tau + dt_s) * (s - self.bottom);
                 }
-                if s < self.bottom - ASCENT_SHARE * height {
+                if !settling && s < self.bottom - ASCENT_SHARE * height {
                     self.emit_pending(t_ms, out);
                     self.phase = Phase::Cycle {
                         start_us: t_us,

@@ -1,0 +1,112 @@
+//! The detector scored on simulated cases the dev recordings do not cover:
+//! other people, placements, rates (100 Hz to 1 kHz), exercises and faults.
+//! Floors are set below today's figures (README) so a regression fails.
+
+use flatback::config::Config;
+use flatback::detector::Detector;
+use flatback::event::Event;
+use flatback::frame::FrameSource;
+use flatback::replay;
+use flatback::score::Score;
+use flatback::sim::{Kind, Scenario, Simulator};
+
+fn run(scenario: &Scenario) -> (Vec<Event>, Score) {
+    let mut sim = Simulator::new(scenario);
+    let truth = sim.truth().clone();
+    let mut det = Detector::new(sim.grid(), Config::default().detector).unwrap();
+    let events = replay::collect(&mut sim, &mut det).unwrap();
+    let score = Score::case(&events, &truth);
+    (events, score)
+}
+
+#[test]
+fn random_cases_score_well() {
+    let mut total = Score::default();
+    for seed in 1000..1030 {
+        let (_, s) = run(&Scenario::random(seed));
+        total.add(&s);
+    }
+    eprintln!("30 random cases: {}", total.summary());
+    assert!(total.rep_f1() >= 0.88, "{}", total.summary());
+    assert!(total.set_exact_rate() >= 0.75, "{}", total.summary());
+    assert!(total.perfect_flag_acc() >= 0.95, "{}", total.summary());
+    assert!(total.arch_f1() >= 0.9, "{}", total.summary());
+    assert!(total.arch_fp <= 2, "{}", total.summary());
+    assert!(
+        total.arch_latency(0.9).unwrap() <= 100,
+        "biofeedback latency: {}",
+        total.summary()
+    );
+}
+
+#[test]
+fn every_kind_at_the_extreme_rates() {
+    for kind in Kind::ALL {
+        for rate in [100.0, 1000.0] {
+            let mut sc = Scenario::new(kind, 77);
+            sc.rate_hz = rate;
+            let (events, s) = run(&sc);
+            let what = format!("{kind} at {rate} Hz: {}", s.summary());
+            // Counts here; timing is judged over many cases above.
+            assert!(s.reps_det + 2 >= s.reps_true && s.reps_det <= s.reps_true + 2, "{what}");
+            assert!(s.reps_matched as f64 >= 0.75 * s.reps_true as f64, "{what}");
+            assert!(s.arches_matched >= s.arches_true.saturating_sub(1), "{what}");
+            assert_eq!(s.arch_fp, 0, "{what}");
+            let sessions = events.iter().filter(|e| matches!(e, Event::Session { .. })).count();
+            assert_eq!(sessions % 2, 0, "sessions start and end: {what}");
+        }
+    }
+}
+
+#[test]
+fn a_still_person_makes_no_reps_and_no_arches() {
+    let (events, _) = run(&Scenario::new(Kind::Still, 5));
+    assert!(
+        !events.iter().any(|e| matches!(e, Event::Rep(_) | Event::Set(_))),
+        "{events:?}"
+    );
+}
+
+#[test]
+fn faulty_taxels_are_reported_and_the_rest_keeps_working() {
+    let sc = Scenario::new(Kind::Faulty, 13);
+    let sim = Simulator::new(&sc);
+    let stuck: Vec<usize> = sim.stuck_taxels().iter().map(|s| s.0).collect();
+    assert!(!stuck.is_empty());
+    let grid = sim.grid();
+    let (events, s) = run(&sc);
+    for i in stuck {
+        let (row, col) = grid.position(i);
+        assert!(
+            events
+                .iter()
+                .any(|e| matches!(e, Event::Health { row: r, col: c, ok: false, .. } if *r == row && *c == col)),
+            "stuck taxel r{row}c{col} reported: {events:?}"
+        );
+    }
+    assert!(s.reps_matched + 2 >= s.reps_true, "{}", s.summary());
+    assert!(s.arches_matched + 1 >= s.arches_true, "{}", s.summary());
+}
+
+#[test]
+fn deterministic_and_allocation_free_interface() {
+    let sc = Scenario::new(Kind::ThreeSets, 9);
+    let (a, _) = run(&sc);
+    let (b, _) = run(&sc);
+    assert_eq!(a, b, "same frames, same events");
+    // The grid and detector handle a 12-bit ADC when told.
+    let mut sc12 = Scenario::new(Kind::Fatigue, 4);
+    sc12.adc_bits = 12;
+    let mut sim = Simulator::new(&sc12);
+    let truth = sim.truth().clone();
+    let mut cfg = Config::default().detector;
+    cfg.adc_bits = 12;
+    let mut det = Detector::new(sim.grid(), cfg).unwrap();
+    let ev = replay::collect(&mut sim, &mut det).unwrap();
+    let s = Score::case(&ev, &truth);
+    assert!(
+        s.reps_matched + 2 >= s.reps_true && s.arches_matched == s.arches_true,
+        "12-bit: {}",
+        s.summary()
+    );
+}
