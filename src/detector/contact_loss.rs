@@ -214,7 +214,7 @@ mod tests {
         for k in 0..100 {
             t += 5000;
             let drop = if (20..60).contains(&k) { 0.4 } else { 1.0 };
-            if let Some(e) = c.push(t, 0.005, &[100.0 * drop, 80.0], 50.0, true, false) {
+            if let Some(e) = c.push(t, 0.005, &[100.0 * drop, 80.0], 50.0, true, true) {
                 events.push((k, e));
             }
         }
@@ -244,14 +244,14 @@ mod tests {
         // A long sustained arch is never learnt into the reference.
         t += 5000;
         assert!(matches!(
-            c.push(t, 0.005, &[30.0, 50.0], 50.0, true, false),
+            c.push(t, 0.005, &[30.0, 50.0], 50.0, true, true),
             Some(ArchChange::Start { .. })
         ));
         let at_start = c.contact();
         assert!(at_start < 0.4, "{at_start}");
         for _ in 0..4000 {
             t += 5000;
-            c.push(t, 0.005, &[30.0, 50.0], 50.0, true, false);
+            c.push(t, 0.005, &[30.0, 50.0], 50.0, true, true);
         }
         assert!(c.in_arch());
         assert_eq!(c.contact(), at_start, "20 s into the arch, the reference has not moved");
