@@ -64,6 +64,8 @@ pub struct Detector {
     rows: Vec<f32>,
     lumbar: Vec<f32>,
     health: Vec<HealthChange>,
+    /// `presence_level` in counts.
+    presence_counts: u16,
 }
 
 /// What the rows say on one frame.
@@ -101,6 +103,7 @@ impl Detector {
             rows: vec![0.0; grid.rows],
             lumbar: vec![0.0; config.lumbar_rows.len()],
             health: Vec::with_capacity(grid.len()),
+            presence_counts: (config.presence_level * config.full_scale() as f64) as u16,
             grid,
             config,
         })
@@ -203,7 +206,7 @@ impl Detector {
     }
 
     fn update_presence(&mut self, t_us: u64, out: &mut Vec<Event>) {
-        let level = (self.config.presence_level * self.config.full_scale() as f64) as u16;
+        let level = self.presence_counts;
         let mut healthy = 0;
         let mut loaded = 0;
         for (i, &c) in self.taxels.counts.iter().enumerate() {

@@ -126,7 +126,9 @@ impl TaxelConditioner {
         // of its other healthy taxels reads above a tenth of full scale.
         for (i, &c) in raw.iter().enumerate() {
             let c = c.min(full);
-            let loaded_row = occupied && self.row_mates_loaded(i);
+            // The row median is only needed for a taxel reading ~0: checked
+            // lazily so the per-frame step does not sort every row.
+            let loaded_row = c <= 2 && occupied && self.row_mates_loaded(i);
             let st = &mut self.state[i];
             st.low_us = if c <= 2 && loaded_row { st.low_us + dt } else { 0 };
             st.high_us = if c >= full - 1 { st.high_us + dt } else { 0 };
