@@ -95,10 +95,19 @@ pub struct SimArgs {
     /// Frame rate in Hz (50 to 2000).
     #[arg(long, default_value_t = 200.0)]
     pub rate: f64,
+    /// Use the random case `flatback eval` runs with this seed instead
+    /// (its kind, rate, people and faults; overrides --kind, --seed, --rate).
+    #[arg(long)]
+    pub case: Option<u64>,
 }
 
 impl SimArgs {
     fn scenario(&self, seconds: Option<f64>) -> Result<Scenario> {
+        if let Some(case) = self.case {
+            let mut s = Scenario::random(case);
+            s.duration_s = seconds.or(s.duration_s);
+            return Ok(s);
+        }
         let kind: Kind = self.kind.parse().map_err(|e| anyhow::anyhow!("--kind: {e}"))?;
         if !(50.0..=2000.0).contains(&self.rate) {
             bail!("--rate {}: must be between 50 and 2000 Hz", self.rate);

@@ -53,12 +53,14 @@ pub struct Detector {
     contact: ContactLoss,
     reps: RepCounter,
     presence: Presence,
-    /// Fast and slow averages of the total load, for settling.
+    /// The total load, smoothed, and its range since `steady_since_us`,
+    /// for settling.
     total_fast: f32,
-    total_slow: f32,
+    steady_lo: f32,
+    steady_hi: f32,
+    steady_since_us: Option<u64>,
     /// The person's usual total load, once settled.
     total_reference: f32,
-    steady_us: u64,
     last_t_us: Option<u64>,
     /// Per-row force sums of the healthy taxels, scaled to the full row.
     rows: Vec<f32>,
@@ -96,9 +98,10 @@ impl Detector {
             taxels,
             presence: Presence::Empty { since_us: None },
             total_fast: 0.0,
-            total_slow: 0.0,
+            steady_lo: 0.0,
+            steady_hi: 0.0,
+            steady_since_us: None,
             total_reference: 0.0,
-            steady_us: 0,
             last_t_us: None,
             rows: vec![0.0; grid.rows],
             lumbar: vec![0.0; config.lumbar_rows.len()],
@@ -227,9 +230,7 @@ impl Detector {
                         t_ms: t_us / 1000,
                         phase: Phase::Start,
                     });
-                    self.steady_us = 0;
-                    self.total_fast = 0.0;
-                    self.total_slow = 0.0;
+                    self.steady_since_us = None;
                     Presence::Occupied {
                         since_us: t_us,
                         absent_us: None,
@@ -277,20 +278,26 @@ impl Detector {
             return;
         };
         let total = summary.total;
-        if self.total_slow == 0.0 {
-            self.total_fast = total;
-            self.total_slow = total;
+        match self.steady_since_us {
+            None => self.total_fast = total,
+            Some(_) => self.total_fast += dt_s / (0.15 + dt_s) * (total - self.total_fast),
         }
-        self.total_fast += dt_s / (0.15 + dt_s) * (total - self.total_fast);
-        self.total_slow += dt_s / (1.0 + dt_s) * (total - self.total_slow);
-        let steady = (self.total_fast - self.total_slow).abs() <= SETTLE_STEADY * self.total_slow.max(1e-6);
-        self.steady_us = if steady {
-            self.steady_us + (dt_s * 1e6) as u64
-        } else {
-            0
-        };
+        // Steady: the smoothed total has stayed within a narrow band (relative
+        // to its level) for a while; any excursion restarts the band here.
+        let x = self.total_fast;
+        let (lo, hi) = (self.steady_lo.min(x), self.steady_hi.max(x));
+        match self.steady_since_us {
+            Some(_) if hi - lo <= 2.0 * SETTLE_STEADY * hi => (self.steady_lo, self.steady_hi) = (lo, hi),
+            _ => {
+                self.steady_since_us = Some(t_us);
+                (self.steady_lo, self.steady_hi) = (x, x);
+            }
+        }
+        let steady_s = self
+            .steady_since_us
+            .map_or(0.0, |s| t_us.saturating_sub(s) as f32 * 1e-6);
         let lying_s = t_us.saturating_sub(since_us) as f32 * 1e-6;
-        if lying_s >= SETTLE_MIN_S && self.steady_us as f32 >= SETTLE_STEADY_S * 1e6 {
+        if lying_s >= SETTLE_MIN_S && steady_s >= SETTLE_STEADY_S {
             self.contact.settle(&self.lumbar, summary.upper);
             self.total_reference = total;
             tracing::debug!(t_ms = t_us / 1000, lumbar = ?self.lumbar, total, seesaw = summary.seesaw(), "settled");

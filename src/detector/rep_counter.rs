@@ -23,7 +23,7 @@ const REST_S: f32 = 1.5;
 /// Leaving the bottom: the seesaw fell this share of the bottom's height
 /// above rest (an ascent has begun).
 const ASCENT_SHARE: f32 = 0.2;
-/// Descent complete: back up this share of the way from the top to the bottom.
+/// The 85 % crossing of the descent, for its duration (below).
 const DESCENT_DONE: f32 = 0.85;
 const DESCENT_START: f32 = 0.1;
 /// The seesaw follows sin(angle from vertical), and the legs start and stop
@@ -32,18 +32,25 @@ const DESCENT_START: f32 = 0.1;
 /// recordings: median 0.52; the last 15 % of the seesaw takes the last third
 /// of the descent, where sin() flattens).
 const DESCENT_SPAN: f32 = 0.52;
-/// Share of the descent still to go at the 85 % crossing.
-const DESCENT_TAIL: f32 = 0.33;
 /// One sample of the descent is kept per this many microseconds (bounded
 /// memory at any frame rate).
 const TRACE_STEP_US: u64 = 10_000;
 const TRACE_LEN: usize = 1500;
-/// A descent past half way that stops rising for this long has reached the
-/// bottom even if short of `DESCENT_DONE` (the bottom level estimate was too
-/// high, e.g. after a wobble); the bottom is then re-learnt there.
-const PLATEAU_S: f32 = 0.5;
+/// A descent has reached the bottom when it rose at least this share of the
+/// way from the top to the person's usual bottom...
+const DONE_MIN: f32 = 0.6;
+/// ...and then stopped rising for this long (the pause at the bottom hover;
+/// the wait also catches an arch at the bottom, which belongs to this rep).
+const PLATEAU_S: f32 = 0.6;
+/// The rep is emitted this long after the seesaw reached the bottom: the
+/// seesaw follows sin(angle from vertical), flat near the floor, so the legs
+/// are often still lowering when it stops rising.
+const EMIT_AFTER_US: u64 = 900_000;
 /// Rising less than this share of the cycle's height is "not rising".
 const PLATEAU_EPS: f32 = 0.03;
+/// The seesaw is smoothed over this many seconds (noise would otherwise
+/// keep making new highs on a flat bottom).
+const SMOOTH_S: f32 = 0.05;
 
 /// A rep whose cycle (bottom to bottom) is shorter than this has no pause:
 /// bouncing.
@@ -92,6 +99,8 @@ pub struct RepCounter {
     set_rest_us: u64,
     progress_reps: u32,
     rest_level: Option<f32>,
+    /// The seesaw, smoothed over `SMOOTH_S`.
+    smooth: f32,
     legs: Legs,
     bottom: f32,
     phase: Phase,
@@ -119,6 +128,7 @@ impl RepCounter {
             set_rest_us: (config.set_rest_s * 1e6) as u64,
             progress_reps: config.progress_reps,
             rest_level: None,
+            smooth: 0.0,
             legs: Legs::Rest { since_us: 0 },
             bottom: 0.0,
             phase: Phase::Bottom,
@@ -141,6 +151,7 @@ impl RepCounter {
     pub fn settle(&mut self, t_us: u64, seesaw: f32) {
         *self = RepCounter {
             rest_level: Some(seesaw),
+            smooth: seesaw,
             legs: Legs::Rest { since_us: t_us },
             ..RepCounter::new_like(self)
         };
@@ -162,6 +173,7 @@ impl RepCounter {
             *r += delta;
         }
         self.bottom += delta;
+        self.smooth += delta;
         if let Phase::Cycle { min, .. } = &mut self.phase {
             *min += delta;
         }
@@ -208,6 +220,8 @@ impl RepCounter {
     pub fn push(&mut self, t_us: u64, dt_s: f32, s: f32, in_arch: bool, out: &mut Vec<Event>) {
         let Some(rest) = self.rest_level else { return };
         let t_ms = t_us / 1000;
+        self.smooth += dt_s / (SMOOTH_S + dt_s) * (s - self.smooth);
+        let s = self.smooth;
         if let Some(p) = self.pending {
             if t_us >= p.emit_at_us {
                 self.emit_pending(t_ms, out);
@@ -324,57 +338,66 @@ impl RepCounter {
                     self.trace.push((t_us, s));
                 }
                 let span = (self.bottom - min).max(1e-6);
-                let pos = (s - min) / span;
-                if t10_us.is_none() && pos >= DESCENT_START {
+                if t10_us.is_none() && s >= min + DESCENT_START * span {
                     t10_us = Some(t_us);
                 }
                 if s > high + PLATEAU_EPS * span {
                     high = s;
                     high_us = t_us;
                 }
-                let done = if pos >= DESCENT_DONE {
-                    true
-                } else if pos >= 0.5 && t_us.saturating_sub(high_us) as f32 >= PLATEAU_S * 1e6 {
-                    self.bottom = high;
-                    true
-                } else {
-                    false
-                };
-                match done {
-                    true if !near_rest => {
-                        let (t10, t85) = self.crossings(min, t_us);
-                        let descent_us = t85.saturating_sub(t10) as f32 / DESCENT_SPAN;
-                        // Emit near the true end of the descent, plus a short
-                        // wait at the bottom to catch an arch there.
-                        let emit_at_us = (t85 + (descent_us * DESCENT_TAIL) as u64 + 300_000).max(t_us);
-                        self.pending = Some(PendingRep {
-                            emit_at_us,
-                            descent_ms: descent_us as u64 / 1000,
-                            ascent_ms: min_us.saturating_sub(start_us) / 1000,
-                            done_us: t_us,
-                        });
-                        self.last_top = Some(min);
+                // The descent is over when the legs stop at the bottom (the
+                // seesaw stops rising) or when they go up again (or drop to the
+                // floor) without a pause, as in bouncing.
+                let reached = high - min >= DONE_MIN * span;
+                let plateau = reached && t_us.saturating_sub(high_us) as f32 >= PLATEAU_S * 1e6;
+                let turned = reached && s < high - ASCENT_SHARE * (high - min);
+                if (plateau || turned) && !near_rest {
+                    let (t10, t85) = self.crossings(min, high, t_us);
+                    let descent_us = t85.saturating_sub(t10) as f32 / DESCENT_SPAN;
+                    self.pending = Some(PendingRep {
+                        emit_at_us: (high_us + EMIT_AFTER_US).max(t_us),
+                        descent_ms: descent_us as u64 / 1000,
+                        ascent_ms: min_us.saturating_sub(start_us) / 1000,
+                        done_us: high_us,
+                    });
+                    if !in_arch {
+                        // The sacrum presses harder during an arch: only a
+                        // clean bottom is the person's bottom.
+                        self.bottom = high;
+                    }
+                    self.last_top = Some(min);
+                    self.trace.clear();
+                    if turned {
+                        self.emit_pending(t_ms, out);
+                        self.phase = Phase::Cycle {
+                            start_us: t_us,
+                            min: s,
+                            min_us: t_us,
+                            t10_us: None,
+                            high: s,
+                            high_us: t_us,
+                        };
+                    } else {
                         self.phase = Phase::Bottom;
                     }
-                    _ => {
-                        self.phase = Phase::Cycle {
-                            start_us,
-                            min,
-                            min_us,
-                            t10_us,
-                            high,
-                            high_us,
-                        }
-                    }
+                } else {
+                    self.phase = Phase::Cycle {
+                        start_us,
+                        min,
+                        min_us,
+                        t10_us,
+                        high,
+                        high_us,
+                    };
                 }
             }
         }
     }
 
-    /// When the descent from the top `min` to the bottom passed 10 % and
-    /// 85 % of the way, from the trace (both on the same, final, bottom).
-    fn crossings(&self, min: f32, now_us: u64) -> (u64, u64) {
-        let span = self.bottom - min;
+    /// When the descent from the top `min` to the bottom `max` passed 10 %
+    /// and 85 % of the way, from the trace.
+    fn crossings(&self, min: f32, max: f32, now_us: u64) -> (u64, u64) {
+        let span = max - min;
         let (lo, hi) = (min + DESCENT_START * span, min + DESCENT_DONE * span);
         let t10 = self.trace.iter().rev().find(|p| p.1 < lo).map_or(now_us, |p| p.0);
         let t85 = self
