@@ -24,6 +24,14 @@ const ROW_SHARE: f32 = 0.3;
 /// level of the last seconds, the upper back says "sitting up", not "arch".
 const SITTING_UP: f32 = 0.8;
 const UPPER_TAU_S: f32 = 2.0;
+/// Sitting up takes the upper back to nothing within half a second. With the
+/// legs down (or only just "lifted": sitting up raises the seesaw too), the
+/// upper back falling below this share of its level of the last seconds means
+/// sitting up, and no arch starts until it is loaded again. With the legs
+/// lifted for a while, a light person's upper back may unload completely in
+/// an arch, so this does not apply there.
+const SAT_UP: f32 = 0.45;
+const SAT_UP_RECOVERED: f32 = 0.8;
 /// With the legs on the floor the lever is small and an arch is rare, while
 /// getting up unloads the lumbar rows first: there a loss must last this long
 /// (and the person must stay on the mat) before it is an arch. With the legs
@@ -48,6 +56,8 @@ pub struct ContactLoss {
     arch: Option<(u64, f32)>,
     /// Legs down, contact below the threshold since this time (unconfirmed).
     candidate_us: Option<u64>,
+    /// Sitting up: the upper-back level before it fell.
+    sat_up: Option<f32>,
     contact: f32,
 }
 
@@ -61,6 +71,7 @@ impl ContactLoss {
             since_settled_s: 0.0,
             arch: None,
             candidate_us: None,
+            sat_up: None,
             contact: 1.0,
         }
     }
@@ -73,11 +84,17 @@ impl ContactLoss {
         self.since_settled_s = 0.0;
         self.arch = None;
         self.candidate_us = None;
+        self.sat_up = None;
         self.contact = 1.0;
     }
 
     pub fn is_settled(&self) -> bool {
         !self.reference.is_empty()
+    }
+
+    /// The upper back has unloaded as in sitting up (see `SAT_UP`).
+    pub fn sitting_up(&self) -> bool {
+        self.sat_up.is_some()
     }
 
     pub fn in_arch(&self) -> bool {
@@ -144,7 +161,14 @@ impl ContactLoss {
         } else {
             1.0
         };
-        self.upper_recent += dt_s / (UPPER_TAU_S + dt_s) * (upper - self.upper_recent);
+        self.sat_up = match self.sat_up {
+            None if upper_ratio < SAT_UP && !legs_lifted => Some(self.upper_recent),
+            Some(before) if upper >= SAT_UP_RECOVERED * before => None,
+            other => other,
+        };
+        if self.sat_up.is_none() {
+            self.upper_recent += dt_s / (UPPER_TAU_S + dt_s) * (upper - self.upper_recent);
+        }
 
         // Follow slow changes only near the reference and outside arches.
         if self.arch.is_none() {
@@ -173,7 +197,7 @@ impl ContactLoss {
                 None
             };
         }
-        if contact >= self.arch_contact || !may_start {
+        if contact >= self.arch_contact || !may_start || self.sat_up.is_some() {
             self.candidate_us = None;
             return None;
         }

@@ -79,9 +79,13 @@ struct Summary {
 }
 
 impl Summary {
+    /// The legs' lever moves load between the sacrum and the upper back.
+    /// Normalised by those two rows only, so that lumbar contact (arches,
+    /// wobbles) does not move it.
     fn seesaw(&self) -> f32 {
-        if self.total > 0.0 {
-            (self.sacral - self.upper) / self.total
+        let ends = self.sacral + self.upper;
+        if ends > 0.0 {
+            (self.sacral - self.upper) / ends
         } else {
             0.0
         }
@@ -176,7 +180,7 @@ impl Detector {
             &self.lumbar,
             summary.upper,
             !leaving,
-            self.reps.legs_lifted(),
+            self.reps.legs_lifted(t_us),
         ) {
             Some(ArchChange::Start { onset_us, contact }) => {
                 out.push(Event::Arch(ArchEvent {
@@ -195,7 +199,7 @@ impl Detector {
             }) => out.push(arch_end(t_ms, duration_us, min_contact)),
             None => {}
         }
-        if !leaving {
+        if !leaving && !self.contact.sitting_up() {
             self.reps.push(t_us, dt_s, s, self.contact.in_arch(), out);
         }
     }

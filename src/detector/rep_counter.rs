@@ -12,12 +12,14 @@ use super::DetectorConfig;
 use crate::event::{Event, RepEvent, SetEvent};
 
 /// Seesaw rise over the rest level that means the legs are off the floor.
-const LIFT: f32 = 0.04;
+const LIFT: f32 = 0.08;
 /// Seconds the seesaw must stay above `LIFT` to count as a lift.
 const LIFT_S: f32 = 0.3;
 /// Right after lift-off the legs swing into the hover (an overshoot that
 /// would look like a small rep); the bottom simply follows them this long.
 const LIFT_SETTLE_US: u64 = 800_000;
+/// See [`RepCounter::legs_lifted`].
+const LIFTED_SURE_US: u64 = 1_000_000;
 /// Seconds near the rest level that mean the legs are back on the floor.
 const REST_S: f32 = 1.5;
 /// Leaving the bottom: the seesaw fell this share of the bottom's height
@@ -39,6 +41,8 @@ const TRACE_LEN: usize = 1500;
 /// A descent has reached the bottom when it rose at least this share of the
 /// way from the top to the person's usual bottom...
 const DONE_MIN: f32 = 0.6;
+/// The smallest swing of a rep, as a share of the bottom's height above rest.
+const MIN_SWING: f32 = 0.25;
 /// ...and then stopped rising for this long (the pause at the bottom hover;
 /// the wait also catches an arch at the bottom, which belongs to this rep).
 const PLATEAU_S: f32 = 0.6;
@@ -179,9 +183,11 @@ impl RepCounter {
         }
     }
 
-    /// Whether the legs are off the floor.
-    pub fn legs_lifted(&self) -> bool {
-        self.legs == Legs::Lifted
+    /// Whether the legs are off the floor, and have been since at least
+    /// `LIFTED_SURE_US` before `t_us` (sitting up also raises the seesaw, but
+    /// the upper back collapses within half a second of it).
+    pub fn legs_lifted(&self, t_us: u64) -> bool {
+        self.legs == Legs::Lifted && t_us.saturating_sub(self.lifted_us) >= LIFTED_SURE_US
     }
 
     pub fn in_set(&self) -> bool {
@@ -291,6 +297,7 @@ impl RepCounter {
                     self.bottom += dt_s / (tau + dt_s) * (s - self.bottom);
                 }
                 if !settling && s < self.bottom - ASCENT_SHARE * height {
+                    tracing::debug!(t_ms, seesaw = s, bottom = self.bottom, "ascent");
                     self.emit_pending(t_ms, out);
                     self.phase = Phase::Cycle {
                         start_us: t_us,
@@ -337,7 +344,9 @@ impl RepCounter {
                 if self.trace.len() < TRACE_LEN && self.trace.last().is_none_or(|&(t, _)| t_us >= t + TRACE_STEP_US) {
                     self.trace.push((t_us, s));
                 }
-                let span = (self.bottom - min).max(1e-6);
+                // After an arch the seesaw may fall from far above the usual
+                // bottom; a rise from there is only a rep if it is a real one.
+                let span = (self.bottom - min).max(MIN_SWING * height);
                 if t10_us.is_none() && s >= min + DESCENT_START * span {
                     t10_us = Some(t_us);
                 }
@@ -354,6 +363,7 @@ impl RepCounter {
                 if (plateau || turned) && !near_rest {
                     let (t10, t85) = self.crossings(min, high, t_us);
                     let descent_us = t85.saturating_sub(t10) as f32 / DESCENT_SPAN;
+                    tracing::debug!(t_ms, top = min, high, bottom = self.bottom, rest, plateau, in_arch, "descent over");
                     self.pending = Some(PendingRep {
                         emit_at_us: (high_us + EMIT_AFTER_US).max(t_us),
                         descent_ms: descent_us as u64 / 1000,
