@@ -1,0 +1,268 @@
+//! Throughput of the detector and of `flatback replay`: `cargo bench`.
+//!
+//! A plain `main` timed with `std::time::Instant` (no benchmark framework, to
+//! keep the build light on the Pi and on small CI machines). Every loop is
+//! bounded both in repetitions and in time.
+//!
+//! - detector: frames of a few representative simulated scenarios (500 Hz
+//!   to 1 kHz, several minutes in all) are generated into memory first; only
+//!   `Detector::push` (and `finish`) is timed.
+//! - replay: a simulated recording is written with `RecordingWriter` as
+//!   `.csv.gz` and `.csv`, then replayed along the path of `flatback replay`:
+//!   `RecordingReader` (gunzip + CSV parse) -> `replay::run` -> detector ->
+//!   one JSON line per event into a buffered sink (`io::sink()`).
+//!
+//! Aims (from the issue): detector >= 2 M frames/s on one core, replay of a
+//! `.csv.gz` >= 500 k frames/s.
+//!
+//! An optional argument filters the sections by name (`cargo bench --
+//! replay`).
+
+use std::hint::black_box;
+use std::io::{self, BufWriter, Write};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use flatback::config::Config;
+use flatback::detector::Detector;
+use flatback::event::Event;
+use flatback::frame::{Frame, FrameSource, Grid};
+use flatback::recording::{RecordingReader, RecordingWriter};
+use flatback::replay;
+use flatback::sim::{Kind, Scenario, Simulator};
+
+const DETECTOR_AIM: f64 = 2e6;
+const REPLAY_GZ_AIM: f64 = 500e3;
+
+/// Repetitions of each timed loop: at most this many, and no new one
+/// started after the section's time budget (at least one always runs).
+const MAX_REPEATS: usize = 7;
+const BUDGET: Duration = Duration::from_secs(20);
+
+/// Scenarios the detector is timed on, each with seeds `SEEDS`: sets,
+/// fatigue arches, a fast bouncing set, two people with an empty mat between
+/// them, a faulty mat (glitches, stuck taxels, gaps) and a still person.
+const DETECTOR_CASES: &[(Kind, f64)] = &[
+    (Kind::ThreeSets, 1000.0),
+    (Kind::Fatigue, 1000.0),
+    (Kind::Bouncing, 800.0),
+    (Kind::TwoPeople, 500.0),
+    (Kind::Faulty, 500.0),
+    (Kind::Still, 1000.0),
+];
+const SEEDS: std::ops::Range<u64> = 1..5;
+
+/// The replayed recording: four people in turn, three sets each, at 1 kHz.
+const REPLAY_CASE: (Kind, u64, usize, f64) = (Kind::ThreeSets, 11, 4, 1000.0);
+
+fn main() {
+    // `cargo bench` passes `--bench`; any other argument filters sections.
+    let filter: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
+    let wanted = |name: &str| filter.is_empty() || filter.iter().any(|f| name.contains(f.as_str()));
+    println!(
+        "flatback throughput ({} profile, {} cores available)",
+        if cfg!(debug_assertions) { "debug" } else { "release" },
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    );
+    if wanted("detector") {
+        detector_bench();
+    }
+    if wanted("replay") {
+        replay_bench();
+    }
+}
+
+fn generate(sc: &Scenario) -> (Grid, Vec<Frame>) {
+    let mut sim = Simulator::new(sc);
+    let grid = sim.grid();
+    let mut frame = Frame::zeroed(grid);
+    let mut frames = Vec::new();
+    while sim.next_into(&mut frame).expect("the simulator never fails") {
+        frames.push(frame.clone());
+    }
+    (grid, frames)
+}
+
+fn detector_bench() {
+    let start = Instant::now();
+    let cases: Vec<(Scenario, Grid, Vec<Frame>)> = DETECTOR_CASES
+        .iter()
+        .flat_map(|&(kind, rate)| SEEDS.map(move |seed| (kind, seed, rate)))
+        .map(|(kind, seed, rate)| {
+            let sc = Scenario::new(kind, seed).with_rate(rate);
+            let (grid, frames) = generate(&sc);
+            (sc, grid, frames)
+        })
+        .collect();
+    let total: usize = cases.iter().map(|c| c.2.len()).sum();
+    let seconds: f64 = cases
+        .iter()
+        .map(|(_, _, f)| f.last().map_or(0.0, |l| l.t_us as f64 * 1e-6))
+        .sum();
+    println!(
+        "detector: {} scenarios, {total} frames ({:.1} min of data) generated in {:.1} s",
+        cases.len(),
+        seconds / 60.0,
+        start.elapsed().as_secs_f64()
+    );
+    for &(kind, rate) in DETECTOR_CASES {
+        let n: usize = cases.iter().filter(|c| c.0.kind == kind).map(|c| c.2.len()).sum();
+        println!(
+            "  {:<11} at {:>4} Hz, seeds {:?}: {:>8} frames",
+            kind.name(),
+            rate,
+            SEEDS,
+            n
+        );
+    }
+
+    let config = Config::default().detector;
+    let mut runs = Vec::new();
+    let mut events_seen = 0;
+    let budget_start = Instant::now();
+    while runs.len() < MAX_REPEATS && (runs.is_empty() || budget_start.elapsed() < BUDGET) {
+        let mut busy = Duration::ZERO;
+        let mut events_total = 0;
+        for (_, grid, frames) in &cases {
+            let mut detector = Detector::new(*grid, config.clone()).expect("default config fits the grid");
+            let mut events: Vec<Event> = Vec::with_capacity(16);
+            let t = Instant::now();
+            for f in frames {
+                detector.push(black_box(f), &mut events);
+                // As in `replay::run`: events are handed on every frame.
+                events_total += events.len();
+                events.clear();
+            }
+            detector.finish(&mut events);
+            busy += t.elapsed();
+            events_total += events.len();
+            black_box(&events);
+        }
+        events_seen = events_total;
+        runs.push(busy);
+    }
+    report("detector", total as u64, &runs, Some(DETECTOR_AIM));
+    println!("  ({events_seen} events per pass)");
+}
+
+fn replay_bench() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let (kind, seed, people, rate) = REPLAY_CASE;
+    let sc = Scenario::new(kind, seed).with_people(people).with_rate(rate);
+    let (grid, frames) = generate(&sc);
+    for name in ["replay.csv.gz", "replay.csv"] {
+        let path = dir.path().join(name);
+        let t = Instant::now();
+        write_recording(&path, grid, &frames);
+        let bytes = std::fs::metadata(&path).map_or(0, |m| m.len());
+        println!(
+            "replay: {name}: {} seed {seed}, {people} people, at {rate} Hz, {} frames, {:.1} MB, written in {:.1} s",
+            kind.name(),
+            frames.len(),
+            bytes as f64 / 1e6,
+            t.elapsed().as_secs_f64()
+        );
+
+        // Reading alone (decompression + CSV parse), for the breakdown.
+        let runs = repeat(|| {
+            let mut reader = RecordingReader::open(&path).expect("open recording");
+            let mut frame = Frame::zeroed(reader.grid());
+            let mut n = 0u64;
+            while reader.next_into(&mut frame).expect("valid recording") {
+                n += 1;
+            }
+            black_box(&frame);
+            n
+        });
+        check_frames(&runs, frames.len());
+        report(
+            &format!("  read only ({name})"),
+            frames.len() as u64,
+            &times(&runs),
+            None,
+        );
+
+        // The whole replay path.
+        let aim = name.ends_with(".gz").then_some(REPLAY_GZ_AIM);
+        let runs = repeat(|| replay_file(&path));
+        check_frames(&runs, frames.len());
+        report(&format!("replay ({name})"), frames.len() as u64, &times(&runs), aim);
+    }
+}
+
+fn write_recording(path: &Path, grid: Grid, frames: &[Frame]) {
+    let mut writer = RecordingWriter::create(path, grid).expect("create recording");
+    for f in frames {
+        writer.write_frame(f).expect("write frame");
+    }
+    writer.close().expect("close recording");
+}
+
+/// What `flatback replay FILE` does (src/cli.rs `replay_cmd`), with a sink
+/// for stdout: open, detect, one JSON line per event, buffered.
+fn replay_file(path: &Path) -> u64 {
+    let mut source = RecordingReader::open(path).expect("open recording");
+    let mut detector = Detector::new(source.grid(), Config::default().detector).expect("default config fits");
+    let mut out = BufWriter::new(io::sink());
+    let stats = replay::run(&mut source, &mut detector, |e| {
+        writeln!(out, "{}", e.to_json()).expect("write to sink");
+    })
+    .expect("valid recording");
+    out.flush().expect("flush sink");
+    assert!(stats.events > 0, "the replayed recording has events");
+    stats.frames
+}
+
+/// Runs `f` (which returns the frames it processed) at most `MAX_REPEATS`
+/// times within the time budget.
+fn repeat(mut f: impl FnMut() -> u64) -> Vec<(Duration, u64)> {
+    let mut runs = Vec::new();
+    let start = Instant::now();
+    while runs.len() < MAX_REPEATS && (runs.is_empty() || start.elapsed() < BUDGET) {
+        let t = Instant::now();
+        let n = f();
+        runs.push((t.elapsed(), n));
+    }
+    runs
+}
+
+fn check_frames(runs: &[(Duration, u64)], expected: usize) {
+    for &(_, n) in runs {
+        assert_eq!(n, expected as u64, "every frame written is read back");
+    }
+}
+
+fn times(runs: &[(Duration, u64)]) -> Vec<Duration> {
+    runs.iter().map(|r| r.0).collect()
+}
+
+/// Prints best and median rates of `runs` (each over `frames` frames).
+fn report(what: &str, frames: u64, runs: &[Duration], aim: Option<f64>) {
+    let mut sorted = runs.to_vec();
+    sorted.sort();
+    let best = sorted[0];
+    let median = sorted[sorted.len() / 2];
+    let rate = |d: Duration| frames as f64 / d.as_secs_f64().max(1e-9);
+    let per = |d: Duration| d.as_secs_f64() * 1e6 / frames.max(1) as f64;
+    let verdict = match aim {
+        Some(a) if rate(best) >= a => format!(", aim >= {} met", human(a)),
+        Some(a) => format!(", aim >= {} NOT met", human(a)),
+        None => String::new(),
+    };
+    println!(
+        "{what}: {} frames/s ({:.3} us/frame) over {frames} frames, best of {}; median {} frames/s ({:.3} us/frame){verdict}",
+        human(rate(best)),
+        per(best),
+        runs.len(),
+        human(rate(median)),
+        per(median),
+    );
+}
+
+fn human(rate: f64) -> String {
+    if rate >= 1e6 {
+        format!("{:.2} M", rate / 1e6)
+    } else {
+        format!("{:.0} k", rate / 1e3)
+    }
+}
