@@ -211,10 +211,10 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
 
     /// 2b. The same on a simulated person lying still (breathing, a slow
-    /// shift, settling swings; clean acquisition so the only glitch is
-    /// ours), the glitch anywhere in the recording: the events are those
-    /// of the same recording without the glitch, and (builds other than
-    /// light, see 2d) no arch, rep or health event.
+    /// shift, settling swings, getting up; clean acquisition so the only
+    /// glitch is ours), the glitch anywhere in the recording: the events
+    /// are those of the same recording without the glitch. (That a still
+    /// person makes no arch or rep at all is 2d.)
     #[test]
     fn a_single_glitch_on_a_simulated_still_person_changes_nothing(
         build in prop::sample::select(vec![Build::Normal, Build::Light, Build::Heavy]),
@@ -239,16 +239,12 @@ proptest! {
             frames[at].t_ms()
         );
         prop_assert_eq!(kinds(&events), kinds(&baseline), "{}: {:?}", what, events);
-        if build != Build::Light {
-            for kind in ["arch", "rep", "set", "health"] {
-                prop_assert_eq!(count(&events, kind), 0, "{}: {:?}", what, events);
-            }
-        }
+        prop_assert_eq!(count(&events, "health"), 0, "{}: {:?}", what, events);
     }
 }
 
-/// 2d. A simulated person lying still (breathing, a slow shift), whatever
-/// the acquisition, never makes an arch or a rep.
+/// 2d. A simulated person lying still (breathing, a slow shift, then
+/// getting up), whatever the acquisition, never makes an arch or a rep.
 fn assert_still_person_is_quiet(build: Build, seed: u64, clean: bool) -> Result<(), TestCaseError> {
     let mut sc = Scenario::new(Kind::Still, seed).with_build(build).with_duration(40.0);
     if clean {
@@ -273,6 +269,8 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
 
     #[test]
+    #[ignore = "detector bug, reported: since 6dd5cb4 about 1 in 300 normal or heavy people lying still \
+                get an arch while getting up, and sometimes a rep; see still_person_known_failures"]
     fn a_simulated_still_person_makes_no_arch_or_rep(
         build in prop::sample::select(vec![Build::Normal, Build::Heavy]),
         seed in 0u64..10_000,
@@ -282,7 +280,8 @@ proptest! {
     }
 
     #[test]
-    #[ignore = "detector bug, reported: about 5 % of light people lying still get arches (up to 8) or reps"]
+    #[ignore = "detector bug, reported: about 4 % of light people lying still get arches (up to 8) or reps; \
+                see still_person_known_failures"]
     fn a_simulated_light_still_person_makes_no_arch_or_rep(seed in 0u64..10_000, clean in any::<bool>()) {
         assert_still_person_is_quiet(Build::Light, seed, clean)?;
     }
@@ -296,7 +295,7 @@ proptest! {
     /// one frame changes neither the arches nor the reps.
     #[test]
     #[ignore = "detector bug, reported: on a light person a one-frame drop to 0 of a lumbar taxel under \
-                full/4 counts is not glitch-shaped and starts an arch at once"]
+                full/4 counts is not glitch-shaped and starts an arch at once; see glitch_known_failures"]
     fn a_single_glitch_during_a_set_changes_no_arch_or_rep(
         build in prop::sample::select(vec![Build::Normal, Build::Light]),
         seed in 0u64..10_000,
@@ -338,8 +337,10 @@ proptest! {
 /// `f = (c / (F - c))^(1 / 0.9)` (FSR conductance ~ force^0.9 in a divider),
 /// so forces times `k` are counts `c' = F g / (1 + g)` with
 /// `g = k^0.9 c / (F - c)`. Every ratio the detector judges by (contact to
-/// the reference, the seesaw of row loads) is unchanged; only the absolute
-/// levels (presence, saturation, noise) move.
+/// the reference, the seesaw of row loads) is unchanged; only what depends
+/// on absolute levels differs (the presence level, saturation at 96 % of
+/// full scale, the glitch shape, rounding to whole counts). The simulated
+/// recordings used stay well below saturation.
 fn scale_force(c: u16, k: f64) -> u16 {
     if c >= FULL {
         return FULL;
@@ -348,30 +349,33 @@ fn scale_force(c: u16, k: f64) -> u16 {
     (FULL as f64 * g / (1.0 + g)).round().clamp(0.0, FULL as f64) as u16
 }
 
+/// Events of a 60 s simulated recording, unscaled and with forces times `k`.
+fn reps_scaled(kind: Kind, seed: u64, k: f64) -> (Vec<Event>, Vec<Event>) {
+    let frames = simulate(&Scenario::new(kind, seed).with_duration(60.0));
+    let scaled: Vec<Frame> = frames
+        .iter()
+        .map(|f| Frame {
+            t_us: f.t_us,
+            counts: f.counts.iter().map(|&c| scale_force(c, k)).collect(),
+        })
+        .collect();
+    (detect(&frames), detect(&scaled))
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 16, ..ProptestConfig::default() })]
 
     /// 3. A lighter person (forces times 0.7..1) does the same number of
     /// reps (and sets).
     #[test]
-    #[ignore = "detector bug, reported: a few seeds split one rep in two (the second with ascent_ms 0) \
-                on one side of the scaling only; see weight_scaling_known_failures"]
+    #[ignore = "detector bug, reported: a few seeds count different reps on the two sides of the scaling \
+                (a rep split in two, or reps missed); see weight_scaling_known_failures"]
     fn reps_do_not_depend_on_the_persons_weight(
         kind in prop::sample::select(vec![Kind::CleanSet, Kind::Fatigue, Kind::Rushed, Kind::BentKnee, Kind::SingleLeg]),
         seed in 0u64..10_000,
         k in 0.7f64..1.0,
     ) {
-        let sc = Scenario::new(kind, seed).with_duration(60.0);
-        let frames = simulate(&sc);
-        let baseline = detect(&frames);
-        let scaled: Vec<Frame> = frames
-            .iter()
-            .map(|f| Frame {
-                t_us: f.t_us,
-                counts: f.counts.iter().map(|&c| scale_force(c, k)).collect(),
-            })
-            .collect();
-        let events = detect(&scaled);
+        let (baseline, events) = reps_scaled(kind, seed, k);
         prop_assert_eq!(
             count(&events, "rep"),
             count(&baseline, "rep"),
@@ -386,29 +390,19 @@ proptest! {
     }
 }
 
-fn reps_scaled(kind: Kind, seed: u64, k: f64) -> (Vec<Event>, Vec<Event>) {
-    let frames = simulate(&Scenario::new(kind, seed).with_duration(60.0));
-    let scaled: Vec<Frame> = frames
-        .iter()
-        .map(|f| Frame {
-            t_us: f.t_us,
-            counts: f.counts.iter().map(|&c| scale_force(c, k)).collect(),
-        })
-        .collect();
-    (detect(&frames), detect(&scaled))
-}
-
-/// The cases of property 3 found failing (60 s at 200 Hz, normal build):
-/// one side of the scaling splits a true rep in two, the second part with
-/// `ascent_ms` about 0 (bent_knee 10 and 9045 unscaled, single_leg 28
-/// scaled). Run with `--ignored` after a fix.
+/// The cases of property 3 found failing (60 s at 200 Hz, normal build).
+/// At 8ec0a1f one side of the scaling split a true rep in two, the second
+/// part with `ascent_ms` about 0 (bent_knee 10 and 9045 unscaled,
+/// single_leg 28 scaled); at 6dd5cb4 bent_knee 7306 unscaled misses the
+/// last two of its five reps. Run with `--ignored` after a fix.
 #[test]
-#[ignore = "detector bug, reported: these seeds split one rep in two on one side of the scaling"]
+#[ignore = "detector bug, reported: these seeds count reps differently on the two sides of the scaling"]
 fn weight_scaling_known_failures() {
     let mut failed = Vec::new();
     for (kind, seed, k) in [
         (Kind::BentKnee, 10, 0.9),
         (Kind::BentKnee, 9045, 0.843),
+        (Kind::BentKnee, 7306, 0.8223055136765496),
         (Kind::SingleLeg, 28, 0.8),
     ] {
         let (unscaled, scaled) = reps_scaled(kind, seed, k);
@@ -532,35 +526,50 @@ proptest! {
     }
 }
 
-/// Minimal cases of 2c and 2d found failing (light people, 200 Hz).
+/// Minimal cases of 2d found failing (40 s at 200 Hz): an arch while
+/// getting up (normal 7426, 7435 and light 2686 at 6dd5cb4), arches and
+/// rushed reps while lying still (light 1647 at 8ec0a1f).
 #[test]
-#[ignore = "detector bug, reported: false arches and reps on light people"]
-fn light_person_known_failures() {
+#[ignore = "detector bug, reported: arches and reps of people lying still"]
+fn still_person_known_failures() {
     let mut failed = Vec::new();
-    // 2d: lying still, default acquisition: an arch and two reps.
-    let still = detect(&simulate(
-        &Scenario::new(Kind::Still, 1647)
-            .with_build(Build::Light)
-            .with_duration(40.0),
-    ));
-    if count(&still, "arch") + count(&still, "rep") > 0 {
-        failed.push(format!("still, light seed 1647: {still:?}"));
+    for (build, seed, clean) in [
+        (Build::Normal, 7426, true),
+        (Build::Normal, 7435, true),
+        (Build::Light, 2686, false),
+        (Build::Light, 1647, false),
+    ] {
+        if let Err(e) = assert_still_person_is_quiet(build, seed, clean) {
+            failed.push(e.to_string());
+        }
     }
-    // 2c: clean set, r2c1 at 161 counts drops to 0 for one frame at
-    // 34055 ms (legs lifted): a 5 ms arch, and rep 4 is judged arched.
-    let sc = Scenario::new(Kind::CleanSet, 7679)
-        .clean_acquisition()
-        .with_build(Build::Light)
-        .with_duration(60.0);
-    let mut frames = simulate(&sc);
-    let baseline = detect(&frames);
-    let at = frames.iter().position(|f| f.t_ms() >= 34055).unwrap();
-    frames[at].counts[GRID.index(2, 1)] = 0;
-    let glitched = detect(&frames);
-    if count(&glitched, "arch") != count(&baseline, "arch") {
-        failed.push(format!(
-            "clean_set light seed 7679, r2c1 -> 0 at 34055 ms: {glitched:?}"
-        ));
+    assert!(failed.is_empty(), "{failed:#?}");
+}
+
+/// Minimal cases of 2c found failing (clean set, light person, 200 Hz,
+/// clean acquisition): one lumbar taxel under full/4 counts dropping to 0
+/// for one frame with the legs lifted makes a 5 ms arch, and the rep is
+/// judged arched.
+#[test]
+#[ignore = "detector bug, reported: a one-frame dropout of a lightly loaded lumbar taxel is an arch"]
+fn glitch_known_failures() {
+    let mut failed = Vec::new();
+    // (seed, taxel, time): r2c1 at 161 counts, r1c2 at 209 counts.
+    for (seed, (row, col), t_ms) in [(7679, (2, 1), 34055), (3429, (1, 2), 29565)] {
+        let sc = Scenario::new(Kind::CleanSet, seed)
+            .clean_acquisition()
+            .with_build(Build::Light)
+            .with_duration(60.0);
+        let mut frames = simulate(&sc);
+        let baseline = detect(&frames);
+        let at = frames.iter().position(|f| f.t_ms() >= t_ms).unwrap();
+        frames[at].counts[GRID.index(row, col)] = 0;
+        let glitched = detect(&frames);
+        if count(&glitched, "arch") != count(&baseline, "arch") {
+            failed.push(format!(
+                "light seed {seed}, r{row}c{col} -> 0 at {t_ms} ms: {glitched:?}"
+            ));
+        }
     }
     assert!(failed.is_empty(), "{failed:#?}");
 }
