@@ -200,7 +200,8 @@ impl Detector {
             None => {}
         }
         if !leaving && !self.contact.sitting_up() {
-            self.reps.push(t_us, dt_s, s, self.contact.in_arch(), out);
+            self.reps
+                .push(t_us, dt_s, s, summary.total, self.contact.in_arch(), out);
         }
     }
 
@@ -305,7 +306,7 @@ impl Detector {
             self.contact.settle(&self.lumbar, summary.upper);
             self.total_reference = total;
             tracing::debug!(t_ms = t_us / 1000, lumbar = ?self.lumbar, total, seesaw = summary.seesaw(), "settled");
-            self.reps.settle(t_us, summary.seesaw());
+            self.reps.settle(t_us, summary.seesaw(), total);
         }
     }
 
@@ -376,10 +377,9 @@ impl Detector {
         let (o, n) = (self.summary_of(&old), self.summary_of(&new));
         let upper = if o.upper > 0.0 { n.upper / o.upper } else { 1.0 };
         self.contact.rescale(&lumbar, upper);
-        if o.total > 0.0 {
-            self.total_reference *= n.total / o.total;
-        }
-        self.reps.shift(n.seesaw() - o.seesaw());
+        let total = if o.total > 0.0 { n.total / o.total } else { 1.0 };
+        self.total_reference *= total;
+        self.reps.shift(n.seesaw() - o.seesaw(), total);
     }
 }
 

@@ -18,10 +18,21 @@ const LIFT_S: f32 = 0.3;
 /// Right after lift-off the legs swing into the hover (an overshoot that
 /// would look like a small rep); the bottom simply follows them this long.
 const LIFT_SETTLE_US: u64 = 800_000;
+/// Lifting the legs never lowers the whole load below this share of its
+/// rest level.
+const LIFTED_LOAD: f32 = 1.02;
+/// The shortest descent of a real rep (bouncing ones take about a second).
+const MIN_DESCENT_US: f32 = 400_000.0;
+/// The whole load with lifted legs is averaged over this many seconds.
+const LIFTED_GAIN_TAU_S: f32 = 5.0;
+/// With the legs down the whole load is within this share of its rest
+/// level (creep and hysteresis stay below it), or within half the lifted
+/// legs' gain, whichever is more.
+const LEGS_DOWN_GAIN: f32 = 0.15;
 /// See [`RepCounter::legs_lifted`].
 const LIFTED_SURE_US: u64 = 1_000_000;
 /// Seconds near the rest level that mean the legs are back on the floor.
-const REST_S: f32 = 1.5;
+const REST_S: f32 = 2.5;
 /// Leaving the bottom: the seesaw fell this share of the bottom's height
 /// above rest (an ascent has begun).
 const ASCENT_SHARE: f32 = 0.2;
@@ -105,6 +116,13 @@ pub struct RepCounter {
     rest_level: Option<f32>,
     /// The seesaw, smoothed over `SMOOTH_S`.
     smooth: f32,
+    /// The whole load with the legs resting, and how much more of it there
+    /// is (a share) while they are lifted: the heels no longer carry the
+    /// legs' weight.
+    rest_total: f32,
+    lifted_gain: f32,
+    /// This frame's load as a share of `rest_total`.
+    total_ratio: f32,
     legs: Legs,
     bottom: f32,
     phase: Phase,
@@ -133,6 +151,9 @@ impl RepCounter {
             progress_reps: config.progress_reps,
             rest_level: None,
             smooth: 0.0,
+            rest_total: 0.0,
+            lifted_gain: 0.0,
+            total_ratio: 1.0,
             legs: Legs::Rest { since_us: 0 },
             bottom: 0.0,
             phase: Phase::Bottom,
@@ -152,9 +173,10 @@ impl RepCounter {
     }
 
     /// A settled person with legs resting: learn the rest level.
-    pub fn settle(&mut self, t_us: u64, seesaw: f32) {
+    pub fn settle(&mut self, t_us: u64, seesaw: f32, total: f32) {
         *self = RepCounter {
             rest_level: Some(seesaw),
+            rest_total: total,
             smooth: seesaw,
             legs: Legs::Rest { since_us: t_us },
             ..RepCounter::new_like(self)
@@ -171,15 +193,23 @@ impl RepCounter {
     }
 
     /// Shifts the levels after the set of healthy taxels changed the seesaw
-    /// by `delta` on the same frame.
-    pub fn shift(&mut self, delta: f32) {
+    /// by `delta` and the whole load by a factor `total` on the same frame.
+    pub fn shift(&mut self, delta: f32, total: f32) {
+        self.rest_total *= total;
         if let Some(r) = &mut self.rest_level {
             *r += delta;
         }
         self.bottom += delta;
         self.smooth += delta;
-        if let Phase::Cycle { min, .. } = &mut self.phase {
+        if let Phase::Cycle { min, high, .. } = &mut self.phase {
             *min += delta;
+            *high += delta;
+        }
+        if let Some(top) = &mut self.last_top {
+            *top += delta;
+        }
+        for p in &mut self.trace {
+            p.1 += delta;
         }
     }
 
@@ -223,9 +253,11 @@ impl RepCounter {
         }
     }
 
-    pub fn push(&mut self, t_us: u64, dt_s: f32, s: f32, in_arch: bool, out: &mut Vec<Event>) {
+    /// One frame: the seesaw and the whole load.
+    pub fn push(&mut self, t_us: u64, dt_s: f32, s: f32, total: f32, in_arch: bool, out: &mut Vec<Event>) {
         let Some(rest) = self.rest_level else { return };
         let t_ms = t_us / 1000;
+        self.total_ratio = total / self.rest_total.max(1e-6);
         self.smooth += dt_s / (SMOOTH_S + dt_s) * (s - self.smooth);
         let s = self.smooth;
         if let Some(p) = self.pending {
@@ -241,17 +273,21 @@ impl RepCounter {
                 } else {
                     let a = dt_s / (10.0 + dt_s);
                     self.rest_level = Some(rest + a * (s - rest));
+                    self.rest_total += a * (total - self.rest_total);
                     if self.set_open && t_us.saturating_sub(since_us) >= self.set_rest_us {
                         self.close_set(t_ms, out);
                     }
                 }
             }
             Legs::Lifting { since_us } => {
-                if rise <= LIFT {
+                // Lifted legs put their weight on the pelvis; sitting up (which
+                // raises the seesaw too) takes the trunk's weight off the mat.
+                if rise <= LIFT || self.total_ratio < LIFTED_LOAD {
                     self.legs = Legs::Rest { since_us: t_us };
                 } else if t_us.saturating_sub(since_us) as f32 >= LIFT_S * 1e6 {
                     self.legs = Legs::Lifted;
                     self.lifted_us = t_us;
+                    self.lifted_gain = self.total_ratio - 1.0;
                     tracing::debug!(t_ms, seesaw = s, rest, "legs lifted");
                     self.bottom = s;
                     self.phase = Phase::Bottom;
@@ -273,8 +309,13 @@ impl RepCounter {
     fn lifted(&mut self, t_us: u64, dt_s: f32, s: f32, rest: f32, in_arch: bool, out: &mut Vec<Event>) {
         let t_ms = t_us / 1000;
         let height = (self.bottom - rest).max(LIFT);
-        // Legs back on the floor: near rest for a while.
-        let near_rest = s - rest < (0.5 * LIFT).max(0.2 * height);
+        let a = dt_s / (LIFTED_GAIN_TAU_S + dt_s);
+        self.lifted_gain += a * (self.total_ratio - 1.0 - self.lifted_gain);
+        // Legs back on the floor: near rest for a while. For some people
+        // (lying half a row up) the seesaw with the legs vertical is as low
+        // as at rest; the legs' weight on the pelvis still tells them apart.
+        let floor_load = 1.0 + (0.5 * self.lifted_gain).max(LEGS_DOWN_GAIN);
+        let near_rest = s - rest < (0.5 * LIFT).max(0.2 * height) && self.total_ratio < floor_load;
         let near_rest_since = if near_rest {
             *self.near_rest_us.get_or_insert(t_us)
         } else {
@@ -363,8 +404,20 @@ impl RepCounter {
                 if (plateau || turned) && !near_rest {
                     let (t10, t85) = self.crossings(min, high, t_us);
                     let descent_us = t85.saturating_sub(t10) as f32 / DESCENT_SPAN;
-                    tracing::debug!(t_ms, top = min, high, bottom = self.bottom, rest, plateau, in_arch, "descent over");
-                    self.pending = Some(PendingRep {
+                    tracing::debug!(
+                        t_ms,
+                        top = min,
+                        high,
+                        bottom = self.bottom,
+                        rest,
+                        plateau,
+                        in_arch,
+                        "descent over"
+                    );
+                    // Legs cannot come down from vertical this fast: a noisy
+                    // seesaw (a light person), not a rep.
+                    let real = descent_us >= MIN_DESCENT_US || in_arch || self.arch_in_rep.is_some();
+                    self.pending = real.then_some(PendingRep {
                         emit_at_us: (high_us + EMIT_AFTER_US).max(t_us),
                         descent_ms: descent_us as u64 / 1000,
                         ascent_ms: min_us.saturating_sub(start_us) / 1000,

@@ -104,13 +104,15 @@ impl TaxelConditioner {
         let dt = self.last_t_us.map_or(0, |t| t_us.saturating_sub(t));
         self.last_t_us = Some(t_us);
         let full = self.full;
-        let quarter = full / 4;
+        // "Far": a real load never falls or rises this much in one sample; a
+        // false suspicion only delays a real extreme by one sample.
+        let far = full / 16;
         for (i, &c) in raw.iter().enumerate() {
             let c = c.min(full);
             let extreme = self.is_extreme(c);
             let st = &mut self.state[i];
             // Glitch shape: one sample at an extreme, far from the last value.
-            let jump = c.abs_diff(st.accepted) > quarter;
+            let jump = c.abs_diff(st.accepted) > far;
             if extreme && jump && !st.suspect {
                 st.suspect = true;
             } else {
