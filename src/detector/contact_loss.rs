@@ -18,7 +18,7 @@ const EARLY_S: f32 = 20.0;
 const TRACK_BAND: (f32, f32) = (0.82, 1.3);
 /// A lumbar row takes part only if its reference holds this share of the
 /// best-loaded lumbar row (an edge row with little load is mostly noise).
-const ROW_SHARE: f32 = 0.3;
+const ROW_SHARE: f32 = 0.45;
 /// Sitting up to get off the mat unloads the upper back together with the
 /// lumbar rows; an arch leaves the upper back loaded. Below this share of its
 /// level of the last seconds, the upper back says "sitting up", not "arch".
