@@ -1,6 +1,6 @@
 //! The detector scored on simulated cases the dev recordings do not cover:
 //! other people, placements, rates (100 Hz to 1 kHz), exercises and faults.
-//! Floors are set below today's figures (README) so a regression fails.
+//! The bars are issue 3's acceptance bars (see each test).
 
 use flatback::config::Config;
 use flatback::detector::Detector;
@@ -19,19 +19,34 @@ fn run(scenario: &Scenario) -> (Vec<Event>, Score) {
     (events, score)
 }
 
+/// 200 seeded cases, every kind of exercise and fault, 100 Hz to 1 kHz, with
+/// gaps and jitter; seeds 1000.. were never used to tune the detector (we
+/// tuned on seeds 1..240 and the dev recordings). The bars are issue 3's,
+/// except sets counted exactly, whose floor is today's figure (0.945): the
+/// misses are people sliding along the mat during a set (the seesaw's rows
+/// change), see the README.
 #[test]
-fn random_cases_score_well() {
+fn two_hundred_random_cases_meet_the_bars() {
     let mut total = Score::default();
-    for seed in 1000..1030 {
-        let (_, s) = run(&Scenario::random(seed));
+    let mut still_arches = 0;
+    let mut kinds = std::collections::BTreeMap::new();
+    for seed in 1000..1200 {
+        let scenario = Scenario::random(seed);
+        let (events, s) = run(&scenario);
+        *kinds.entry(scenario.kind.to_string()).or_insert(0) += 1;
+        if scenario.kind == Kind::Still {
+            still_arches += events.iter().filter(|e| matches!(e, Event::Arch(_))).count();
+        }
         total.add(&s);
     }
-    eprintln!("30 random cases: {}", total.summary());
-    assert!(total.rep_f1() >= 0.88, "{}", total.summary());
-    assert!(total.set_exact_rate() >= 0.75, "{}", total.summary());
+    eprintln!("200 random cases: {}\nkinds: {kinds:?}", total.summary());
+    assert_eq!(kinds.len(), Kind::ALL.len(), "every kind is scored: {kinds:?}");
+    assert!(kinds.values().all(|&n| n >= 8), "{kinds:?}");
+    assert!(total.rep_f1() >= 0.99, "{}", total.summary());
+    assert!(total.set_exact_rate() >= 0.94, "{}", total.summary());
     assert!(total.perfect_flag_acc() >= 0.95, "{}", total.summary());
-    assert!(total.arch_f1() >= 0.9, "{}", total.summary());
-    assert!(total.arch_fp <= 2, "{}", total.summary());
+    assert!(total.arch_f1() >= 0.97, "{}", total.summary());
+    assert_eq!(still_arches, 0, "no arch on a person lying still");
     assert!(
         total.arch_latency(0.9).unwrap() <= 100,
         "biofeedback latency: {}",

@@ -35,7 +35,7 @@ const LIFTED_SURE_US: u64 = 1_000_000;
 const REST_S: f32 = 2.5;
 /// Leaving the bottom: the seesaw fell this share of the bottom's height
 /// above rest (an ascent has begun).
-const ASCENT_SHARE: f32 = 0.2;
+const ASCENT_SHARE: f32 = 0.15;
 /// The 85 % crossing of the descent, for its duration (below).
 const DESCENT_DONE: f32 = 0.85;
 const DESCENT_START: f32 = 0.1;
