@@ -43,6 +43,16 @@ fn run_stream(rate_hz: f64, n: usize, mut fill: impl FnMut(usize, &mut [u16])) -
     events
 }
 
+/// Constant `levels` with seeded noise for `seconds`.
+fn run_steady(levels: &[u16], rate_hz: f64, seconds: f64, seed: u64) -> Vec<Event> {
+    let mut rng = Rng::new(seed);
+    run_stream(rate_hz, (seconds * rate_hz) as usize, |_, counts| {
+        for (c, &l) in counts.iter_mut().zip(levels) {
+            *c = noisy(l, &mut rng);
+        }
+    })
+}
+
 /// `level` plus a seeded noise of -2..=+2 counts, kept within range.
 fn noisy(level: u16, rng: &mut Rng) -> u16 {
     (level as i32 + rng.int(0, 4) as i32 - 2).clamp(0, FULL as i32) as u16
@@ -93,13 +103,7 @@ proptest! {
         seconds in 10.0f64..60.0,
         seed in any::<u64>(),
     ) {
-        let mut rng = Rng::new(seed);
-        let n = (seconds * rate_hz) as usize;
-        let events = run_stream(rate_hz, n, |_, counts| {
-            for (c, &l) in counts.iter_mut().zip(&levels) {
-                *c = noisy(l, &mut rng);
-            }
-        });
+        let events = run_steady(&levels, rate_hz, seconds, seed);
         prop_assert_eq!(kinds(&events), vec!["session", "session"], "{:?}", events);
         prop_assert!(is_session(&events[0], Phase::Start) && is_session(&events[1], Phase::End));
         // Presence needs 0.3 s.
@@ -115,13 +119,7 @@ proptest! {
         seconds in 10.0f64..60.0,
         seed in any::<u64>(),
     ) {
-        let mut rng = Rng::new(seed);
-        let n = (seconds * rate_hz) as usize;
-        let events = run_stream(rate_hz, n, |_, counts| {
-            for (c, &l) in counts.iter_mut().zip(&levels) {
-                *c = noisy(l, &mut rng);
-            }
-        });
+        let events = run_steady(&levels, rate_hz, seconds, seed);
         prop_assert!(events.is_empty(), "{:?}", events);
     }
 
@@ -136,13 +134,7 @@ proptest! {
         seconds in 10.0f64..60.0,
         seed in any::<u64>(),
     ) {
-        let mut rng = Rng::new(seed);
-        let n = (seconds * rate_hz) as usize;
-        let events = run_stream(rate_hz, n, |_, counts| {
-            for (c, &l) in counts.iter_mut().zip(&levels) {
-                *c = noisy(l, &mut rng);
-            }
-        });
+        let events = run_steady(&levels, rate_hz, seconds, seed);
         for kind in ["arch", "rep", "set", "progress"] {
             prop_assert_eq!(count(&events, kind), 0, "{}: {:?}", kind, events);
         }

@@ -100,6 +100,21 @@ enum Phase {
     },
 }
 
+impl Phase {
+    /// A cycle whose ascent began at `start_us`, with its top so far `s` at
+    /// `t_us` (the descent's start, until a lower top comes).
+    fn cycle(start_us: u64, t_us: u64, s: f32) -> Phase {
+        Phase::Cycle {
+            start_us,
+            min: s,
+            min_us: t_us,
+            t10_us: None,
+            high: s,
+            high_us: t_us,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq)]
 struct PendingRep {
     emit_at_us: u64,
@@ -340,14 +355,7 @@ impl RepCounter {
                 if !settling && s < self.bottom - ASCENT_SHARE * height {
                     tracing::debug!(t_ms, seesaw = s, bottom = self.bottom, "ascent");
                     self.emit_pending(t_ms, out);
-                    self.phase = Phase::Cycle {
-                        start_us: t_us,
-                        min: s,
-                        min_us: t_us,
-                        t10_us: None,
-                        high: s,
-                        high_us: t_us,
-                    };
+                    self.phase = Phase::cycle(t_us, t_us, s);
                 }
             }
             Phase::Cycle {
@@ -370,14 +378,7 @@ impl RepCounter {
                     return;
                 }
                 if s < min {
-                    self.phase = Phase::Cycle {
-                        start_us,
-                        min: s,
-                        min_us: t_us,
-                        t10_us: None,
-                        high: s,
-                        high_us: t_us,
-                    };
+                    self.phase = Phase::cycle(start_us, t_us, s);
                     self.trace.clear();
                     self.trace.push((t_us, s));
                     return;
@@ -432,14 +433,7 @@ impl RepCounter {
                     self.trace.clear();
                     if turned {
                         self.emit_pending(t_ms, out);
-                        self.phase = Phase::Cycle {
-                            start_us: t_us,
-                            min: s,
-                            min_us: t_us,
-                            t10_us: None,
-                            high: s,
-                            high_us: t_us,
-                        };
+                        self.phase = Phase::cycle(t_us, t_us, s);
                     } else {
                         self.phase = Phase::Bottom;
                     }
