@@ -21,10 +21,7 @@ fn run(scenario: &Scenario) -> (Vec<Event>, Score) {
 
 /// 200 seeded cases, every kind of exercise and fault, 100 Hz to 1 kHz, with
 /// gaps and jitter; seeds 1000.. were never used to tune the detector (we
-/// tuned on seeds 1..240 and the dev recordings). The bars are issue 3's,
-/// except sets counted exactly, whose floor is today's figure (0.945): the
-/// misses are people sliding along the mat during a set (the seesaw's rows
-/// change), see the README.
+/// tuned on seeds 1..240 and the dev recordings). The bars are issue 3's.
 #[test]
 fn two_hundred_random_cases_meet_the_bars() {
     let mut total = Score::default();
@@ -43,7 +40,7 @@ fn two_hundred_random_cases_meet_the_bars() {
     assert_eq!(kinds.len(), Kind::ALL.len(), "every kind is scored: {kinds:?}");
     assert!(kinds.values().all(|&n| n >= 8), "{kinds:?}");
     assert!(total.rep_f1() >= 0.99, "{}", total.summary());
-    assert!(total.set_exact_rate() >= 0.94, "{}", total.summary());
+    assert!(total.set_exact_rate() >= 0.95, "{}", total.summary());
     assert!(total.perfect_flag_acc() >= 0.95, "{}", total.summary());
     assert!(total.arch_f1() >= 0.97, "{}", total.summary());
     assert_eq!(still_arches, 0, "no arch on a person lying still");

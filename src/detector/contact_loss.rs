@@ -38,6 +38,20 @@ const SAT_UP_RECOVERED: f32 = 0.8;
 /// lifted an arch starts on the first frame below the threshold.
 const LEGS_DOWN_CONFIRM_US: u64 = 500_000;
 
+/// What the rest of the body says on this frame, as far as an arch cares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Posture {
+    /// False while the person is leaving the mat: no arch starts.
+    pub may_start: bool,
+    /// The legs have been off the floor for a while: the person cannot be
+    /// sitting up, and an arch starts on its first frame.
+    pub legs_lifted: bool,
+    /// The whole load is above its rest level: the legs' weight is on the
+    /// pelvis. Sitting up takes the trunk's weight off instead, so an upper
+    /// back that empties now is a leg lift (the lever), not sitting up.
+    pub legs_weight: bool,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum ArchChange {
     Start { onset_us: u64, contact: f32 },
@@ -129,18 +143,13 @@ impl ContactLoss {
         })
     }
 
-    /// One frame: lumbar row forces and the upper-back force. `may_start` is
-    /// false while the person is leaving the mat; with `legs_lifted` the
-    /// person cannot be sitting up.
-    pub fn push(
-        &mut self,
-        t_us: u64,
-        dt_s: f32,
-        lumbar: &[f32],
-        upper: f32,
-        may_start: bool,
-        legs_lifted: bool,
-    ) -> Option<ArchChange> {
+    /// One frame: lumbar row forces and the upper-back force.
+    pub fn push(&mut self, t_us: u64, dt_s: f32, lumbar: &[f32], upper: f32, posture: Posture) -> Option<ArchChange> {
+        let Posture {
+            may_start,
+            legs_lifted,
+            legs_weight,
+        } = posture;
         if self.reference.is_empty() {
             return None;
         }
@@ -162,8 +171,8 @@ impl ContactLoss {
             1.0
         };
         self.sat_up = match self.sat_up {
-            None if upper_ratio < SAT_UP && !legs_lifted => Some(self.upper_recent),
-            Some(before) if upper >= SAT_UP_RECOVERED * before => None,
+            None if upper_ratio < SAT_UP && !legs_lifted && !legs_weight => Some(self.upper_recent),
+            Some(before) if upper >= SAT_UP_RECOVERED * before || legs_weight => None,
             other => other,
         };
         if self.sat_up.is_none() {
@@ -224,6 +233,18 @@ impl ContactLoss {
 mod tests {
     use super::*;
 
+    /// Legs lifted, or down, with the whole load at rest.
+    const LIFTED: Posture = Posture {
+        may_start: true,
+        legs_lifted: true,
+        legs_weight: true,
+    };
+    const DOWN: Posture = Posture {
+        may_start: true,
+        legs_lifted: false,
+        legs_weight: false,
+    };
+
     fn cl() -> ContactLoss {
         let mut c = ContactLoss::new(&DetectorConfig::default());
         c.settle(&[100.0, 80.0], 50.0);
@@ -238,7 +259,7 @@ mod tests {
         for k in 0..100 {
             t += 5000;
             let drop = if (20..60).contains(&k) { 0.4 } else { 1.0 };
-            if let Some(e) = c.push(t, 0.005, &[100.0 * drop, 80.0], 50.0, true, true) {
+            if let Some(e) = c.push(t, 0.005, &[100.0 * drop, 80.0], 50.0, LIFTED) {
                 events.push((k, e));
             }
         }
@@ -261,21 +282,19 @@ mod tests {
         for k in 0..20_000 {
             t += 5000;
             let wobble = 1.0 - 0.25 * ((k as f32) * 0.01).sin().abs();
-            assert!(c
-                .push(t, 0.005, &[100.0 * wobble, 80.0 * wobble], 50.0, true, false)
-                .is_none());
+            assert!(c.push(t, 0.005, &[100.0 * wobble, 80.0 * wobble], 50.0, DOWN).is_none());
         }
         // A long sustained arch is never learnt into the reference.
         t += 5000;
         assert!(matches!(
-            c.push(t, 0.005, &[30.0, 50.0], 50.0, true, true),
+            c.push(t, 0.005, &[30.0, 50.0], 50.0, LIFTED),
             Some(ArchChange::Start { .. })
         ));
         let at_start = c.contact();
         assert!(at_start < 0.4, "{at_start}");
         for _ in 0..4000 {
             t += 5000;
-            c.push(t, 0.005, &[30.0, 50.0], 50.0, true, true);
+            c.push(t, 0.005, &[30.0, 50.0], 50.0, LIFTED);
         }
         assert!(c.in_arch());
         assert_eq!(c.contact(), at_start, "20 s into the arch, the reference has not moved");
@@ -288,7 +307,7 @@ mod tests {
         let mut started = None;
         for k in 0..200 {
             t += 5000;
-            if let Some(ArchChange::Start { onset_us, .. }) = c.push(t, 0.005, &[40.0, 80.0], 50.0, true, false) {
+            if let Some(ArchChange::Start { onset_us, .. }) = c.push(t, 0.005, &[40.0, 80.0], 50.0, DOWN) {
                 started = Some((k, onset_us));
             }
         }
@@ -300,6 +319,32 @@ mod tests {
     #[test]
     fn sitting_up_is_not_an_arch() {
         let mut c = cl();
-        assert!(c.push(5000, 0.005, &[20.0, 20.0], 20.0, true, false).is_none());
+        assert!(c.push(5000, 0.005, &[20.0, 20.0], 20.0, DOWN).is_none());
+    }
+
+    #[test]
+    fn an_upper_back_emptied_by_the_legs_lever_is_not_sitting_up() {
+        // Lifting the legs tips the pelvis: on some people the upper back
+        // empties while the whole load rises. The lumbar rows then lose
+        // contact in an arch, which must still be seen at once.
+        let weighted = Posture {
+            legs_weight: true,
+            ..DOWN
+        };
+        let mut c = cl();
+        assert!(c.push(5000, 0.005, &[100.0, 80.0], 5.0, weighted).is_none());
+        assert!(!c.sitting_up());
+        // A second later the legs count as lifted, and the back arches.
+        assert!(matches!(
+            c.push(1_005_000, 0.005, &[40.0, 80.0], 5.0, LIFTED),
+            Some(ArchChange::Start { .. })
+        ));
+        // The same upper back emptying with the load at rest is sitting up.
+        let mut c = cl();
+        c.push(5000, 0.005, &[100.0, 80.0], 5.0, DOWN);
+        assert!(c.sitting_up());
+        // ...until the legs' weight comes onto the pelvis.
+        c.push(10_000, 0.005, &[100.0, 80.0], 5.0, weighted);
+        assert!(!c.sitting_up());
     }
 }

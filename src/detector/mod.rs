@@ -16,7 +16,7 @@ pub mod rep_counter;
 pub mod taxels;
 
 pub use config::DetectorConfig;
-pub use contact_loss::{ArchChange, ContactLoss};
+pub use contact_loss::{ArchChange, ContactLoss, Posture};
 pub use rep_counter::RepCounter;
 pub use taxels::{HealthChange, TaxelConditioner};
 
@@ -174,14 +174,12 @@ impl Detector {
         if (0.7..1.5).contains(&total_ratio) {
             self.total_reference += dt_s / (TOTAL_TAU_S + dt_s) * (summary.total - self.total_reference);
         }
-        match self.contact.push(
-            t_us,
-            dt_s,
-            &self.lumbar,
-            summary.upper,
-            !leaving,
-            self.reps.legs_lifted(t_us),
-        ) {
+        let posture = Posture {
+            may_start: !leaving,
+            legs_lifted: self.reps.legs_lifted(t_us),
+            legs_weight: self.reps.legs_weight(summary.total),
+        };
+        match self.contact.push(t_us, dt_s, &self.lumbar, summary.upper, posture) {
             Some(ArchChange::Start { onset_us, contact }) => {
                 out.push(Event::Arch(ArchEvent {
                     t_ms,

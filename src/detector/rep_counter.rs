@@ -235,6 +235,12 @@ impl RepCounter {
         self.legs == Legs::Lifted && t_us.saturating_sub(self.lifted_us) >= LIFTED_SURE_US
     }
 
+    /// Whether the whole load `total` is above its rest level by what lifted
+    /// legs add (their weight moves from the heels onto the pelvis).
+    pub fn legs_weight(&self, total: f32) -> bool {
+        self.rest_level.is_some() && total >= LIFTED_LOAD * self.rest_total
+    }
+
     pub fn in_set(&self) -> bool {
         self.set_open
     }
