@@ -13,7 +13,9 @@
 
 use proptest::prelude::*;
 
-use flatback::detector::{ArchChange, ContactLoss, Detector, DetectorConfig, Posture, RepCounter, TaxelConditioner};
+use flatback::detector::{
+    ArchChange, ContactLoss, Detector, DetectorConfig, Loads, Posture, RepCounter, TaxelConditioner,
+};
 use flatback::event::{Event, Phase};
 use flatback::frame::{Frame, FrameSource, Grid};
 use flatback::replay;
@@ -269,9 +271,10 @@ proptest! {
         assert_still_person_is_quiet(build, seed, clean)?;
     }
 
+    /// A light person's weak rows rest on taxels near their turn-on
+    /// threshold, which switch off and on as they breathe (until 2026-11-21
+    /// this made legs "lifted" and arches: light 69 and 6, seed 4134).
     #[test]
-    #[ignore = "open detector issue: a light person's seesaw is noisy; some lying still still get a \
-                rep and an arch at getting up (e.g. seed 4134, not clean)"]
     fn a_simulated_light_still_person_makes_no_arch_or_rep(seed in 0u64..10_000, clean in any::<bool>()) {
         assert_still_person_is_quiet(Build::Light, seed, clean)?;
     }
@@ -503,13 +506,13 @@ proptest! {
         total in 0.1f32..100.0,
     ) {
         let mut rc = RepCounter::new(&DetectorConfig::default());
-        rc.settle(0, rest, total);
+        rc.settle(0, Loads { seesaw: rest, total, upper: total / 4.0 });
         let dt_s = 1.0 / rate_hz;
         let mut out = Vec::new();
         let mut t_us = 0;
         for _ in 0..(seconds * rate_hz) as usize {
             t_us += (dt_s * 1e6) as u64;
-            rc.push(t_us, dt_s, seesaw, total, false, &mut out);
+            rc.push(t_us, dt_s, Loads { seesaw, total, upper: total / 4.0 }, false, &mut out);
         }
         rc.end_session(t_us / 1000, &mut out);
         prop_assert!(out.is_empty(), "{:?}", out);
@@ -528,6 +531,8 @@ fn still_person_regressions() {
         (Build::Normal, 7435, true),
         (Build::Light, 2686, false),
         (Build::Light, 1647, false),
+        (Build::Light, 69, true),
+        (Build::Light, 6, true),
     ] {
         if let Err(e) = assert_still_person_is_quiet(build, seed, clean) {
             failed.push(e.to_string());

@@ -17,7 +17,7 @@ pub mod taxels;
 
 pub use config::DetectorConfig;
 pub use contact_loss::{ArchChange, ContactLoss, Posture};
-pub use rep_counter::RepCounter;
+pub use rep_counter::{Loads, RepCounter};
 pub use taxels::{HealthChange, TaxelConditioner};
 
 use crate::event::{ArchEvent, Event, Phase};
@@ -79,6 +79,14 @@ struct Summary {
 }
 
 impl Summary {
+    fn loads(&self) -> Loads {
+        Loads {
+            seesaw: self.seesaw(),
+            total: self.total,
+            upper: self.upper,
+        }
+    }
+
     /// The legs' lever moves load between the sacrum and the upper back.
     /// Normalised by those two rows only, so that lumbar contact (arches,
     /// wobbles) does not move it.
@@ -198,8 +206,7 @@ impl Detector {
             None => {}
         }
         if !leaving && !self.contact.sitting_up() {
-            self.reps
-                .push(t_us, dt_s, s, summary.total, self.contact.in_arch(), out);
+            self.reps.push(t_us, dt_s, summary.loads(), self.contact.in_arch(), out);
         }
     }
 
@@ -304,7 +311,7 @@ impl Detector {
             self.contact.settle(&self.lumbar, summary.upper);
             self.total_reference = total;
             tracing::debug!(t_ms = t_us / 1000, lumbar = ?self.lumbar, total, seesaw = summary.seesaw(), "settled");
-            self.reps.settle(t_us, summary.seesaw(), total);
+            self.reps.settle(t_us, summary.loads());
         }
     }
 
@@ -377,7 +384,7 @@ impl Detector {
         self.contact.rescale(&lumbar, upper);
         let total = if o.total > 0.0 { n.total / o.total } else { 1.0 };
         self.total_reference *= total;
-        self.reps.shift(n.seesaw() - o.seesaw(), total);
+        self.reps.shift(n.seesaw() - o.seesaw(), total, upper);
     }
 }
 

@@ -21,6 +21,11 @@ const LIFT_SETTLE_US: u64 = 800_000;
 /// Lifting the legs never lowers the whole load below this share of its
 /// rest level.
 const LIFTED_LOAD: f32 = 1.02;
+/// Lifted legs tip load off the upper back (by a tenth or more even with
+/// the short lever of bent knees); with the upper back as loaded as at rest,
+/// a rising seesaw is something else (a light person's sacral taxel
+/// crossing its turn-on threshold as they breathe).
+const LIFTED_UPPER: f32 = 0.94;
 /// The shortest descent of a real rep (bouncing ones take about a second).
 const MIN_DESCENT_US: f32 = 400_000.0;
 /// The whole load with lifted legs is averaged over this many seconds.
@@ -115,6 +120,17 @@ impl Phase {
     }
 }
 
+/// What the rows say on one frame, as far as the legs are concerned.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Loads {
+    /// `(sacral - upper) / (sacral + upper)`.
+    pub seesaw: f32,
+    /// The whole load.
+    pub total: f32,
+    /// The upper back's load.
+    pub upper: f32,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq)]
 struct PendingRep {
     emit_at_us: u64,
@@ -135,6 +151,8 @@ pub struct RepCounter {
     /// is (a share) while they are lifted: the heels no longer carry the
     /// legs' weight.
     rest_total: f32,
+    /// The upper back's load with the legs resting.
+    rest_upper: f32,
     lifted_gain: f32,
     /// This frame's load as a share of `rest_total`.
     total_ratio: f32,
@@ -167,6 +185,7 @@ impl RepCounter {
             rest_level: None,
             smooth: 0.0,
             rest_total: 0.0,
+            rest_upper: 0.0,
             lifted_gain: 0.0,
             total_ratio: 1.0,
             legs: Legs::Rest { since_us: 0 },
@@ -188,11 +207,12 @@ impl RepCounter {
     }
 
     /// A settled person with legs resting: learn the rest level.
-    pub fn settle(&mut self, t_us: u64, seesaw: f32, total: f32) {
+    pub fn settle(&mut self, t_us: u64, loads: Loads) {
         *self = RepCounter {
-            rest_level: Some(seesaw),
-            rest_total: total,
-            smooth: seesaw,
+            rest_level: Some(loads.seesaw),
+            rest_total: loads.total,
+            rest_upper: loads.upper,
+            smooth: loads.seesaw,
             legs: Legs::Rest { since_us: t_us },
             ..RepCounter::new_like(self)
         };
@@ -208,9 +228,11 @@ impl RepCounter {
     }
 
     /// Shifts the levels after the set of healthy taxels changed the seesaw
-    /// by `delta` and the whole load by a factor `total` on the same frame.
-    pub fn shift(&mut self, delta: f32, total: f32) {
+    /// by `delta`, and the whole load and the upper back's by factors
+    /// `total` and `upper`, on the same frame.
+    pub fn shift(&mut self, delta: f32, total: f32, upper: f32) {
         self.rest_total *= total;
+        self.rest_upper *= upper;
         if let Some(r) = &mut self.rest_level {
             *r += delta;
         }
@@ -274,9 +296,14 @@ impl RepCounter {
         }
     }
 
-    /// One frame: the seesaw and the whole load.
-    pub fn push(&mut self, t_us: u64, dt_s: f32, s: f32, total: f32, in_arch: bool, out: &mut Vec<Event>) {
+    /// One frame.
+    pub fn push(&mut self, t_us: u64, dt_s: f32, loads: Loads, in_arch: bool, out: &mut Vec<Event>) {
         let Some(rest) = self.rest_level else { return };
+        let Loads {
+            seesaw: s,
+            total,
+            upper,
+        } = loads;
         let t_ms = t_us / 1000;
         self.total_ratio = total / self.rest_total.max(1e-6);
         self.smooth += dt_s / (SMOOTH_S + dt_s) * (s - self.smooth);
@@ -295,6 +322,7 @@ impl RepCounter {
                     let a = dt_s / (10.0 + dt_s);
                     self.rest_level = Some(rest + a * (s - rest));
                     self.rest_total += a * (total - self.rest_total);
+                    self.rest_upper += a * (upper - self.rest_upper);
                     if self.set_open && t_us.saturating_sub(since_us) >= self.set_rest_us {
                         self.close_set(t_ms, out);
                     }
@@ -303,7 +331,8 @@ impl RepCounter {
             Legs::Lifting { since_us } => {
                 // Lifted legs put their weight on the pelvis; sitting up (which
                 // raises the seesaw too) takes the trunk's weight off the mat.
-                if rise <= LIFT || self.total_ratio < LIFTED_LOAD {
+                let tipped = upper <= LIFTED_UPPER * self.rest_upper || self.rest_upper <= 0.0;
+                if rise <= LIFT || self.total_ratio < LIFTED_LOAD || !tipped {
                     self.legs = Legs::Rest { since_us: t_us };
                 } else if t_us.saturating_sub(since_us) as f32 >= LIFT_S * 1e6 {
                     self.legs = Legs::Lifted;
@@ -524,5 +553,47 @@ impl RepCounter {
                 min_descent_ms: self.min_descent_ms,
             });
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const REST: Loads = Loads {
+        seesaw: 0.15,
+        total: 1.5,
+        upper: 0.3,
+    };
+
+    /// Two seconds at rest, then `lifted` for three; whether the legs
+    /// counted as lifted.
+    fn lifts(lifted: Loads) -> bool {
+        let mut rc = RepCounter::new(&DetectorConfig::default());
+        rc.settle(0, REST);
+        let mut out = Vec::new();
+        for k in 1..=1000 {
+            let loads = if k > 400 { lifted } else { REST };
+            rc.push(k * 5000, 0.005, loads, false, &mut out);
+        }
+        assert!(out.is_empty(), "{out:?}");
+        rc.legs_lifted(5_000_000)
+    }
+
+    #[test]
+    fn lifted_legs_raise_the_seesaw_and_the_load_and_tip_the_upper_back() {
+        let lifted = Loads {
+            seesaw: 0.35,
+            total: 1.65,
+            upper: 0.25,
+        };
+        assert!(lifts(lifted));
+        // Sitting up: the seesaw rises, the load falls.
+        assert!(!lifts(Loads { total: 1.3, ..lifted }));
+        // A sacral taxel switching on as a light person breathes: the seesaw
+        // and the load rise, the upper back stays as it was.
+        assert!(!lifts(Loads { upper: 0.3, ..lifted }));
+        // A seesaw within the lift level of rest.
+        assert!(!lifts(Loads { seesaw: 0.2, ..lifted }));
     }
 }
