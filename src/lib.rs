@@ -13,6 +13,7 @@ pub mod config;
 pub mod detector;
 pub mod event;
 pub mod frame;
+pub mod mcp3x08;
 pub mod pacing;
 pub mod recording;
 pub mod replay;
