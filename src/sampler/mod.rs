@@ -405,12 +405,17 @@ fn go_realtime(priority: u8) -> bool {
             false
         }
     };
-    if let Err(e) = rt::lock_memory() {
-        tracing::warn!(
-            "sampler: could not lock memory ({e}); page faults may delay frames (LimitMEMLOCK=infinity in the \
-             systemd unit allows it)"
-        );
-    }
+    // Process-wide and slow (it faults in every mapped page, stalling other
+    // threads meanwhile): once, before any sampler starts its clock.
+    static LOCKED: std::sync::Once = std::sync::Once::new();
+    LOCKED.call_once(|| {
+        if let Err(e) = rt::lock_memory() {
+            tracing::warn!(
+                "sampler: could not lock memory ({e}); page faults may delay frames (LimitMEMLOCK=infinity in \
+                 the systemd unit allows it)"
+            );
+        }
+    });
     fifo
 }
 
