@@ -12,12 +12,14 @@
 //!   backend (rppal), an emulated mat;
 //! - [`sampler`]: the real-time sampler thread and its frame ring.
 
+pub mod check;
 pub mod cli;
 pub mod config;
 pub mod detector;
 pub mod event;
 pub mod frame;
 pub mod hardware;
+pub mod live;
 pub mod mcp3x08;
 pub mod pacing;
 pub mod recording;

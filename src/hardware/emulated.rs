@@ -161,6 +161,23 @@ impl SimulatedMat {
         }
     }
 
+    /// Skips the simulated time before the first person has lain down and
+    /// settled (a couple of seconds after `on_ms`), so a short look at the
+    /// mat shows someone on it.
+    pub fn from_first_person(mut self) -> Self {
+        let Some(on_ms) = self.sim.truth().sessions.first().map(|s| s.on_ms) else {
+            return self;
+        };
+        let from_us = (on_ms + 2000) * 1000;
+        while self.frame.t_us < from_us {
+            match self.sim.next_into(&mut self.frame) {
+                Ok(true) => {}
+                _ => break,
+            }
+        }
+        self
+    }
+
     pub fn emulated(&self) -> &EmulatedMat {
         &self.mat
     }

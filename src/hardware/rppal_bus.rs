@@ -33,7 +33,8 @@ pub fn missing_device_help(bus: u8, cs: u8) -> String {
     match bus {
         0 => format!(
             "{device} not found: add dtparam=spi=on to /boot/firmware/config.txt and reboot \
-             (or: sudo raspi-config, Interface Options, SPI)"
+             (or: sudo raspi-config, Interface Options, SPI); your user must be in the spi group \
+             (sudo adduser $USER spi)"
         ),
         1 => format!(
             "{device} not found: SPI1 is off by default; add dtoverlay=spi1-3cs to /boot/firmware/config.txt \
