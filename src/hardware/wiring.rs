@@ -97,7 +97,7 @@ pub struct MatrixConfig {
 impl Default for MatrixConfig {
     fn default() -> Self {
         MatrixConfig {
-            row_pins: vec![5, 6, 13, 19],
+            row_pins: vec![5, 6, 13, 26],
             settle_us: 20,
         }
     }
@@ -516,7 +516,7 @@ mod tests {
     fn a_matrix_reads_columns_on_channels_and_drives_rows() {
         let w = matrix_cfg().wiring(Grid::REFERENCE).unwrap();
         assert_eq!(w.adcs[0].targets, vec![0, 1, 2, 3]);
-        assert_eq!(w.matrix.as_ref().unwrap().row_pins, vec![5, 6, 13, 19]);
+        assert_eq!(w.matrix.as_ref().unwrap().row_pins, vec![5, 6, 13, 26]);
         let mut cfg = matrix_cfg();
         cfg.matrix.row_pins = vec![5, 6, 13];
         assert!(err_of(&cfg, Grid::REFERENCE).contains("3 pins for the 4 rows"));

@@ -9,9 +9,10 @@
 //! ```
 //! use flatback::mcp3x08::{emulator::Emulator, Chip, Input, Mcp3x08};
 //! let chip = Emulator::new(Chip::Mcp3008, 3.3);
-//! chip.set_voltage(2, 1.65);
+//! chip.set_voltage(2, 1.66); // 1.66 / 3.3 * 1024 = 515.1
 //! let mut adc = Mcp3x08::new(chip, Chip::Mcp3008); // any embedded-hal SpiDevice
-//! assert_eq!(adc.read(Input::Single(2)).unwrap(), 512);
+//! assert_eq!(adc.read(Input::Single(2)).unwrap(), 515);
+//! assert_eq!(adc.read(Input::PseudoDifferential { positive: 2 }).unwrap(), 515); // CH2 - CH3 (0 V)
 //! ```
 //!
 //! # Why scans go through [`ScanBus`]
