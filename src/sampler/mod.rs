@@ -453,21 +453,30 @@ impl FrameReceiver {
         }
     }
 
+    /// A frame if one is waiting (`Ok(true)`), the end of the stream if the
+    /// sampler has ended and the ring is drained; `None`: wait and look again.
+    fn poll(&mut self, frame: &mut Frame) -> Option<Result<bool, SourceError>> {
+        if let Some(f) = self.cons.try_pop() {
+            f.copy_into(frame);
+            return Some(Ok(true));
+        }
+        if self.shared.finished.load(Ordering::Acquire) {
+            // Frames pushed just before the end.
+            if let Some(f) = self.cons.try_pop() {
+                f.copy_into(frame);
+                return Some(Ok(true));
+            }
+            return Some(self.ended());
+        }
+        None
+    }
+
     /// Blocks until a frame comes (`Ok(true)`), or the sampler has ended and
     /// the ring is drained.
     pub fn recv_blocking(&mut self, frame: &mut Frame) -> Result<bool, SourceError> {
         loop {
-            if let Some(f) = self.cons.try_pop() {
-                f.copy_into(frame);
-                return Ok(true);
-            }
-            if self.shared.finished.load(Ordering::Acquire) {
-                // Frames pushed just before the end.
-                if let Some(f) = self.cons.try_pop() {
-                    f.copy_into(frame);
-                    return Ok(true);
-                }
-                return self.ended();
+            if let Some(done) = self.poll(frame) {
+                return done;
             }
             self.wait();
         }
@@ -490,21 +499,16 @@ impl FrameReceiver {
     /// sampler has ended and the ring is drained.
     pub async fn recv(&mut self, frame: &mut Frame) -> Result<bool, SourceError> {
         loop {
-            let notified = self.shared.notify.notified();
+            // A handle of our own: `notified` borrows it while `poll` needs
+            // `self` mutably.
+            let shared = Arc::clone(&self.shared);
+            let notified = shared.notify.notified();
             tokio::pin!(notified);
             // Registered before looking, so a frame pushed in between still
             // wakes us.
             notified.as_mut().enable();
-            if let Some(f) = self.cons.try_pop() {
-                f.copy_into(frame);
-                return Ok(true);
-            }
-            if self.shared.finished.load(Ordering::Acquire) {
-                if let Some(f) = self.cons.try_pop() {
-                    f.copy_into(frame);
-                    return Ok(true);
-                }
-                return self.ended();
+            if let Some(done) = self.poll(frame) {
+                return done;
             }
             notified.await;
         }
