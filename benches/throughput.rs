@@ -12,6 +12,14 @@
 //!   `RecordingReader` (gunzip + CSV parse) -> `replay::run` -> detector ->
 //!   one JSON line per event into a buffered sink (`io::sink()`).
 //!
+//! - sampler: the sampler thread scanning the emulated reference mat (two
+//!   bit-level MCP3008 emulators, the real driver and grid scanner) unpaced,
+//!   as fast as it can, into the ring, with a consumer thread draining it;
+//!   SPI bus calls and conversions per frame counted in the emulators. Once
+//!   with the native scan bus (one call per chip per frame, like the rppal
+//!   backend's one ioctl), once through `embedded-hal`'s `SpiDevice` (one
+//!   transaction per conversion).
+//!
 //! Aims (from the issue): detector >= 2 M frames/s on one core, replay of a
 //! `.csv.gz` >= 500 k frames/s.
 //!
@@ -70,6 +78,96 @@ fn main() {
     if wanted("replay") {
         replay_bench();
     }
+    if wanted("sampler") {
+        sampler_bench();
+    }
+}
+
+/// How long each sampler run lasts.
+const SAMPLER_RUN: Duration = Duration::from_secs(2);
+
+fn sampler_bench() {
+    use flatback::hardware::{EmulatedMat, GridScanner, HardwareConfig};
+    use flatback::mcp3x08::emulator::Emulator;
+    use flatback::mcp3x08::PerTransaction;
+
+    let wiring = HardwareConfig::default()
+        .wiring(Grid::REFERENCE)
+        .expect("reference wiring");
+    let pattern: Vec<u16> = (0..16).map(|i| i * 61 + 5).collect();
+
+    // Native scans: the emulated mat as `flatback check --source sim` uses it.
+    let (scanner, mat) = EmulatedMat::new(&wiring);
+    mat.set_frame(&pattern);
+    let counters: Vec<_> = mat.counters().to_vec();
+    sampler_run(
+        "sampler, native scan (1 bus call per chip)",
+        scanner,
+        &pattern,
+        &counters,
+    );
+
+    // The same chips through `SpiDevice`, one transaction per conversion.
+    let chips: Vec<Emulator> = wiring.adcs.iter().map(|_| Emulator::new(wiring.chip, 3.3)).collect();
+    for chip in &chips {
+        for (ch, &c) in pattern[..8].iter().enumerate() {
+            chip.set_count(ch as u8, c);
+        }
+    }
+    let counters: Vec<_> = chips.iter().map(Emulator::counters).collect();
+    let scanner = GridScanner::new(&wiring, chips.into_iter().map(PerTransaction).collect(), None);
+    let repeated: Vec<u16> = pattern[..8].iter().chain(&pattern[..8]).copied().collect();
+    sampler_run(
+        "sampler, SpiDevice (1 transaction per conversion)",
+        scanner,
+        &repeated,
+        &counters,
+    );
+}
+
+fn sampler_run<S: flatback::sampler::GridScan>(
+    what: &str,
+    scanner: S,
+    expected: &[u16],
+    counters: &[std::sync::Arc<flatback::mcp3x08::emulator::BusCounters>],
+) {
+    use flatback::sampler::{Sampler, SamplerConfig};
+    let config = SamplerConfig {
+        ring_frames: 4096,
+        ..SamplerConfig::unpaced()
+    };
+    let (sampler, mut rx) = Sampler::start(scanner, config).expect("sampler starts");
+    let expected = expected.to_vec();
+    let consumer = std::thread::spawn(move || {
+        let mut frame = Frame::zeroed(rx.grid());
+        let mut n = 0u64;
+        while rx.next_into(&mut frame).expect("emulated scans never fail") {
+            assert_eq!(frame.counts, expected, "frames carry the emulated counts");
+            n += 1;
+        }
+        n
+    });
+    std::thread::sleep(SAMPLER_RUN);
+    let stats = sampler.stop();
+    let received = consumer.join().expect("consumer");
+    let frames = stats.frames.max(1) as f64;
+    let calls: u64 = counters.iter().map(|c| c.bus_calls()).sum();
+    let selects: u64 = counters.iter().map(|c| c.selects()).sum();
+    let conversions: u64 = counters.iter().map(|c| c.conversions()).sum();
+    println!(
+        "{what}: {} frames/s ({:.2} us/frame) over {} frames in {:.1} s; {} received, {} overruns; per frame: {:.2} bus calls \
+         ({:.2} per chip), {:.2} chip selects, {:.2} conversions",
+        human(stats.rate_hz),
+        1e6 / stats.rate_hz.max(1e-9),
+        stats.frames,
+        stats.elapsed_s,
+        received,
+        stats.overruns,
+        calls as f64 / frames,
+        calls as f64 / frames / counters.len() as f64,
+        selects as f64 / frames,
+        conversions as f64 / frames,
+    );
 }
 
 fn generate(sc: &Scenario) -> (Grid, Vec<Frame>) {

@@ -46,6 +46,9 @@ pub enum Command {
         seconds: Option<f64>,
         #[command(flatten)]
         sim: SimArgs,
+        /// Configuration file (TOML) for `--source spi`: the mat's wiring.
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
         /// Output recording; for the simulator, ground truth is written
         /// beside it as NAME.truth.json.
         file: PathBuf,
@@ -76,12 +79,35 @@ pub enum Command {
     },
     /// Print the default configuration file, commented.
     Configfile,
+    /// Look at the mat live: a heatmap of the counts, the sampler's rate and
+    /// jitter, dead or stuck channels.
+    Check {
+        /// Where frames come from: the mat's SPI ADCs, or the simulator read
+        /// through emulated ADCs wired the same way.
+        #[arg(long, value_enum, default_value_t = SourceKind::Spi)]
+        source: SourceKind,
+        /// Configuration file (TOML); defaults fit the reference mat.
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+        /// Print a text snapshot every second for this many seconds, then
+        /// exit (the default, for 3 s, when output is not a terminal).
+        #[arg(long)]
+        seconds: Option<f64>,
+        /// Simulated scenario (`--source sim`).
+        #[arg(long, default_value = "three_sets")]
+        kind: String,
+        /// Seed of the simulator (`--source sim`).
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum SourceKind {
     /// The built-in simulator of the reference mat.
     Sim,
+    /// The mat's SPI ADCs, wired as the config's [hardware] section says.
+    Spi,
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -127,7 +153,22 @@ pub fn run(cli: Cli) -> Result<()> {
             seconds,
             sim,
             file,
+            ..
         } => record_sim(&sim, seconds, &file),
+        Command::Record {
+            source: SourceKind::Spi,
+            seconds,
+            config,
+            file,
+            ..
+        } => crate::live::record(&load_config(config.as_deref())?, seconds, &file),
+        Command::Check {
+            source,
+            config,
+            seconds,
+            kind,
+            seed,
+        } => crate::live::check(&load_config(config.as_deref())?, source, seconds, &kind, seed),
         Command::Demo { sim, speed, seconds } => demo(&sim, speed, seconds),
         Command::Eval { cases, seed, verbose } => eval(cases, seed, verbose),
         Command::Configfile => {

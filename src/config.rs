@@ -6,12 +6,15 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use crate::detector::DetectorConfig;
+use crate::hardware::HardwareConfig;
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
     pub mat: MatConfig,
     pub detector: DetectorConfig,
+    /// How the mat is wired to the Pi (SPI ADCs, GPIO rows).
+    pub hardware: HardwareConfig,
 }
 
 /// The mat's grid.

@@ -6,15 +6,24 @@
 //! - [`sim`]: a simulator of the reference mat, with ground truth;
 //! - [`detector`]: the contact-loss detector, rep counter and judge;
 //! - [`event`]: the events of the contract (replay output, MQTT payloads);
-//! - [`score`]: scores events against ground truth, like `shared/eval/score.py`.
+//! - [`score`]: scores events against ground truth, like `shared/eval/score.py`;
+//! - [`mcp3x08`]: the SPI ADC driver (MCP3004/3008/3204/3208) and its emulator;
+//! - [`hardware`]: wiring from the config, the grid scanner, the Raspberry Pi
+//!   backend (rppal), an emulated mat;
+//! - [`sampler`]: the real-time sampler thread and its frame ring.
 
+pub mod check;
 pub mod cli;
 pub mod config;
 pub mod detector;
 pub mod event;
 pub mod frame;
+pub mod hardware;
+pub mod live;
+pub mod mcp3x08;
 pub mod pacing;
 pub mod recording;
 pub mod replay;
+pub mod sampler;
 pub mod score;
 pub mod sim;

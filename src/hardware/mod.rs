@@ -1,0 +1,51 @@
+//! The mat's hardware: wiring from the config, the grid scanner, the
+//! Raspberry Pi backend, and an emulated mat built from the same wiring.
+//!
+//! - [`wiring`]: the `[hardware]` config section and its validation (pure);
+//! - [`scanner`]: [`GridScanner`], wiring + buses -> one frame;
+//! - [`rppal_bus`]: [`RppalBus`] (one ioctl per chip scan) and [`GpioRows`];
+//! - [`emulated`]: the same wiring on emulated chips, optionally fed by the
+//!   simulator ([`SimulatedMat`]).
+
+pub mod emulated;
+pub mod rppal_bus;
+pub mod scanner;
+pub mod wiring;
+
+pub use emulated::{EmulatedMat, SimulatedMat};
+pub use rppal_bus::{GpioRows, HardwareError, RppalBus};
+pub use scanner::{GridScanner, RowDriver};
+pub use wiring::{HardwareConfig, Wiring, WiringError};
+
+use crate::config::Config;
+
+/// Validates the `[hardware]` section against `[mat]` and `[detector]`.
+pub fn wiring_of(config: &Config) -> Result<Wiring, WiringError> {
+    let grid = crate::frame::Grid::new(config.mat.rows, config.mat.cols);
+    let wiring = config.hardware.wiring(grid)?;
+    if config.detector.adc_bits != wiring.chip.bits() {
+        return Err(WiringError(format!(
+            "chip = \"{}\" is {}-bit but [detector] adc_bits = {}: set adc_bits = {}",
+            wiring.chip,
+            wiring.chip.bits(),
+            config.detector.adc_bits,
+            wiring.chip.bits()
+        )));
+    }
+    Ok(wiring)
+}
+
+/// Opens every chip of `wiring` on the Pi's SPI (and the row pins of a
+/// matrix). Errors name the missing device and how to enable it.
+pub fn open(wiring: &Wiring, spi_clock_hz: u32) -> Result<GridScanner<RppalBus>, HardwareError> {
+    let buses = wiring
+        .adcs
+        .iter()
+        .map(|a| RppalBus::open(a.bus, a.cs, spi_clock_hz))
+        .collect::<Result<Vec<_>, _>>()?;
+    let rows: Option<Box<dyn RowDriver>> = match &wiring.matrix {
+        Some(m) => Some(Box::new(GpioRows::open(&m.row_pins)?)),
+        None => None,
+    };
+    Ok(GridScanner::new(wiring, buses, rows))
+}

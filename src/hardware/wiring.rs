@@ -1,0 +1,552 @@
+//! How the taxels are wired to the ADCs: the `[hardware]` section of the
+//! configuration, and its validation into a [`Wiring`] the scanner follows.
+//!
+//! Two layouts:
+//! - **direct**: one FSR divider per ADC channel; each `[[hardware.adc]]`
+//!   lists, channel by channel, the taxel (`"rRcC"`) it reads;
+//! - **matrix**: rows of FSRs driven one at a time by GPIO pins, columns read
+//!   on ADC channels; each `[[hardware.adc]]` lists the column (`"cC"`) on
+//!   each channel, and `[hardware.matrix]` gives the row pins.
+//!
+//! Pure: no I/O here, so every rule is unit-tested.
+
+use std::collections::HashMap;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::frame::Grid;
+use crate::mcp3x08::{Chip, Input, ScanPlan, MAX_SCAN};
+
+/// The `[hardware]` section.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HardwareConfig {
+    /// `direct` or `matrix`.
+    pub wiring: Layout,
+    /// The ADC type, the same for every chip.
+    pub chip: Chip,
+    /// SPI clock in Hz (see the README: input settling with 10 kOhm).
+    pub spi_clock_hz: u32,
+    /// Frames per second the sampler aims at.
+    pub rate_hz: f64,
+    /// Run the sampler thread with SCHED_FIFO at this priority (1-99) and
+    /// lock memory, where the process is allowed to; 0 never tries.
+    pub realtime_priority: u8,
+    /// The chips, each on its own chip select.
+    pub adc: Vec<AdcConfig>,
+    /// Row drive of the matrix layout (ignored when `wiring = "direct"`).
+    pub matrix: MatrixConfig,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Layout {
+    Direct,
+    Matrix,
+}
+
+/// How a chip's channels are converted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum InputMode {
+    /// Each channel against ground.
+    Single,
+    /// Each listed channel CHn (IN+) against its partner CH(n^1) (IN-),
+    /// which must be left empty.
+    PseudoDifferential,
+}
+
+/// One `[[hardware.adc]]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AdcConfig {
+    /// SPI bus: 0 (SPI0) or 1 (SPI1; SPI3-6 on a Pi 4 or 5 with their
+    /// overlays).
+    pub bus: u8,
+    /// Chip select on that bus: CE0, CE1 (CE2 on SPI1): `/dev/spidevBUS.CS`.
+    pub cs: u8,
+    pub input: InputMode,
+    /// What each channel reads, CH0 first: `"rRcC"` (direct) or `"cC"`
+    /// (matrix); `""` for an unused channel.
+    pub channels: Vec<String>,
+}
+
+impl Default for AdcConfig {
+    fn default() -> Self {
+        AdcConfig {
+            bus: 0,
+            cs: 0,
+            input: InputMode::Single,
+            channels: Vec::new(),
+        }
+    }
+}
+
+/// `[hardware.matrix]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MatrixConfig {
+    /// BCM GPIO number driving each row, row 0 first. The selected row is
+    /// driven high, the others are inputs (high impedance).
+    pub row_pins: Vec<u8>,
+    /// Microseconds to wait after switching rows before converting.
+    pub settle_us: u32,
+}
+
+impl Default for MatrixConfig {
+    fn default() -> Self {
+        MatrixConfig {
+            row_pins: vec![5, 6, 13, 26],
+            settle_us: 20,
+        }
+    }
+}
+
+/// The reference mat: row-major taxels, `per_chip` to a chip.
+fn reference_channels(first: usize, per_chip: usize, cols: usize) -> Vec<String> {
+    (first..first + per_chip)
+        .map(|i| format!("r{}c{}", i / cols, i % cols))
+        .collect()
+}
+
+impl Default for HardwareConfig {
+    /// The reference mat: two MCP3008 on SPI0 CE0 and CE1, 16 dividers,
+    /// chip 0 reading rows 0-1 and chip 1 rows 2-3, row-major.
+    fn default() -> Self {
+        HardwareConfig {
+            wiring: Layout::Direct,
+            chip: Chip::Mcp3008,
+            spi_clock_hz: 1_000_000,
+            rate_hz: 200.0,
+            realtime_priority: 50,
+            adc: vec![
+                AdcConfig {
+                    bus: 0,
+                    cs: 0,
+                    input: InputMode::Single,
+                    channels: reference_channels(0, 8, 4),
+                },
+                AdcConfig {
+                    bus: 0,
+                    cs: 1,
+                    input: InputMode::Single,
+                    channels: reference_channels(8, 8, 4),
+                },
+            ],
+            matrix: MatrixConfig::default(),
+        }
+    }
+}
+
+/// What is wrong with the `[hardware]` section.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WiringError(pub String);
+
+impl fmt::Display for WiringError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "config [hardware]: {}", self.0)
+    }
+}
+
+impl std::error::Error for WiringError {}
+
+/// One chip and what its scan fills.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdcWiring {
+    pub bus: u8,
+    pub cs: u8,
+    pub plan: ScanPlan,
+    /// For each input of `plan`: the row-major taxel (direct) or the column
+    /// (matrix) it reads.
+    pub targets: Vec<usize>,
+}
+
+impl AdcWiring {
+    /// `/dev/spidevBUS.CS`.
+    pub fn device(&self) -> String {
+        format!("/dev/spidev{}.{}", self.bus, self.cs)
+    }
+}
+
+/// A validated wiring.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Wiring {
+    pub chip: Chip,
+    pub grid: Grid,
+    pub adcs: Vec<AdcWiring>,
+    /// Row pins and settle time, for the matrix layout.
+    pub matrix: Option<MatrixConfig>,
+}
+
+/// GPIOs the SPI buses use (BCM): a row pin must not be one of them.
+const SPI0_PINS: [(u8, &str); 5] = [
+    (7, "SPI0 CE1"),
+    (8, "SPI0 CE0"),
+    (9, "SPI0 MISO"),
+    (10, "SPI0 MOSI"),
+    (11, "SPI0 SCLK"),
+];
+const SPI1_PINS: [(u8, &str); 6] = [
+    (16, "SPI1 CE2"),
+    (17, "SPI1 CE1"),
+    (18, "SPI1 CE0"),
+    (19, "SPI1 MISO"),
+    (20, "SPI1 MOSI"),
+    (21, "SPI1 SCLK"),
+];
+
+fn parse_taxel(name: &str) -> Option<(usize, usize)> {
+    let (r, c) = name.strip_prefix('r')?.split_once('c')?;
+    Some((r.parse().ok()?, c.parse().ok()?))
+}
+
+impl HardwareConfig {
+    /// Checks the section against the grid and works out the scan plan.
+    pub fn wiring(&self, grid: Grid) -> Result<Wiring, WiringError> {
+        let err = |msg: String| Err(WiringError(msg));
+        if self.adc.is_empty() {
+            return err("no [[hardware.adc]]: at least one chip is needed".into());
+        }
+        if !(self.rate_hz.is_finite() && self.rate_hz > 0.0 && self.rate_hz <= 10_000.0) {
+            return err(format!("rate_hz = {}: must be within 0..10000", self.rate_hz));
+        }
+        if !(10_000..=3_600_000).contains(&self.spi_clock_hz) {
+            return err(format!(
+                "spi_clock_hz = {}: the chips need 10 kHz to 3.6 MHz",
+                self.spi_clock_hz
+            ));
+        }
+        if self.realtime_priority > 99 {
+            return err(format!(
+                "realtime_priority = {}: SCHED_FIFO priorities are 1-99 (0: don't try)",
+                self.realtime_priority
+            ));
+        }
+        let matrix = self.wiring == Layout::Matrix;
+        // What each target (taxel or column) is read by: (adc, channel).
+        let targets_len = if matrix { grid.cols } else { grid.len() };
+        let mut seen: HashMap<usize, (usize, u8)> = HashMap::new();
+        let mut selects: HashMap<(u8, u8), usize> = HashMap::new();
+        let mut adcs = Vec::new();
+        for (k, adc) in self.adc.iter().enumerate() {
+            let here = format!("adc {k} (SPI{} CE{})", adc.bus, adc.cs);
+            let max_cs = match adc.bus {
+                0 => 1,
+                1 => 2,
+                2..=6 => 3,
+                _ => return err(format!("{here}: no SPI bus {} (0 to 6)", adc.bus)),
+            };
+            if adc.cs > max_cs {
+                return err(format!("{here}: SPI{} has chip selects CE0 to CE{max_cs}", adc.bus));
+            }
+            if let Some(other) = selects.insert((adc.bus, adc.cs), k) {
+                return err(format!(
+                    "adc {other} and adc {k} are both on SPI{} CE{}: two chips on one chip select would answer \
+                     together; give each its own `cs`",
+                    adc.bus, adc.cs
+                ));
+            }
+            if adc.channels.len() > usize::from(self.chip.channels()) {
+                return err(format!(
+                    "{here}: {} channels listed, a {} has {} (CH0-CH{})",
+                    adc.channels.len(),
+                    self.chip,
+                    self.chip.channels(),
+                    self.chip.channels() - 1
+                ));
+            }
+            let mut inputs = Vec::new();
+            let mut targets = Vec::new();
+            for (ch, name) in adc.channels.iter().enumerate() {
+                let ch = ch as u8;
+                let name = name.trim();
+                if name.is_empty() {
+                    continue;
+                }
+                let target = if matrix {
+                    match name.strip_prefix('c').and_then(|c| c.parse::<usize>().ok()) {
+                        Some(c) if c < grid.cols => c,
+                        Some(c) => return err(format!("{here} CH{ch}: column {c} is outside the {grid} grid")),
+                        None => {
+                            return err(format!(
+                                "{here} CH{ch}: {name:?} is not a column \"cC\" (wiring = \"matrix\")"
+                            ))
+                        }
+                    }
+                } else {
+                    match parse_taxel(name) {
+                        Some((r, c)) if r < grid.rows && c < grid.cols => grid.index(r, c),
+                        Some(_) => return err(format!("{here} CH{ch}: taxel {name} is outside the {grid} grid")),
+                        None => return err(format!("{here} CH{ch}: {name:?} is not a taxel \"rRcC\"")),
+                    }
+                };
+                let input = match adc.input {
+                    InputMode::Single => Input::Single(ch),
+                    InputMode::PseudoDifferential => {
+                        let partner = ch ^ 1;
+                        if adc
+                            .channels
+                            .get(usize::from(partner))
+                            .is_some_and(|n| !n.trim().is_empty())
+                        {
+                            return err(format!(
+                                "{here}: CH{partner} is the IN- of CH{ch} (pseudo_differential): leave it \"\""
+                            ));
+                        }
+                        Input::PseudoDifferential { positive: ch }
+                    }
+                };
+                if let Some((other, och)) = seen.insert(target, (k, ch)) {
+                    return err(format!(
+                        "{name} is wired to two channels: adc {other} CH{och} and adc {k} CH{ch}"
+                    ));
+                }
+                inputs.push(input);
+                targets.push(target);
+            }
+            if inputs.len() > MAX_SCAN {
+                return err(format!("{here}: more than {MAX_SCAN} inputs"));
+            }
+            let plan = ScanPlan::new(self.chip, &inputs).map_err(|e| WiringError(format!("{here}: {e}")))?;
+            adcs.push(AdcWiring {
+                bus: adc.bus,
+                cs: adc.cs,
+                plan,
+                targets,
+            });
+        }
+        let missing: Vec<String> = (0..targets_len)
+            .filter(|t| !seen.contains_key(t))
+            .map(|t| {
+                if matrix {
+                    format!("c{t}")
+                } else {
+                    let (r, c) = grid.position(t);
+                    format!("r{r}c{c}")
+                }
+            })
+            .collect();
+        if !missing.is_empty() {
+            let what = if matrix { "column" } else { "taxel" };
+            return err(format!(
+                "{} of the {grid} grid {} no channel: {} (list each in some adc's `channels`)",
+                if missing.len() == 1 {
+                    what.to_string()
+                } else {
+                    format!("{what}s")
+                },
+                if missing.len() == 1 { "has" } else { "have" },
+                missing.join(", ")
+            ));
+        }
+        let matrix = if matrix {
+            let m = &self.matrix;
+            if m.row_pins.len() != grid.rows {
+                return err(format!(
+                    "matrix.row_pins lists {} pins for the {} rows of the {grid} grid",
+                    m.row_pins.len(),
+                    grid.rows
+                ));
+            }
+            let uses_spi1 = self.adc.iter().any(|a| a.bus == 1);
+            for (r, &pin) in m.row_pins.iter().enumerate() {
+                if pin > 27 {
+                    return err(format!(
+                        "matrix.row_pins: GPIO{pin} (row {r}) is not on the header (0-27)"
+                    ));
+                }
+                if m.row_pins[..r].contains(&pin) {
+                    return err(format!("matrix.row_pins: GPIO{pin} drives two rows"));
+                }
+                let spi = SPI0_PINS.iter().chain(if uses_spi1 { &SPI1_PINS[..] } else { &[] });
+                if let Some((_, what)) = spi.into_iter().find(|(p, _)| *p == pin) {
+                    return err(format!("matrix.row_pins: GPIO{pin} (row {r}) is {what}"));
+                }
+            }
+            if m.settle_us > 100_000 {
+                return err(format!("matrix.settle_us = {}: at most 100000", m.settle_us));
+            }
+            Some(m.clone())
+        } else {
+            None
+        };
+        Ok(Wiring {
+            chip: self.chip,
+            grid,
+            adcs,
+            matrix,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reference() -> Wiring {
+        HardwareConfig::default().wiring(Grid::REFERENCE).unwrap()
+    }
+
+    fn err_of(cfg: &HardwareConfig, grid: Grid) -> String {
+        cfg.wiring(grid).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn the_default_is_the_reference_mat() {
+        let w = reference();
+        assert_eq!(w.chip, Chip::Mcp3008);
+        assert_eq!(w.adcs.len(), 2);
+        assert_eq!((w.adcs[0].bus, w.adcs[0].cs), (0, 0));
+        assert_eq!((w.adcs[1].bus, w.adcs[1].cs), (0, 1));
+        assert_eq!(w.adcs[0].device(), "/dev/spidev0.0");
+        // Chip 0: rows 0-1, chip 1: rows 2-3, row-major, CH0 first.
+        assert_eq!(w.adcs[0].targets, (0..8).collect::<Vec<_>>());
+        assert_eq!(w.adcs[1].targets, (8..16).collect::<Vec<_>>());
+        assert_eq!(w.adcs[1].plan.inputs()[3], Input::Single(3));
+        assert!(w.matrix.is_none());
+    }
+
+    #[test]
+    fn one_channel_cannot_read_two_taxels() {
+        let mut cfg = HardwareConfig::default();
+        cfg.adc[1].cs = 0;
+        let e = err_of(&cfg, Grid::REFERENCE);
+        assert!(e.contains("adc 0 and adc 1 are both on SPI0 CE0"), "{e}");
+    }
+
+    #[test]
+    fn one_taxel_cannot_be_on_two_channels() {
+        let mut cfg = HardwareConfig::default();
+        cfg.adc[1].channels[5] = "r0c2".into();
+        let e = err_of(&cfg, Grid::REFERENCE);
+        assert!(
+            e.contains("r0c2 is wired to two channels: adc 0 CH2 and adc 1 CH5"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn channels_beyond_the_chip_are_refused() {
+        let mut cfg = HardwareConfig::default();
+        cfg.adc[0].channels.push("r3c3".into());
+        let e = err_of(&cfg, Grid::REFERENCE);
+        assert!(e.contains("9 channels listed, a mcp3008 has 8"), "{e}");
+        let cfg = HardwareConfig {
+            chip: Chip::Mcp3204,
+            ..HardwareConfig::default()
+        };
+        let e = err_of(&cfg, Grid::REFERENCE);
+        assert!(e.contains("a mcp3204 has 4"), "{e}");
+    }
+
+    #[test]
+    fn every_taxel_needs_a_channel() {
+        let mut cfg = HardwareConfig::default();
+        cfg.adc[1].channels[7] = String::new();
+        let e = err_of(&cfg, Grid::REFERENCE);
+        assert!(e.contains("taxel of the 4x4 grid has no channel: r3c3"), "{e}");
+        let e = err_of(&HardwareConfig::default(), Grid::new(5, 4));
+        assert!(
+            e.contains("taxels of the 5x4 grid have no channel: r4c0, r4c1, r4c2, r4c3"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn names_must_be_taxels_of_the_grid() {
+        let mut cfg = HardwareConfig::default();
+        cfg.adc[0].channels[1] = "r9c0".into();
+        assert!(err_of(&cfg, Grid::REFERENCE).contains("r9c0 is outside the 4x4 grid"));
+        cfg.adc[0].channels[1] = "left".into();
+        assert!(err_of(&cfg, Grid::REFERENCE).contains("\"left\" is not a taxel"));
+    }
+
+    #[test]
+    fn bus_and_chip_select_must_exist() {
+        let mut cfg = HardwareConfig::default();
+        cfg.adc[1].cs = 2;
+        assert!(err_of(&cfg, Grid::REFERENCE).contains("SPI0 has chip selects CE0 to CE1"));
+        cfg.adc[1] = AdcConfig {
+            bus: 1,
+            cs: 2,
+            ..cfg.adc[1].clone()
+        };
+        assert_eq!(cfg.wiring(Grid::REFERENCE).unwrap().adcs[1].device(), "/dev/spidev1.2");
+        cfg.adc[1].bus = 9;
+        assert!(err_of(&cfg, Grid::REFERENCE).contains("no SPI bus 9"));
+    }
+
+    #[test]
+    fn pseudo_differential_needs_the_partner_free() {
+        let mut cfg = HardwareConfig {
+            adc: vec![AdcConfig {
+                input: InputMode::PseudoDifferential,
+                channels: vec!["r0c0".into(), "".into(), "".into(), "r0c1".into()],
+                ..AdcConfig::default()
+            }],
+            ..HardwareConfig::default()
+        };
+        let w = cfg.wiring(Grid::new(1, 2)).unwrap();
+        assert_eq!(
+            w.adcs[0].plan.inputs(),
+            &[
+                Input::PseudoDifferential { positive: 0 },
+                Input::PseudoDifferential { positive: 3 }
+            ]
+        );
+        cfg.adc[0].channels[2] = "r0c1".into();
+        cfg.adc[0].channels[3] = "".into();
+        cfg.adc[0].channels[1] = "x".into();
+        assert!(err_of(&cfg, Grid::new(1, 2)).contains("CH1 is the IN- of CH0"));
+    }
+
+    fn matrix_cfg() -> HardwareConfig {
+        HardwareConfig {
+            wiring: Layout::Matrix,
+            adc: vec![AdcConfig {
+                channels: vec!["c0".into(), "c1".into(), "c2".into(), "c3".into()],
+                ..AdcConfig::default()
+            }],
+            ..HardwareConfig::default()
+        }
+    }
+
+    #[test]
+    fn a_matrix_reads_columns_on_channels_and_drives_rows() {
+        let w = matrix_cfg().wiring(Grid::REFERENCE).unwrap();
+        assert_eq!(w.adcs[0].targets, vec![0, 1, 2, 3]);
+        assert_eq!(w.matrix.as_ref().unwrap().row_pins, vec![5, 6, 13, 26]);
+        let mut cfg = matrix_cfg();
+        cfg.matrix.row_pins = vec![5, 6, 13];
+        assert!(err_of(&cfg, Grid::REFERENCE).contains("3 pins for the 4 rows"));
+        cfg.matrix.row_pins = vec![5, 6, 6, 13];
+        assert!(err_of(&cfg, Grid::REFERENCE).contains("GPIO6 drives two rows"));
+        cfg.matrix.row_pins = vec![5, 6, 8, 13];
+        assert!(err_of(&cfg, Grid::REFERENCE).contains("GPIO8 (row 2) is SPI0 CE0"));
+        cfg.matrix.row_pins = vec![5, 6, 13, 26];
+        cfg.adc[0].channels[3] = "".into();
+        assert!(err_of(&cfg, Grid::REFERENCE).contains("column of the 4x4 grid has no channel: c3"));
+        cfg.adc[0].channels[3] = "r0c3".into();
+        assert!(err_of(&cfg, Grid::REFERENCE).contains("is not a column"));
+    }
+
+    #[test]
+    fn settings_out_of_range_are_refused() {
+        let cfg = HardwareConfig {
+            spi_clock_hz: 10_000_000,
+            ..HardwareConfig::default()
+        };
+        assert!(err_of(&cfg, Grid::REFERENCE).contains("spi_clock_hz"));
+        let cfg = HardwareConfig {
+            rate_hz: 0.0,
+            ..HardwareConfig::default()
+        };
+        assert!(err_of(&cfg, Grid::REFERENCE).contains("rate_hz"));
+        let cfg = HardwareConfig {
+            adc: vec![],
+            ..HardwareConfig::default()
+        };
+        assert!(err_of(&cfg, Grid::REFERENCE).starts_with("config [hardware]: no [[hardware.adc]]"));
+    }
+}
