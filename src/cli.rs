@@ -26,6 +26,26 @@ pub struct Cli {
     pub command: Command,
 }
 
+impl Cli {
+    /// The log level when `RUST_LOG` does not say.
+    pub fn log_level(&self) -> &'static str {
+        "warn"
+    }
+}
+
+/// The process exit code for an error: `EX_CONFIG` (78) for a bad
+/// configuration, so systemd does not restart in a loop; 1 otherwise.
+pub fn exit_code(error: &anyhow::Error) -> u8 {
+    if error.chain().any(|e| e.is::<crate::config::ConfigError>()) {
+        EX_CONFIG
+    } else {
+        1
+    }
+}
+
+/// sysexits.h: configuration error.
+pub const EX_CONFIG: u8 = 78;
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the detector on a recording and print its events as JSON lines.
@@ -180,7 +200,7 @@ pub fn run(cli: Cli) -> Result<()> {
 
 fn load_config(path: Option<&Path>) -> Result<Config> {
     match path {
-        Some(p) => Config::load(p).map_err(anyhow::Error::msg),
+        Some(p) => Ok(Config::load(p)?),
         None => Ok(Config::default()),
     }
 }

@@ -10,7 +10,8 @@
 //! - [`mcp3x08`]: the SPI ADC driver (MCP3004/3008/3204/3208) and its emulator;
 //! - [`hardware`]: wiring from the config, the grid scanner, the Raspberry Pi
 //!   backend (rppal), an emulated mat;
-//! - [`sampler`]: the real-time sampler thread and its frame ring.
+//! - [`sampler`]: the real-time sampler thread and its frame ring;
+//! - [`systemd`]: readiness, watchdog and stopping notifications, journald.
 
 pub mod check;
 pub mod cli;
@@ -27,3 +28,4 @@ pub mod replay;
 pub mod sampler;
 pub mod score;
 pub mod sim;
+pub mod systemd;

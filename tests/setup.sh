@@ -7,6 +7,7 @@ set -euo pipefail
 need_apt=()
 command -v python3 >/dev/null 2>&1 || need_apt+=(python3)
 command -v cc >/dev/null 2>&1 || need_apt+=(gcc)
+command -v systemd-analyze >/dev/null 2>&1 || need_apt+=(systemd)
 if [ ${#need_apt[@]} -gt 0 ]; then
     echo "tests/setup.sh: installing ${need_apt[*]}" >&2
     sudo=""
