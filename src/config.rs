@@ -12,6 +12,7 @@ use crate::detector::DetectorConfig;
 pub struct Config {
     pub mat: MatConfig,
     pub detector: DetectorConfig,
+    pub mqtt: crate::mqtt::MqttConfig,
 }
 
 /// The mat's grid.
