@@ -145,7 +145,11 @@ impl Options {
                     ConnectReturnCode::BadUserNamePassword => {
                         "bad user name or password (check mqtt.username and mqtt.password_file / password_env)"
                     }
-                    ConnectReturnCode::NotAuthorized => "not authorized (check mqtt.username and the broker's ACL)",
+                    // Mosquitto answers this one to a wrong password too.
+                    ConnectReturnCode::NotAuthorized => {
+                        "not authorized: wrong user name or password, or not allowed \
+                         (check mqtt.username, mqtt.password_file / password_env and the broker's ACL)"
+                    }
                     ConnectReturnCode::BadClientId => "client id refused",
                     ConnectReturnCode::ServiceUnavailable => "service unavailable",
                     ConnectReturnCode::RefusedProtocolVersion => "MQTT 3.1.1 not supported",
