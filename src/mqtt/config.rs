@@ -61,6 +61,10 @@ pub struct MqttConfig {
     /// Most bytes the outbox may hold on disk; when full, the oldest
     /// undelivered events are dropped and counted.
     pub outbox_max_bytes: u64,
+    /// `background`: events are written at once and synced by a background
+    /// thread within milliseconds, publishing does not wait for the device;
+    /// `every_event`: synced before being published (slower on SD cards).
+    pub outbox_sync: super::outbox::SyncMode,
 }
 
 impl Default for MqttConfig {
@@ -87,6 +91,7 @@ impl Default for MqttConfig {
             heartbeat_s: 60.0,
             outbox_dir: PathBuf::from("/var/lib/flatback/outbox"),
             outbox_max_bytes: 8 * 1024 * 1024,
+            outbox_sync: super::outbox::SyncMode::Background,
         }
     }
 }

@@ -53,8 +53,9 @@ pub fn publish(mqtt: &MqttConfig, detector: &DetectorConfig, mats: Vec<MatSource
         }
     }
     let opts = Options::from_config(mqtt).map_err(anyhow::Error::msg)?;
-    let (outbox, recovery) = outbox::Outbox::open(&mqtt.outbox_dir, mqtt.outbox_max_bytes)
+    let (mut outbox, recovery) = outbox::Outbox::open(&mqtt.outbox_dir, mqtt.outbox_max_bytes)
         .with_context(|| format!("outbox {} (mqtt.outbox_dir)", mqtt.outbox_dir.display()))?;
+    outbox.set_sync_mode(mqtt.outbox_sync);
     if recovery.pending > 0 || recovery.truncated_bytes > 0 {
         tracing::info!(
             pending = recovery.pending,

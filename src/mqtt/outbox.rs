@@ -8,8 +8,11 @@
 //!   record for good. A segment is a run of records, each
 //!   `[len: u32 LE][crc32 of body: u32 LE][body]`, the body being
 //!   `[mat id length: u8][mat id][seq: u64 LE][payload]`. Records are only
-//!   appended, then synced (`fdatasync`) before the event is handed to the
-//!   broker.
+//!   appended, and synced (`fdatasync`): by a background thread right after
+//!   the write ([`SyncMode::Background`], the default: the event is handed
+//!   to the broker without waiting for the device; a crash of the process
+//!   loses nothing, the kernel has the write), or before `append` returns
+//!   ([`SyncMode::EveryEvent`]).
 //! - `state`: two slots, written alternately, each `["FBOX"][len][crc][JSON]`
 //!   with a generation number, the *head* (every record before it was acked
 //!   or dropped), the last `seq` of every mat and the dropped counters. The
@@ -25,6 +28,12 @@
 //! is deleted; its undelivered records are counted as dropped (per mat).
 //! Fully acknowledged segments are deleted (compaction); the state is synced
 //! before any segment is deleted.
+//!
+//! A power cut can lose the last unsynced records, and with them the
+//! knowledge of their `seq`s, which may have been published already: the
+//! state records the boot id and whether the outbox was closed cleanly, and
+//! after a boot that ended with the outbox open every mat's `seq` skips
+//! ahead by [`SEQ_SKIP_AFTER_POWER_LOSS`], so that no `seq` is given twice.
 //!
 //! The head in the state is written lazily (see [`Outbox::persist`]): after a
 //! crash, some acknowledged events may be sent again. MQTT QoS 1 allows
@@ -80,6 +89,8 @@ pub struct Recovery {
     /// Bytes of torn or corrupt records cut off.
     pub truncated_bytes: u64,
     pub state_found: bool,
+    /// The machine went down with the outbox open: seqs skipped ahead.
+    pub seqs_skipped: bool,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -88,6 +99,37 @@ struct State {
     head: u64,
     seqs: BTreeMap<String, u64>,
     dropped: BTreeMap<String, u64>,
+    /// The kernel's boot id while the outbox was open, and whether it was
+    /// closed cleanly: a run that ended with the machine (a power cut) may
+    /// have published events whose records never reached the disk, so
+    /// their seqs are skipped rather than given again.
+    #[serde(default)]
+    boot_id: String,
+    #[serde(default)]
+    clean: bool,
+}
+
+/// Seqs skipped after the machine went down with the outbox open: more than
+/// the events that a background sync can leave unsynced.
+pub const SEQ_SKIP_AFTER_POWER_LOSS: u64 = 1000;
+
+fn boot_id() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default()
+}
+
+/// When an appended record is synced to the device.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SyncMode {
+    /// Written at once (a crash of the process loses nothing), synced by a
+    /// background thread within milliseconds (group commit); publishing
+    /// does not wait for the device.
+    #[default]
+    Background,
+    /// Synced before `append` returns, so before the event is published.
+    EveryEvent,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -111,6 +153,10 @@ pub struct Outbox {
     /// The last segment, open for appending (None: the next append starts
     /// a new segment at `end`).
     active: Option<File>,
+    /// A second handle on it, to sync without holding the outbox.
+    active_sync: Option<File>,
+    unsynced: bool,
+    sync_mode: SyncMode,
     end: u64,
     head: u64,
     pending: VecDeque<Record>,
@@ -252,6 +298,8 @@ impl Outbox {
         let state = state.unwrap_or_default();
         let mut head = state.head;
         let mut seqs = state.seqs.clone();
+        let boot = boot_id();
+        let crashed = recovery.state_found && !state.clean && !state.boot_id.is_empty() && state.boot_id != boot;
         let mut segments = VecDeque::new();
         let mut pending = VecDeque::new();
         let listed = list_segments(dir)?;
@@ -289,6 +337,16 @@ impl Outbox {
         if let Some(first) = segments.front() {
             head = head.max(first.start);
         }
+        if crashed {
+            for s in seqs.values_mut() {
+                *s += SEQ_SKIP_AFTER_POWER_LOSS;
+            }
+            recovery.seqs_skipped = true;
+            tracing::warn!(
+                skip = SEQ_SKIP_AFTER_POWER_LOSS,
+                "outbox: the machine went down while it was open; seqs skip ahead"
+            );
+        }
         let end = segments.back().map_or(head, |s| s.end()).max(head);
         let active = match segments.back() {
             Some(s) if s.len < segment_bytes => {
@@ -306,12 +364,18 @@ impl Outbox {
             head,
             seqs,
             dropped: state.dropped,
+            boot_id: boot,
+            clean: false,
         };
-        let outbox = Outbox {
+        let active_sync = active.as_ref().map(File::try_clone).transpose()?;
+        let mut outbox = Outbox {
             dir: dir.to_path_buf(),
             segment_bytes,
             segments,
             active,
+            active_sync,
+            unsynced: false,
+            sync_mode: SyncMode::Background,
             end,
             head,
             pending,
@@ -320,7 +384,34 @@ impl Outbox {
             persisted_head: u64::MAX,
             state,
         };
+        // Open, not closed cleanly (until `close`), on this boot.
+        outbox.write_state(true)?;
         Ok((outbox, recovery))
+    }
+
+    pub fn set_sync_mode(&mut self, mode: SyncMode) {
+        self.sync_mode = mode;
+    }
+
+    /// A handle to sync (outside any lock) when records were appended since
+    /// the last call; for the background syncer.
+    pub fn take_sync(&mut self) -> Option<File> {
+        if !std::mem::take(&mut self.unsynced) {
+            return None;
+        }
+        self.active_sync.as_ref().and_then(|f| f.try_clone().ok())
+    }
+
+    /// Syncs what was appended, and the state, and marks the outbox closed
+    /// cleanly.
+    pub fn close(&mut self) -> io::Result<()> {
+        if std::mem::take(&mut self.unsynced) {
+            if let Some(f) = &self.active {
+                f.sync_data()?;
+            }
+        }
+        self.state.clean = true;
+        self.write_state(true)
     }
 
     pub fn dir(&self) -> &Path {
@@ -359,12 +450,17 @@ impl Outbox {
         }
         let file = self.active.as_mut().expect("an active segment after roll");
         let seg = self.segments.back_mut().expect("a segment after roll");
-        if let Err(e) = file.write_all(&bytes).and_then(|_| file.sync_data()) {
+        let every = self.sync_mode == SyncMode::EveryEvent;
+        if let Err(e) = file
+            .write_all(&bytes)
+            .and_then(|_| if every { file.sync_data() } else { Ok(()) })
+        {
             // Leave no partial record behind for the next append.
             let _ = file.set_len(seg.len);
             return Err(e);
         }
         seg.len += size;
+        self.unsynced |= !every;
         let offset = self.end;
         self.end += size;
         self.state.seqs.insert(mat.to_string(), seq);
@@ -383,16 +479,22 @@ impl Outbox {
     /// already `MAX_SEGMENTS`. Returns the number of events dropped.
     fn roll(&mut self) -> io::Result<u64> {
         let mut dropped = 0;
+        if std::mem::take(&mut self.unsynced) {
+            if let Some(f) = &self.active {
+                f.sync_data()?;
+            }
+        }
         self.active = None;
+        self.active_sync = None;
         // An empty last segment (all acked then compacted, or new) is reused
         // only if it starts at `end`.
         if let Some(last) = self.segments.back() {
             if last.len == 0 && last.start == self.end {
-                self.active = Some(
-                    OpenOptions::new()
-                        .append(true)
-                        .open(self.dir.join(segment_name(last.start)))?,
-                );
+                let f = OpenOptions::new()
+                    .append(true)
+                    .open(self.dir.join(segment_name(last.start)))?;
+                self.active_sync = Some(f.try_clone()?);
+                self.active = Some(f);
                 return Ok(0);
             }
         }
@@ -407,6 +509,7 @@ impl Outbox {
             start: self.end,
             len: 0,
         });
+        self.active_sync = Some(file.try_clone()?);
         self.active = Some(file);
         Ok(dropped)
     }
@@ -478,9 +581,9 @@ impl Outbox {
 
     /// Deletes fully acknowledged segments (syncing the state first), and
     /// the active one too once everything is acknowledged and it has grown
-    /// past `min(64 KiB, segment / 2)`.
+    /// past half a segment (so the syncs this takes stay rare).
     pub fn compact(&mut self) -> io::Result<()> {
-        let threshold = (self.segment_bytes / 2).min(64 * 1024);
+        let threshold = self.segment_bytes / 2;
         let n = self.segments.len();
         let mut remove = Vec::new();
         for (i, s) in self.segments.iter().enumerate() {
@@ -497,6 +600,8 @@ impl Outbox {
             let s = self.segments.remove(i).unwrap();
             if i + 1 == n {
                 self.active = None;
+                self.active_sync = None;
+                self.unsynced = false;
             }
             fs::remove_file(self.dir.join(segment_name(s.start)))?;
         }
@@ -622,9 +727,10 @@ mod tests {
     #[test]
     fn acked_records_leave_and_seqs_continue_after_compaction() {
         let dir = tempfile::tempdir().unwrap();
-        let (mut o, _) = Outbox::open(dir.path(), 1 << 20).unwrap();
+        let (mut o, _) = Outbox::open(dir.path(), 256 * 1024).unwrap();
         let a = fill(&mut o, &["m"], 2000);
         assert_eq!(o.dropped(), 0);
+        assert!(list_segments(dir.path()).unwrap().len() > 1);
         // Out of order acks: the head moves only over a contiguous prefix.
         assert!(o.ack(a[1].offset));
         assert_eq!(o.queued(), 1999);
@@ -636,10 +742,11 @@ mod tests {
         }
         assert_eq!(o.queued(), 0);
         o.compact().unwrap();
-        assert_eq!(o.disk_bytes(), 0, "acked segments deleted");
-        assert!(list_segments(dir.path()).unwrap().is_empty());
+        // Full acked segments are deleted; the last one too once past half.
+        assert!(o.disk_bytes() < o.segment_bytes() / 2, "{}", o.disk_bytes());
+        assert!(list_segments(dir.path()).unwrap().len() <= 1);
         drop(o);
-        let (mut o, rec) = Outbox::open(dir.path(), 1 << 20).unwrap();
+        let (mut o, rec) = Outbox::open(dir.path(), 256 * 1024).unwrap();
         assert_eq!(rec.pending, 0);
         assert_eq!(o.append("m", |s| payload("m", s)).unwrap().seq, 2001);
         assert_eq!(o.next(0).unwrap().seq, 2001);
@@ -702,6 +809,50 @@ mod tests {
             "acked but unpersisted records come back (duplicates, not losses)"
         );
         assert_eq!(o.append("m", |s| payload("m", s)).unwrap().seq, 4);
+    }
+
+    #[test]
+    fn sync_modes_and_a_clean_close() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut o, _) = Outbox::open(dir.path(), 1 << 20).unwrap();
+        fill(&mut o, &["m"], 2);
+        assert!(o.take_sync().is_some(), "background: appends leave a sync to do");
+        assert!(o.take_sync().is_none(), "once");
+        o.set_sync_mode(SyncMode::EveryEvent);
+        fill(&mut o, &["m"], 1);
+        assert!(o.take_sync().is_none(), "every_event: synced by append");
+        o.close().unwrap();
+        drop(o);
+        let st = read_state(dir.path()).unwrap();
+        assert!(st.clean && st.boot_id == boot_id());
+        let (o, rec) = Outbox::open(dir.path(), 1 << 20).unwrap();
+        assert!(!rec.seqs_skipped);
+        assert!(
+            !read_state(dir.path()).unwrap().clean,
+            "open again: not clean until closed"
+        );
+        assert_eq!(o.last_seq("m"), 3);
+    }
+
+    #[test]
+    fn seqs_skip_ahead_after_the_machine_went_down_not_after_a_process_crash() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut o, _) = Outbox::open(dir.path(), 1 << 20).unwrap();
+        fill(&mut o, &["m"], 3);
+        drop(o); // a process crash: same boot, not closed
+        let (mut o, rec) = Outbox::open(dir.path(), 1 << 20).unwrap();
+        assert!(!rec.seqs_skipped);
+        assert_eq!(o.append("m", |s| payload("m", s)).unwrap().seq, 4);
+        // Pretend the state was written during another boot.
+        o.state.boot_id = "another-boot".into();
+        o.write_state(true).unwrap();
+        drop(o);
+        let (mut o, rec) = Outbox::open(dir.path(), 1 << 20).unwrap();
+        assert!(rec.seqs_skipped);
+        assert_eq!(
+            o.append("m", |s| payload("m", s)).unwrap().seq,
+            5 + SEQ_SKIP_AFTER_POWER_LOSS
+        );
     }
 
     #[test]

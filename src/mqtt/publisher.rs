@@ -28,7 +28,7 @@
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, Sender};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime};
 
 use rumqttc::{
@@ -209,6 +209,8 @@ struct Shared {
     outbox: Mutex<Outbox>,
     wake: Notify,
     mats: Vec<MatSlot>,
+    /// (records to sync, stop) for the background syncer.
+    sync: (Mutex<(bool, bool)>, Condvar),
 }
 
 impl Shared {
@@ -251,7 +253,32 @@ impl Gateway {
             outbox: Mutex::new(outbox),
             wake: Notify::new(),
             mats: slots,
+            sync: (Mutex::new((false, false)), Condvar::new()),
         });
+        // Group commit: one sync for whatever was appended meanwhile, off
+        // the mats' threads and outside the outbox's lock.
+        let syncer = shared.clone();
+        let _ = std::thread::Builder::new()
+            .name("outbox-sync".into())
+            .spawn(move || loop {
+                let (m, cv) = &syncer.sync;
+                let mut flags = m.lock().unwrap_or_else(|p| p.into_inner());
+                while !flags.0 && !flags.1 {
+                    flags = cv.wait(flags).unwrap_or_else(|p| p.into_inner());
+                }
+                let stop = flags.1;
+                flags.0 = false;
+                drop(flags);
+                let handle = syncer.outbox().take_sync();
+                if let Some(f) = handle {
+                    if let Err(e) = f.sync_data() {
+                        tracing::error!("outbox: cannot sync to disk: {e}");
+                    }
+                }
+                if stop {
+                    return;
+                }
+            });
         let links = receivers
             .into_iter()
             .enumerate()
@@ -271,6 +298,18 @@ impl Gateway {
     /// Events waiting in the outbox.
     pub fn queued(&self) -> u64 {
         self.shared.outbox().queued()
+    }
+
+    /// Syncs and closes the outbox cleanly; stops the background syncer.
+    pub fn close(&self) {
+        {
+            let (m, cv) = &self.shared.sync;
+            m.lock().unwrap_or_else(|p| p.into_inner()).1 = true;
+            cv.notify_all();
+        }
+        if let Err(e) = self.shared.outbox().close() {
+            tracing::warn!("outbox: cannot close cleanly: {e}");
+        }
     }
 
     fn all_finished(&self) -> bool {
@@ -297,6 +336,11 @@ impl MatLink {
             .shared
             .outbox()
             .append(mat, |seq| payload::event_envelope(event, mat, seq, now).into_bytes());
+        {
+            let (m, cv) = &self.shared.sync;
+            m.lock().unwrap_or_else(|p| p.into_inner()).0 = true;
+            cv.notify_one();
+        }
         self.shared.wake.notify_one();
         match result {
             Ok(a) => Some(a.seq),
@@ -891,9 +935,7 @@ impl Logic {
             let until = Instant::now() + Duration::from_secs(2);
             while !self.stopped && self.recv_until(rx, until).await {}
         }
-        if let Err(e) = self.gw.shared.outbox().persist(true) {
-            tracing::warn!("outbox: cannot write its state: {e}");
-        }
+        self.gw.close();
     }
 
     /// Handles one driver message; false at `until` or when the driver is gone.
