@@ -15,6 +15,7 @@ pub struct Config {
     pub detector: DetectorConfig,
     /// How the mat is wired to the Pi (SPI ADCs, GPIO rows).
     pub hardware: HardwareConfig,
+    pub mqtt: crate::mqtt::MqttConfig,
 }
 
 /// The mat's grid.

@@ -11,6 +11,8 @@
 //! - [`hardware`]: wiring from the config, the grid scanner, the Raspberry Pi
 //!   backend (rppal), an emulated mat;
 //! - [`sampler`]: the real-time sampler thread and its frame ring;
+//! - [`mat`]: one mat's pipeline (source, detector, state, commands);
+//! - [`mqtt`]: MQTT, Home Assistant discovery, the outbox;
 //! - [`systemd`]: readiness, watchdog and stopping notifications, journald.
 
 pub mod check;
@@ -21,7 +23,9 @@ pub mod event;
 pub mod frame;
 pub mod hardware;
 pub mod live;
+pub mod mat;
 pub mod mcp3x08;
+pub mod mqtt;
 pub mod pacing;
 pub mod recording;
 pub mod replay;

@@ -8,6 +8,8 @@ need_apt=()
 command -v python3 >/dev/null 2>&1 || need_apt+=(python3)
 command -v cc >/dev/null 2>&1 || need_apt+=(gcc)
 command -v systemd-analyze >/dev/null 2>&1 || need_apt+=(systemd)
+# The MQTT tests start their own broker (and mosquitto_passwd).
+[ -x /usr/sbin/mosquitto ] && command -v mosquitto_passwd >/dev/null 2>&1 || need_apt+=(mosquitto)
 if [ ${#need_apt[@]} -gt 0 ]; then
     echo "tests/setup.sh: installing ${need_apt[*]}" >&2
     sudo=""
