@@ -27,9 +27,13 @@ pub struct Cli {
 }
 
 impl Cli {
-    /// The log level when `RUST_LOG` does not say.
-    pub fn log_level(&self) -> &'static str {
-        "warn"
+    /// The log level when `RUST_LOG` does not say: the daemon's from its
+    /// configuration (`[log] level`, default info), warn for the tools.
+    pub fn log_level(&self) -> String {
+        match &self.command {
+            Command::Run { config, .. } => Config::load(config).map_or("info".into(), |c| c.log.level),
+            _ => "warn".into(),
+        }
     }
 }
 
@@ -97,7 +101,24 @@ pub enum Command {
         #[arg(long)]
         verbose: bool,
     },
-    /// Print the default configuration file, commented.
+    /// The daemon: every mat of the configuration (SPI, simulated or
+    /// replayed), the detector, MQTT and Home Assistant, until SIGTERM.
+    Run {
+        /// Configuration file (TOML).
+        #[arg(long, value_name = "FILE", default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
+        /// Simulated and replayed mats run this many times faster than real
+        /// time.
+        #[arg(long, default_value_t = 1.0)]
+        speed: f64,
+    },
+    /// The configuration file: print the commented default, or check one.
+    Config {
+        #[command(subcommand)]
+        action: ConfigAction,
+    },
+    /// Print the default configuration file, commented (`config default`).
+    #[command(hide = true)]
     Configfile,
     /// Look at the mat live: a heatmap of the counts, the sampler's rate and
     /// jitter, dead or stuck channels.
@@ -157,6 +178,18 @@ pub enum Command {
         #[arg(long = "mat", value_name = "ID")]
         mats: Vec<String>,
     },
+}
+
+/// Where `flatback run` looks for its configuration by default.
+pub const DEFAULT_CONFIG: &str = "/etc/flatback/flatback.toml";
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigAction {
+    /// Print the default configuration, every key commented.
+    Default,
+    /// Check a configuration file: exit 0 if it is good, 78 (EX_CONFIG) with
+    /// the file, line and key of the first problem if not.
+    Check { file: PathBuf },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -228,6 +261,30 @@ pub fn run(cli: Cli) -> Result<()> {
         } => crate::live::check(&load_config(config.as_deref())?, source, seconds, &kind, seed),
         Command::Demo { sim, speed, seconds } => demo(&sim, speed, seconds),
         Command::Eval { cases, seed, verbose } => eval(cases, seed, verbose),
+        Command::Run { config, speed } => {
+            if !(speed.is_finite() && speed > 0.0) {
+                bail!("--speed {speed}: must be positive");
+            }
+            let config = Config::load(&config)?;
+            let notifier = crate::systemd::Notifier::from_env().context("NOTIFY_SOCKET")?;
+            crate::daemon::run(&config, &crate::daemon::RunOptions { speed }, &notifier)
+        }
+        Command::Config {
+            action: ConfigAction::Default,
+        } => {
+            print!("{}", crate::config::DEFAULT_TOML);
+            Ok(())
+        }
+        Command::Config {
+            action: ConfigAction::Check { file },
+        } => {
+            let config = Config::load(&file)?;
+            println!("{}: good ({} mats: {})", file.display(), config.mats().len(), {
+                let ids: Vec<String> = config.mats().into_iter().map(|m| m.id).collect();
+                ids.join(", ")
+            });
+            Ok(())
+        }
         Command::Configfile => {
             print!("{DEFAULT_TOML}");
             Ok(())

@@ -13,11 +13,13 @@
 //! - [`sampler`]: the real-time sampler thread and its frame ring;
 //! - [`mat`]: one mat's pipeline (source, detector, state, commands);
 //! - [`mqtt`]: MQTT, Home Assistant discovery, the outbox;
+//! - [`daemon`]: `flatback run`: the gateway's mats, supervised, and MQTT;
 //! - [`systemd`]: readiness, watchdog and stopping notifications, journald.
 
 pub mod check;
 pub mod cli;
 pub mod config;
+pub mod daemon;
 pub mod detector;
 pub mod event;
 pub mod frame;

@@ -7,7 +7,7 @@ use tracing_subscriber::EnvFilter;
 
 fn main() -> std::process::ExitCode {
     let cli = flatback::cli::Cli::parse();
-    init_logging(cli.log_level());
+    init_logging(&cli.log_level());
     match flatback::cli::run(cli) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {

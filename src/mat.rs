@@ -205,6 +205,119 @@ pub struct MatRun {
     pub events: u64,
 }
 
+/// A mat's detector and state, kept across its sources: when a source
+/// fails (an SPI error, a vanished device) the daemon opens it again and
+/// feeds the same pipeline, so a sensor fault costs frames, not the person's
+/// reference, set or counters.
+pub struct Pipeline {
+    config: DetectorConfig,
+    detector: Detector,
+    tracker: MatTracker,
+    frame: Frame,
+    events: Vec<Event>,
+    run: MatRun,
+}
+
+impl Pipeline {
+    pub fn new(grid: crate::frame::Grid, config: &DetectorConfig) -> Result<Pipeline, SourceError> {
+        Ok(Pipeline {
+            detector: Detector::new(grid, config.clone()).map_err(SourceError::Sampler)?,
+            config: config.clone(),
+            tracker: MatTracker::new(),
+            frame: Frame::zeroed(grid),
+            events: Vec::with_capacity(16),
+            run: MatRun::default(),
+        })
+    }
+
+    pub fn state(&self) -> &MatState {
+        self.tracker.state()
+    }
+
+    pub fn tracker_mut(&mut self) -> &mut MatTracker {
+        &mut self.tracker
+    }
+
+    /// Frames and events so far.
+    pub fn figures(&self) -> MatRun {
+        self.run
+    }
+
+    fn drain(&mut self, link: &MatLink) {
+        for e in self.events.drain(..) {
+            if let Some(out) = self.tracker.on_event(&e) {
+                link.emit(&out);
+                self.run.events += 1;
+            }
+        }
+    }
+
+    /// Feeds `source` through the detector, publishing through `link`, until
+    /// the source ends (`Ok(false)`), `stop` is set (`Ok(true)`) or the
+    /// source fails. The mat is `online` from its first frame. `on_frame` is
+    /// called after every frame (the daemon's watchdog and figures).
+    pub fn feed(
+        &mut self,
+        source: &mut dyn FrameSource,
+        link: &MatLink,
+        stop: &AtomicBool,
+        mut on_frame: impl FnMut(&mut Pipeline),
+    ) -> Result<bool, SourceError> {
+        let mut online = false;
+        loop {
+            if stop.load(Ordering::Relaxed) {
+                return Ok(true);
+            }
+            if !source.next_into(&mut self.frame)? {
+                return Ok(false);
+            }
+            if !online {
+                link.set_available(true);
+                online = true;
+            }
+            self.run.frames += 1;
+            while let Some(c) = link.try_command() {
+                if self.tracker.command(c, self.frame.t_us, self.detector.occupied()) == Action::RestartDetector {
+                    self.detector.finish(&mut self.events);
+                    self.drain(link);
+                    self.tracker.restarted();
+                    self.detector =
+                        Detector::new(self.frame_grid(), self.config.clone()).map_err(SourceError::Sampler)?;
+                }
+                link.set_state(self.tracker.state());
+            }
+            self.detector.push(&self.frame, &mut self.events);
+            self.drain(link);
+            let (t_us, occupied, in_arch, contact) = (
+                self.frame.t_us,
+                self.detector.occupied(),
+                self.detector.in_arch(),
+                self.detector.contact(),
+            );
+            if let Some(held) = self.tracker.on_frame(t_us, occupied, in_arch, contact) {
+                link.emit(&held);
+                self.run.events += 1;
+            }
+            on_frame(self);
+            link.set_state(self.tracker.state());
+        }
+    }
+
+    fn frame_grid(&self) -> crate::frame::Grid {
+        self.detector.grid()
+    }
+
+    /// The mat is done: close what is open (the set, the session) and say so.
+    pub fn finish(mut self, link: &MatLink) -> MatRun {
+        self.detector.finish(&mut self.events);
+        self.drain(link);
+        self.tracker.on_frame(self.frame.t_us, false, false, 0.0);
+        link.set_state(self.tracker.state());
+        link.finish();
+        self.run
+    }
+}
+
 /// Runs `source` through a detector and publishes through `link` until the
 /// source ends or `stop` is set. The mat is `online` while it runs.
 pub fn run(
@@ -213,62 +326,11 @@ pub fn run(
     link: &MatLink,
     stop: &AtomicBool,
 ) -> Result<MatRun, SourceError> {
-    let grid = source.grid();
-    let new_detector = || Detector::new(grid, config.clone()).map_err(SourceError::Sampler);
-    let mut detector = new_detector()?;
-    let mut tracker = MatTracker::new();
-    let mut frame = Frame::zeroed(grid);
-    let mut events = Vec::with_capacity(16);
-    let mut run = MatRun::default();
-    let emit = |e: &Event, run: &mut MatRun| {
-        link.emit(e);
-        run.events += 1;
-    };
+    let mut pipeline = Pipeline::new(source.grid(), config)?;
     link.set_available(true);
-    link.set_state(tracker.state());
-    let result = loop {
-        if stop.load(Ordering::Relaxed) {
-            break Ok(());
-        }
-        match source.next_into(&mut frame) {
-            Ok(true) => {}
-            Ok(false) => break Ok(()),
-            Err(e) => break Err(e),
-        }
-        run.frames += 1;
-        while let Some(c) = link.try_command() {
-            if tracker.command(c, frame.t_us, detector.occupied()) == Action::RestartDetector {
-                detector.finish(&mut events);
-                for e in events.drain(..) {
-                    if let Some(out) = tracker.on_event(&e) {
-                        emit(&out, &mut run);
-                    }
-                }
-                tracker.restarted();
-                detector = new_detector()?;
-            }
-            link.set_state(tracker.state());
-        }
-        detector.push(&frame, &mut events);
-        for e in events.drain(..) {
-            if let Some(out) = tracker.on_event(&e) {
-                emit(&out, &mut run);
-            }
-        }
-        if let Some(held) = tracker.on_frame(frame.t_us, detector.occupied(), detector.in_arch(), detector.contact()) {
-            emit(&held, &mut run);
-        }
-        link.set_state(tracker.state());
-    };
-    detector.finish(&mut events);
-    for e in events.drain(..) {
-        if let Some(out) = tracker.on_event(&e) {
-            emit(&out, &mut run);
-        }
-    }
-    tracker.on_frame(frame.t_us, false, false, 0.0);
-    link.set_state(tracker.state());
-    link.finish();
+    link.set_state(pipeline.state());
+    let result = pipeline.feed(source, link, stop, |_| {});
+    let run = pipeline.finish(link);
     result.map(|_| run)
 }
 

@@ -58,6 +58,17 @@ impl Notifier {
         })
     }
 
+    /// Another handle on the same socket (for a task of its own).
+    pub fn clone_handle(&self) -> Notifier {
+        Notifier {
+            socket: self
+                .socket
+                .as_ref()
+                .and_then(|(s, a)| s.try_clone().ok().map(|s| (s, a.clone()))),
+            watchdog: self.watchdog,
+        }
+    }
+
     pub fn is_enabled(&self) -> bool {
         self.socket.is_some()
     }

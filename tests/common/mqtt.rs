@@ -200,7 +200,7 @@ impl Drop for Subscriber {
     }
 }
 
-/// `flatback publish` as a child process.
+/// `flatback publish` or `flatback run` as a child process.
 pub struct Daemon {
     pub child: Child,
     stderr: Arc<(Mutex<String>, Condvar)>,
@@ -212,8 +212,17 @@ impl Daemon {
     }
 
     pub fn spawn_env(config: &Path, args: &[&str], env: &[(&str, &str)]) -> Daemon {
+        Daemon::command("publish", config, args, env)
+    }
+
+    /// `flatback run --config CONFIG ARGS`, the daemon.
+    pub fn run(config: &Path, args: &[&str], env: &[(&str, &str)]) -> Daemon {
+        Daemon::command("run", config, args, env)
+    }
+
+    fn command(subcommand: &str, config: &Path, args: &[&str], env: &[(&str, &str)]) -> Daemon {
         let mut cmd = super::flatback();
-        cmd.arg("publish").arg("--config").arg(config).args(args);
+        cmd.arg(subcommand).arg("--config").arg(config).args(args);
         cmd.env("FLATBACK_LOG", "info,flatback=debug");
         cmd.env("NO_COLOR", "1");
         for (k, v) in env {
@@ -224,7 +233,7 @@ impl Daemon {
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
-            .expect("start flatback publish");
+            .expect("start flatback");
         let stderr = Arc::new((Mutex::new(String::new()), Condvar::new()));
         let pipe = child.stderr.take().unwrap();
         let sink = stderr.clone();
