@@ -14,8 +14,11 @@
 //! - [`mat`]: one mat's pipeline (source, detector, state, commands);
 //! - [`mqtt`]: MQTT, Home Assistant discovery, the outbox;
 //! - [`daemon`]: `flatback run`: the gateway's mats, supervised, and MQTT;
-//! - [`systemd`]: readiness, watchdog and stopping notifications, journald.
+//! - [`systemd`]: readiness, watchdog and stopping notifications, journald;
+//! - [`broker`]: is an MQTT broker answering locally (a probe), and a small
+//!   MQTT 3.1.1 broker embedded in the process, for `flatback demo`.
 
+pub mod broker;
 pub mod check;
 pub mod cli;
 pub mod config;

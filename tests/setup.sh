@@ -10,6 +10,8 @@ command -v cc >/dev/null 2>&1 || need_apt+=(gcc)
 command -v systemd-analyze >/dev/null 2>&1 || need_apt+=(systemd)
 # The MQTT tests start their own broker (and mosquitto_passwd).
 [ -x /usr/sbin/mosquitto ] && command -v mosquitto_passwd >/dev/null 2>&1 || need_apt+=(mosquitto)
+# tests/broker.rs checks the embedded broker with Mosquitto's own clients too.
+command -v mosquitto_sub >/dev/null 2>&1 && command -v mosquitto_pub >/dev/null 2>&1 || need_apt+=(mosquitto-clients)
 if [ ${#need_apt[@]} -gt 0 ]; then
     echo "tests/setup.sh: installing ${need_apt[*]}" >&2
     sudo=""
