@@ -267,7 +267,7 @@ pub fn run(cli: Cli) -> Result<()> {
             }
             let config = Config::load(&config)?;
             let notifier = crate::systemd::Notifier::from_env().context("NOTIFY_SOCKET")?;
-            crate::daemon::run(&config, &crate::daemon::RunOptions { speed }, &notifier)
+            crate::daemon::run(&config, &crate::daemon::RunOptions { speed, run_for: None }, &notifier)
         }
         Command::Config {
             action: ConfigAction::Default,

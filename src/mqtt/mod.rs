@@ -65,7 +65,14 @@ pub fn publish(mqtt: &MqttConfig, detector: &DetectorConfig, mats: Vec<MatSource
             body
         })
         .collect();
-    serve(mqtt, ids, bodies, exit_when_done, &crate::systemd::Notifier::disabled())
+    serve(
+        mqtt,
+        ids,
+        bodies,
+        exit_when_done,
+        None,
+        &crate::systemd::Notifier::disabled(),
+    )
 }
 
 /// What runs a mat on its own thread: its link to the publisher, the stop
@@ -75,14 +82,15 @@ pub type MatBody = Box<dyn FnOnce(MatLink, Arc<AtomicBool>, Arc<AtomicU64>) + Se
 
 /// Runs a gateway whose mats are run by `bodies` (one per id, each on a
 /// thread of its own) and the publisher on tokio, until SIGTERM or Ctrl-C,
-/// or with `exit_when_done` until every mat has finished and the outbox is
-/// empty. Tells systemd (`notifier`): ready once every mat made progress,
+/// or `run_for` has passed, or with `exit_when_done` until every mat has
+/// finished and the outbox is empty. Tells systemd (`notifier`): ready once every mat made progress,
 /// the watchdog while every mat keeps making it, stopping at the end.
 pub fn serve(
     mqtt: &MqttConfig,
     ids: Vec<String>,
     bodies: Vec<MatBody>,
     exit_when_done: bool,
+    run_for: Option<std::time::Duration>,
     notifier: &crate::systemd::Notifier,
 ) -> Result<()> {
     for (i, id) in ids.iter().enumerate() {
@@ -132,6 +140,7 @@ pub fn serve(
             tokio::select! {
                 _ = tokio::signal::ctrl_c() => {}
                 _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
+                _ = async { match run_for { Some(d) => tokio::time::sleep(d).await, None => std::future::pending().await } } => {}
             }
             tracing::info!("stopping");
             stopping.stopping("stopping: flushing the outbox");
