@@ -100,6 +100,42 @@ pub enum Command {
         #[arg(long, default_value_t = 1)]
         seed: u64,
     },
+    /// The coach's view: a live dashboard of every mat on a broker (one
+    /// line per event when standard output is not a terminal).
+    Watch {
+        /// Broker URL (mqtt://host[:port]).
+        #[arg(long, value_name = "URL", default_value = "mqtt://localhost:1883")]
+        broker: String,
+        /// The publishers' base topic: mats are read from BASE/+/+/...
+        #[arg(long, value_name = "TOPIC", default_value = "flatback")]
+        base: String,
+        /// Ring the terminal's bell when an arch starts.
+        #[arg(long)]
+        bell: bool,
+        /// One line per event even on a terminal.
+        #[arg(long)]
+        plain: bool,
+        /// The arch threshold marked on the contact bars (share of the
+        /// reference; default: the detector's).
+        #[arg(long, value_name = "SHARE")]
+        arch_threshold: Option<f64>,
+    },
+    /// The picture of a recorded session: contact against the reference, the
+    /// rep signal, arches, reps, sets, the grid's heatmap.
+    Plot {
+        /// Configuration file (TOML): the [detector] section.
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+        /// Take the events from this file (JSON lines, as `flatback replay`
+        /// prints them) instead of running the detector's.
+        #[arg(long, value_name = "FILE")]
+        events: Option<PathBuf>,
+        /// Output, .svg or .png; repeat for both.
+        #[arg(short = 'o', long = "output", value_name = "FILE", required = true)]
+        outputs: Vec<PathBuf>,
+        /// Recording (.csv or .csv.gz).
+        recording: PathBuf,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -175,6 +211,36 @@ pub fn run(cli: Cli) -> Result<()> {
             print!("{DEFAULT_TOML}");
             Ok(())
         }
+        Command::Watch {
+            broker,
+            base,
+            bell,
+            plain,
+            arch_threshold,
+        } => {
+            let arch_threshold = arch_threshold.unwrap_or(Config::default().detector.arch_contact);
+            if !(0.0..=1.0).contains(&arch_threshold) {
+                bail!("--arch-threshold {arch_threshold}: must be between 0 and 1");
+            }
+            crate::watch::run(&crate::watch::WatchOptions {
+                broker,
+                base,
+                arch_threshold,
+                bell,
+                plain,
+            })
+        }
+        Command::Plot {
+            config,
+            events,
+            outputs,
+            recording,
+        } => crate::plot::run(
+            &recording,
+            &load_config(config.as_deref())?.detector,
+            events.as_deref(),
+            &outputs,
+        ),
     }
 }
 

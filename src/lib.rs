@@ -10,7 +10,9 @@
 //! - [`mcp3x08`]: the SPI ADC driver (MCP3004/3008/3204/3208) and its emulator;
 //! - [`hardware`]: wiring from the config, the grid scanner, the Raspberry Pi
 //!   backend (rppal), an emulated mat;
-//! - [`sampler`]: the real-time sampler thread and its frame ring.
+//! - [`sampler`]: the real-time sampler thread and its frame ring;
+//! - [`watch`]: the coach's live dashboard of every mat on a broker;
+//! - [`plot`]: the picture of a recorded session (SVG, PNG).
 
 pub mod check;
 pub mod cli;
@@ -22,8 +24,10 @@ pub mod hardware;
 pub mod live;
 pub mod mcp3x08;
 pub mod pacing;
+pub mod plot;
 pub mod recording;
 pub mod replay;
 pub mod sampler;
 pub mod score;
 pub mod sim;
+pub mod watch;

@@ -1,0 +1,143 @@
+//! `flatback watch`: the coach's view of every mat on a broker.
+//!
+//! - [`topic`]: the publisher's topic layout, read (pure);
+//! - [`model`]: the dashboard's state, messages in, tiles out (pure);
+//! - [`render`]: the tiles drawn with ratatui (pure, on any buffer);
+//! - [`link`]: the MQTT connection (rumqttc, on its own thread).
+//!
+//! [`run`] ties them: a full-screen dashboard on a terminal, or one plain
+//! line per event when standard output is not a terminal.
+
+pub mod link;
+pub mod model;
+pub mod render;
+pub mod topic;
+
+use std::io::{self, IsTerminal, Write};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use ratatui::crossterm::event::{self, Event as TermEvent, KeyCode, KeyEventKind, KeyModifiers};
+
+use link::{Broker, LinkEvent, MqttLink};
+use model::{Dashboard, Link, Move};
+
+/// What `flatback watch` was asked for.
+#[derive(Debug, Clone)]
+pub struct WatchOptions {
+    pub broker: String,
+    pub base: String,
+    pub arch_threshold: f64,
+    /// Ring the terminal's bell when an arch starts.
+    pub bell: bool,
+    /// One line per event even on a terminal.
+    pub plain: bool,
+}
+
+/// How often the dashboard redraws (and how long a blink lasts).
+const FRAME: Duration = Duration::from_millis(100);
+const BLINK_MS: u128 = 400;
+
+pub fn run(opts: &WatchOptions) -> Result<()> {
+    let broker = Broker::parse(&opts.broker)?;
+    let base = opts.base.trim_end_matches('/');
+    if base.is_empty() || base.contains(['+', '#']) {
+        anyhow::bail!("--base {:?}: must be a topic prefix without wildcards", opts.base);
+    }
+    let link = MqttLink::connect(&broker, base);
+    let dashboard = Dashboard::new(base, &broker.to_string(), opts.arch_threshold);
+    if opts.plain || !io::stdout().is_terminal() {
+        plain(link, dashboard, &broker)
+    } else {
+        dashboard_loop(link, dashboard, opts.bell)
+    }
+}
+
+/// One line per event on standard output; connection news on standard
+/// error. Runs until killed (or standard output closes).
+fn plain(link: MqttLink, mut dashboard: Dashboard, broker: &Broker) -> Result<()> {
+    eprintln!("flatback watch: connecting to {broker}");
+    let start = Instant::now();
+    let stdout = io::stdout();
+    loop {
+        let Some(event) = link.recv_timeout(Duration::from_secs(3600)) else {
+            continue;
+        };
+        match event {
+            LinkEvent::Subscribed => eprintln!("flatback watch: watching {}/# on {broker}", dashboard.base()),
+            LinkEvent::Lost(why) => eprintln!("flatback watch: broker {broker}: {why}; retrying"),
+            LinkEvent::Message { topic, payload } => {
+                let now = start.elapsed().as_millis() as u64;
+                if let Some(line) = dashboard.apply(&topic, &payload, now).line {
+                    let mut out = stdout.lock();
+                    if writeln!(out, "{line}").and_then(|_| out.flush()).is_err() {
+                        return Ok(()); // the reader went away
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The full-screen dashboard, until `q`.
+fn dashboard_loop(link: MqttLink, mut dashboard: Dashboard, bell: bool) -> Result<()> {
+    let mut terminal = ratatui::try_init().context("setting up the terminal")?;
+    let result = (|| -> Result<()> {
+        let start = Instant::now();
+        let mut columns = 1;
+        loop {
+            let now = start.elapsed().as_millis() as u64;
+            let mut ring = false;
+            while let Some(event) = link.try_recv() {
+                match event {
+                    LinkEvent::Subscribed => dashboard.set_link(Link::Connected),
+                    LinkEvent::Lost(why) => dashboard.set_link(Link::Lost(why)),
+                    LinkEvent::Message { topic, payload } => {
+                        ring |= dashboard.apply(&topic, &payload, now).arch_started;
+                    }
+                }
+            }
+            if ring && bell {
+                let mut out = io::stdout();
+                let _ = out.write_all(b"\x07").and_then(|_| out.flush());
+            }
+            let blink_on = (start.elapsed().as_millis() / BLINK_MS) % 2 == 0;
+            let screen = dashboard.screen(now);
+            terminal.draw(|frame| columns = render::draw(frame, &screen, blink_on).columns)?;
+            if !event::poll(FRAME)? {
+                continue;
+            }
+            // Resizes need nothing: the next draw lays the tiles out anew.
+            let TermEvent::Key(key) = event::read()? else {
+                continue;
+            };
+            if key.kind == KeyEventKind::Release {
+                continue;
+            }
+            let mv = match key.code {
+                KeyCode::Char('q') | KeyCode::Esc => return Ok(()),
+                KeyCode::Char('c') if key.modifiers.contains(KeyModifiers::CONTROL) => return Ok(()),
+                KeyCode::Left => Some(Move::Left),
+                KeyCode::Right => Some(Move::Right),
+                KeyCode::Up => Some(Move::Up),
+                KeyCode::Down => Some(Move::Down),
+                KeyCode::Char('r') => {
+                    if let (Some(out), Some(key)) = (dashboard.reset_selected(), dashboard.selected().cloned()) {
+                        let text = match link.publish(&out) {
+                            Ok(()) => format!("reset sent to {}", key.mat),
+                            Err(e) => format!("reset failed: {e}"),
+                        };
+                        dashboard.notify(text, now);
+                    }
+                    None
+                }
+                _ => None,
+            };
+            if let Some(mv) = mv {
+                dashboard.select(mv, columns);
+            }
+        }
+    })();
+    ratatui::restore();
+    result
+}
