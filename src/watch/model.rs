@@ -474,7 +474,11 @@ impl Dashboard {
                     },
                     status,
                     selected: self.selected.as_ref() == Some(key),
-                    contact: if status == Status::Empty { None } else { m.contact },
+                    // Nobody there, or not heard from: no live contact to show.
+                    contact: match status {
+                        Status::Empty | Status::Offline => None,
+                        _ => m.contact,
+                    },
                     arch_ms: match status {
                         Status::Arching => m.arch_since_ms.map(|s| now_ms.saturating_sub(s)),
                         _ => None,
@@ -960,6 +964,7 @@ mod tests {
         );
         d.apply("flatback/gw1/mat1/status", b"offline", 4);
         assert_eq!(tile(&d.screen(4), "mat1").status, Status::Offline);
+        assert_eq!(tile(&d.screen(4), "mat1").contact, None, "a stale contact is not shown");
         // Unknown payloads change nothing.
         d.apply("flatback/gw1/mat1/status", b"maybe", 5);
         assert_eq!(tile(&d.screen(5), "mat1").status, Status::Offline);

@@ -27,6 +27,7 @@ pub struct TileGrid {
     pub rows: usize,
     /// Index of the first tile on screen (rows above it scrolled away).
     pub first: usize,
+    /// The height of the shortest tile (rows share out the odd lines).
     pub tile_h: u16,
 }
 
@@ -34,6 +35,19 @@ impl TileGrid {
     /// Tiles on screen: `first..end`.
     pub fn end(&self, n: usize) -> usize {
         (self.first + self.columns * self.rows).min(n)
+    }
+
+    /// Where tile `i` (on screen) goes in `body`: the columns and rows share
+    /// the width and height evenly, the odd cells spread among them.
+    pub fn rect(&self, body: Rect, i: usize) -> Rect {
+        let slot = i.saturating_sub(self.first);
+        let (row, col) = (slot / self.columns, slot % self.columns);
+        let (w, h) = (body.width as usize, body.height as usize);
+        let x0 = (col * w / self.columns) as u16;
+        let x1 = ((col + 1) * w / self.columns) as u16;
+        let y0 = (row * h / self.rows) as u16;
+        let y1 = (((row + 1) * h / self.rows) as u16).min(body.height);
+        Rect::new(body.x + x0, body.y + y0, x1 - x0, y1.saturating_sub(y0))
     }
 }
 
@@ -109,18 +123,14 @@ pub fn render(screen: &Screen, blink_on: bool, area: Rect, buf: &mut Buffer) -> 
         Paragraph::new(text).alignment(Alignment::Center).render(body, buf);
         return grid;
     }
-    let (w, cols) = (body.width as usize, grid.columns);
-    for (slot, i) in (grid.first..grid.end(screen.tiles.len())).enumerate() {
-        let (row, col) = (slot / cols, slot % cols);
-        let x0 = body.x + (col * w / cols) as u16;
-        let x1 = body.x + ((col + 1) * w / cols) as u16;
-        let rect = Rect {
-            x: x0,
-            y: body.y + row as u16 * grid.tile_h,
-            width: x1 - x0,
-            height: grid.tile_h,
-        };
-        draw_tile(&screen.tiles[i], screen.arch_threshold, blink_on, rect, buf);
+    for i in grid.first..grid.end(screen.tiles.len()) {
+        draw_tile(
+            &screen.tiles[i],
+            screen.arch_threshold,
+            blink_on,
+            grid.rect(body, i),
+            buf,
+        );
     }
     grid
 }
@@ -353,7 +363,224 @@ fn contact_bar(tile: &Tile, threshold: f64, width: usize, p: &Palette) -> Line<'
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::watch::model::{Counters, LoggedEvent, MatKey};
+    use crate::watch::model::{Counters, Dashboard, LoggedEvent, MatKey};
+    use ratatui::backend::TestBackend;
+    use ratatui::Terminal;
+
+    /// `n` mats on gateway gym1, each with a state and a perfect rep;
+    /// `arching` has an arch in progress, `offline` went offline.
+    fn dashboard(n: usize, arching: &str, offline: &str) -> Dashboard {
+        let mut d = Dashboard::new("flatback", "mqtt://gym.local:1883", 0.6);
+        d.apply("flatback/gym1/status", b"online", 0);
+        for k in 1..=n {
+            let base = format!("flatback/gym1/mat{k}");
+            d.apply(&format!("{base}/status"), b"online", 0);
+            let state = format!(
+                r#"{{"occupied":true,"arching":false,"contact":{},"set":2,"set_reps":5,"set_perfect":4,"reps":17,"perfect_reps":12,"arches":1,"last_descent_s":3.4}}"#,
+                80 + k
+            );
+            d.apply(&format!("{base}/state"), state.as_bytes(), 0);
+            let rep = r#"{"type":"rep","t_ms":9000,"set":2,"rep":5,"perfect":true,"arched":false,"rushed":false,"descent_ms":3400,"bounce":false,"mat":"m","seq":1,"time":"2024-03-05T17:04:09.123Z"}"#;
+            d.apply(&format!("{base}/event"), rep.as_bytes(), 1000);
+        }
+        d.apply(
+            &format!("flatback/gym1/{arching}/event"),
+            br#"{"type":"arch","t_ms":9500,"phase":"start","onset_ms":9480,"contact":0.31}"#,
+            2000,
+        );
+        d.apply(&format!("flatback/gym1/{offline}/status"), b"offline", 2000);
+        d
+    }
+
+    fn draw_at(d: &Dashboard, w: u16, h: u16, blink_on: bool) -> (Buffer, TileGrid) {
+        let mut terminal = Terminal::new(TestBackend::new(w, h)).unwrap();
+        let mut grid = None;
+        terminal
+            .draw(|f| grid = Some(draw(f, &d.screen(3500), blink_on)))
+            .unwrap();
+        (terminal.backend().buffer().clone(), grid.unwrap())
+    }
+
+    fn text(buf: &Buffer, r: Rect) -> String {
+        let mut s = String::new();
+        for y in r.top()..r.bottom() {
+            for x in r.left()..r.right() {
+                s.push_str(buf[(x, y)].symbol());
+            }
+            s.push('\n');
+        }
+        s
+    }
+
+    /// Where tile `i` was drawn: below the header, above the footer.
+    fn tile_rect(buf: &Buffer, grid: &TileGrid, i: usize) -> Rect {
+        let area = buf.area;
+        let r = grid.rect(Rect::new(0, 1, area.width, area.height - 2), i);
+        assert!(r.width >= MIN_TILE_W && r.height >= grid.tile_h && r.bottom() < area.height);
+        r
+    }
+
+    fn cells(buf: &Buffer, r: Rect) -> impl Iterator<Item = &ratatui::buffer::Cell> {
+        (r.top()..r.bottom()).flat_map(move |y| (r.left()..r.right()).map(move |x| &buf[(x, y)]))
+    }
+
+    #[test]
+    fn sixteen_mats_on_120_by_40_with_an_arch_and_an_offline_mat() {
+        let d = dashboard(16, "mat7", "mat12");
+        let (buf, grid) = draw_at(&d, 120, 40, true);
+        assert_eq!((grid.columns, grid.rows, grid.first), (4, 4, 0));
+        let all = text(&buf, buf.area);
+        for k in 1..=16 {
+            assert!(all.contains(&format!(" mat{k} ")), "mat{k} is not on screen:\n{all}");
+        }
+        assert!(all.contains("16 mats") && all.contains("1 ARCHING") && all.contains("1 offline"));
+        // The arching tile (7th: row 1, column 2) is red all over, and says so.
+        let arch = tile_rect(&buf, &grid, 6);
+        let arch_text = text(&buf, arch);
+        assert!(
+            arch_text.contains(" mat7 ") && arch_text.contains("ARCH 1.5 s"),
+            "{arch_text}"
+        );
+        assert!(arch_text.contains("31%"), "the contact of the arch start: {arch_text}");
+        assert!(
+            cells(&buf, arch).all(|c| c.bg == Color::Red),
+            "every cell of the arching tile is red"
+        );
+        // Nowhere else.
+        let red_elsewhere = (0..16)
+            .filter(|&i| i != 6)
+            .any(|i| cells(&buf, tile_rect(&buf, &grid, i)).any(|c| c.bg == Color::Red));
+        assert!(!red_elsewhere);
+        // The offline tile (12th: row 2, column 3) says offline, greyed.
+        let off = tile_rect(&buf, &grid, 11);
+        let off_text = text(&buf, off);
+        assert!(
+            off_text.contains(" mat12 ") && off_text.contains("offline"),
+            "{off_text}"
+        );
+        let bright: Vec<(String, Color)> = cells(&buf, off)
+            .filter(|c| c.symbol() != " " && c.fg != Color::DarkGray)
+            .map(|c| (c.symbol().to_string(), c.fg))
+            .collect();
+        assert!(bright.is_empty(), "{bright:?}");
+        // A live tile: the bar with the threshold mark, its per cent,
+        // the counters, the last descent, the last event.
+        let live = text(&buf, tile_rect(&buf, &grid, 0));
+        for part in [
+            "┃",
+            "█",
+            "81%",
+            "set 2  reps 5  perfect 4",
+            "descent 3.4 s",
+            "rep 5 ✓ 3.4s",
+        ] {
+            assert!(live.contains(part), "{part:?} missing from\n{live}");
+        }
+        // The selected tile (the first mat seen) has the thick border.
+        assert_eq!(buf[(0, 1)].symbol(), "┏");
+        assert!(all.contains("reset mat1's counters"));
+    }
+
+    #[test]
+    fn the_alarm_blinks_between_red_on_white_and_white_on_red() {
+        let d = dashboard(4, "mat2", "mat3");
+        let (on, grid) = draw_at(&d, 80, 24, true);
+        let (off, _) = draw_at(&d, 80, 24, false);
+        let r = tile_rect(&on, &grid, 1);
+        // Everything but the threshold mark on the contact bar.
+        let not_mark = |c: &&ratatui::buffer::Cell| c.symbol() != "┃";
+        assert!(cells(&on, r).all(|c| c.bg == Color::Red));
+        assert!(cells(&on, r).filter(not_mark).all(|c| c.fg == Color::White));
+        assert!(cells(&off, r).all(|c| c.bg == Color::White));
+        assert!(cells(&off, r).filter(not_mark).all(|c| c.fg == Color::Red));
+        assert_eq!(cells(&on, r).filter(|c| c.symbol() == "┃").count(), 1);
+        assert!(text(&off, r).contains("ARCH"));
+    }
+
+    #[test]
+    fn four_mats_on_80_by_24() {
+        let d = dashboard(4, "mat2", "mat4");
+        let (buf, grid) = draw_at(&d, 80, 24, true);
+        assert_eq!((grid.columns, grid.rows, grid.tile_h), (2, 2, 11));
+        let arch = text(&buf, tile_rect(&buf, &grid, 1));
+        assert!(arch.contains(" mat2 ") && arch.contains("!! ARCH 1.5 s !!"), "{arch}");
+        assert!(cells(&buf, tile_rect(&buf, &grid, 1)).all(|c| c.bg == Color::Red));
+        let off = text(&buf, tile_rect(&buf, &grid, 3));
+        assert!(off.contains(" mat4 ") && off.contains("— offline —"), "{off}");
+        // Big tiles show the whole log and the totals.
+        let live = text(&buf, tile_rect(&buf, &grid, 0));
+        assert!(
+            live.contains("all 17 reps, 12 perfect") && live.contains("rep 5 ✓ 3.4s"),
+            "{live}"
+        );
+    }
+
+    #[test]
+    fn sixteen_mats_on_80_by_24_scroll_to_the_selection() {
+        let mut d = dashboard(16, "mat1", "mat16");
+        let (buf, grid) = draw_at(&d, 80, 24, true);
+        let all = text(&buf, buf.area);
+        assert_eq!((grid.columns, grid.rows, grid.first), (3, 3, 0));
+        assert!(all.contains("mats 1-9 of 16"), "{all}");
+        assert!(all.contains(" mat9 ") && !all.contains(" mat10 "));
+        for _ in 0..5 {
+            d.select(crate::watch::model::Move::Down, grid.columns);
+        }
+        let (buf, grid) = draw_at(&d, 80, 24, true);
+        let all = text(&buf, buf.area);
+        assert_eq!(grid.first, 9);
+        assert!(
+            all.contains(" mat16 ") && all.contains("offline") && all.contains("mats 10-16 of 16"),
+            "{all}"
+        );
+    }
+
+    #[test]
+    fn resizes_cleanly_to_any_size() {
+        let d = dashboard(16, "mat3", "mat5");
+        let mut terminal = Terminal::new(TestBackend::new(120, 40)).unwrap();
+        for (w, h) in [
+            (120, 40),
+            (80, 24),
+            (200, 60),
+            (24, 8),
+            (23, 5),
+            (10, 3),
+            (9, 2),
+            (1, 1),
+            (0, 0),
+            (119, 39),
+            (120, 40),
+        ] {
+            terminal.backend_mut().resize(w, h);
+            terminal.resize(Rect::new(0, 0, w, h)).unwrap();
+            terminal
+                .draw(|f| {
+                    draw(f, &d.screen(3500), true);
+                })
+                .unwrap();
+            let buf = terminal.backend().buffer();
+            assert_eq!((buf.area.width, buf.area.height), (w, h));
+            if h >= 3 && w >= 40 {
+                assert!(text(buf, buf.area).contains("flatback watch"), "{w}x{h}");
+            }
+        }
+        // Back at 120 x 40, all 16 again.
+        let all = text(terminal.backend().buffer(), Rect::new(0, 0, 120, 40));
+        assert!((1..=16).all(|k| all.contains(&format!(" mat{k} "))));
+    }
+
+    #[test]
+    fn waiting_for_mats() {
+        let d = Dashboard::new("flatback", "mqtt://gym.local:1883", 0.6);
+        let (buf, _) = draw_at(&d, 80, 24, true);
+        let all = text(&buf, buf.area);
+        assert!(
+            all.contains("waiting for mats under flatback/ on mqtt://gym.local:1883"),
+            "{all}"
+        );
+        assert!(all.contains("connecting"));
+    }
 
     fn rect(w: u16, h: u16) -> Rect {
         Rect::new(0, 0, w, h)
