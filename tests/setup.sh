@@ -5,8 +5,12 @@
 set -euo pipefail
 
 need_apt=()
+# `flatback plot` renders the text of its PNGs with a system font.
+[ -n "$(find /usr/share/fonts /usr/local/share/fonts -name '*.[ot]tf' 2>/dev/null | head -n 1)" ] || need_apt+=(fonts-dejavu-core)
 command -v python3 >/dev/null 2>&1 || need_apt+=(python3)
 command -v cc >/dev/null 2>&1 || need_apt+=(gcc)
+# The MQTT tests start their own broker (and mosquitto_passwd).
+[ -x /usr/sbin/mosquitto ] && command -v mosquitto_passwd >/dev/null 2>&1 || need_apt+=(mosquitto)
 if [ ${#need_apt[@]} -gt 0 ]; then
     echo "tests/setup.sh: installing ${need_apt[*]}" >&2
     sudo=""
