@@ -256,3 +256,31 @@ fn auto_entities_variant_finds_every_mats_entities() {
     }
     assert_eq!(slug("flatback Bench-2 Re-reference"), "flatback_bench_2_re_reference");
 }
+
+/// The ids Home Assistant 2024.3.3 gave a mat "bench-2" of `flatback publish`
+/// (../shared/tools/ha-check, MQTT branch): the naming above is theirs.
+#[test]
+fn entity_ids_are_those_home_assistant_made() {
+    let seen: BTreeSet<String> = [
+        "binary_sensor.flatback_bench_2_arching",
+        "binary_sensor.flatback_bench_2_occupied",
+        "button.flatback_bench_2_new_set",
+        "button.flatback_bench_2_re_reference",
+        "button.flatback_bench_2_reset_counters",
+        "event.flatback_bench_2_event",
+        "sensor.flatback_bench_2_contact",
+        "sensor.flatback_bench_2_dropped_events",
+        "sensor.flatback_bench_2_last_descent",
+        "sensor.flatback_bench_2_perfect_reps",
+        "sensor.flatback_bench_2_queued_events",
+        "sensor.flatback_bench_2_reps",
+        "sensor.flatback_bench_2_sample_rate",
+        "sensor.flatback_bench_2_sampler_overruns",
+        "sensor.flatback_bench_2_set",
+        "sensor.flatback_bench_2_taxel_faults",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    assert_eq!(mat_entity_ids("bench-2"), seen);
+}
