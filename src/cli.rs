@@ -26,6 +26,26 @@ pub struct Cli {
     pub command: Command,
 }
 
+impl Cli {
+    /// The log level when `RUST_LOG` does not say.
+    pub fn log_level(&self) -> &'static str {
+        "warn"
+    }
+}
+
+/// The process exit code for an error: `EX_CONFIG` (78) for a bad
+/// configuration, so systemd does not restart in a loop; 1 otherwise.
+pub fn exit_code(error: &anyhow::Error) -> u8 {
+    if error.chain().any(|e| e.is::<crate::config::ConfigError>()) {
+        EX_CONFIG
+    } else {
+        1
+    }
+}
+
+/// sysexits.h: configuration error.
+pub const EX_CONFIG: u8 = 78;
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the detector on a recording and print its events as JSON lines.
@@ -100,15 +120,57 @@ pub enum Command {
         #[arg(long, default_value_t = 1)]
         seed: u64,
     },
+    /// Publish simulated mats over MQTT (events, state, Home Assistant
+    /// discovery, commands) until SIGTERM or Ctrl-C.
+    Publish {
+        /// Configuration file (TOML): the [mqtt] section.
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+        /// Broker URL (mqtt://host:port or mqtts://host:port); overrides mqtt.url.
+        #[arg(long, value_name = "URL")]
+        broker: Option<String>,
+        /// Mat id; repeat for several mats (default: [mat] id). Mat k
+        /// simulates seed + k.
+        #[arg(long = "mat", value_name = "ID")]
+        mats: Vec<String>,
+        #[command(flatten)]
+        sim: SimArgs,
+        /// Playback speed: 1 is real time, 10 is ten times faster.
+        #[arg(long, default_value_t = 1.0)]
+        speed: f64,
+        /// Stop each mat after this many seconds of simulated time.
+        #[arg(long)]
+        seconds: Option<f64>,
+        /// Exit once every mat has ended and every event is delivered.
+        #[arg(long)]
+        exit_when_done: bool,
+    },
+    /// Remove this gateway's retained Home Assistant discovery configs.
+    Purge {
+        /// Configuration file (TOML): the [mqtt] section.
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+        /// Broker URL; overrides mqtt.url.
+        #[arg(long, value_name = "URL")]
+        broker: Option<String>,
+        /// Mat ids whose configs to clear besides those found (default: [mat] id).
+        #[arg(long = "mat", value_name = "ID")]
+        mats: Vec<String>,
+    },
     /// The coach's view: a live dashboard of every mat on a broker (one
     /// line per event when standard output is not a terminal).
     Watch {
-        /// Broker URL (mqtt://host[:port]).
-        #[arg(long, value_name = "URL", default_value = "mqtt://localhost:1883")]
-        broker: String,
-        /// The publishers' base topic: mats are read from BASE/+/+/...
-        #[arg(long, value_name = "TOPIC", default_value = "flatback")]
-        base: String,
+        /// Configuration file (TOML): the [mqtt] section (broker, base topic,
+        /// login, TLS) and the [detector]'s arch threshold.
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+        /// Broker URL (mqtt://host[:port] or mqtts://host[:port]); overrides mqtt.url.
+        #[arg(long, value_name = "URL")]
+        broker: Option<String>,
+        /// The publishers' base topic (mats are read from BASE/+/+/...);
+        /// overrides mqtt.base_topic.
+        #[arg(long, value_name = "TOPIC")]
+        base: Option<String>,
         /// Ring the terminal's bell when an arch starts.
         #[arg(long)]
         bell: bool,
@@ -211,20 +273,37 @@ pub fn run(cli: Cli) -> Result<()> {
             print!("{DEFAULT_TOML}");
             Ok(())
         }
+        Command::Publish {
+            config,
+            broker,
+            mats,
+            sim,
+            speed,
+            seconds,
+            exit_when_done,
+        } => publish_cmd(config.as_deref(), broker, mats, &sim, speed, seconds, exit_when_done),
+        Command::Purge { config, broker, mats } => purge_cmd(config.as_deref(), broker, mats),
         Command::Watch {
+            config,
             broker,
             base,
             bell,
             plain,
             arch_threshold,
         } => {
-            let arch_threshold = arch_threshold.unwrap_or(Config::default().detector.arch_contact);
+            let mut config = load_config(config.as_deref())?;
+            if let Some(url) = broker {
+                config.mqtt.url = url;
+            }
+            if let Some(base) = base {
+                config.mqtt.base_topic = base;
+            }
+            let arch_threshold = arch_threshold.unwrap_or(config.detector.arch_contact);
             if !(0.0..=1.0).contains(&arch_threshold) {
                 bail!("--arch-threshold {arch_threshold}: must be between 0 and 1");
             }
             crate::watch::run(&crate::watch::WatchOptions {
-                broker,
-                base,
+                mqtt: config.mqtt,
                 arch_threshold,
                 bell,
                 plain,
@@ -244,9 +323,64 @@ pub fn run(cli: Cli) -> Result<()> {
     }
 }
 
+/// The config with `--broker` applied, and the mat ids (default: [mat] id).
+fn mqtt_setup(config: Option<&Path>, broker: Option<String>, mats: Vec<String>) -> Result<(Config, Vec<String>)> {
+    let mut config = load_config(config)?;
+    if let Some(url) = broker {
+        config.mqtt.url = url;
+    }
+    config.mqtt.validate().map_err(anyhow::Error::msg)?;
+    let mats = if mats.is_empty() {
+        vec![config.mat.id.clone()]
+    } else {
+        mats
+    };
+    Ok((config, mats))
+}
+
+fn publish_cmd(
+    config: Option<&Path>,
+    broker: Option<String>,
+    mats: Vec<String>,
+    sim: &SimArgs,
+    speed: f64,
+    seconds: Option<f64>,
+    exit_when_done: bool,
+) -> Result<()> {
+    if speed.is_nan() || speed <= 0.0 {
+        bail!("--speed {speed}: must be positive");
+    }
+    let (config, ids) = mqtt_setup(config, broker, mats)?;
+    let mut sources = Vec::new();
+    for (k, id) in ids.into_iter().enumerate() {
+        let mut scenario = sim.scenario(seconds)?;
+        scenario.seed += k as u64;
+        let source: Box<dyn FrameSource + Send> = Box::new(Paced::new(Simulator::new(&scenario), speed));
+        sources.push(crate::mqtt::MatSource { id, source });
+    }
+    crate::mqtt::publish(&config.mqtt, &config.detector, sources, exit_when_done)
+}
+
+fn purge_cmd(config: Option<&Path>, broker: Option<String>, mats: Vec<String>) -> Result<()> {
+    let (config, mats) = mqtt_setup(config, broker, mats)?;
+    let opts = crate::mqtt::publisher::Options::from_config(&config.mqtt).map_err(anyhow::Error::msg)?;
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let cleared = runtime.block_on(crate::mqtt::purge::purge(
+        &opts,
+        &mats,
+        std::time::Duration::from_secs(20),
+    ))?;
+    println!(
+        "cleared {} discovery configs of gateway {}",
+        cleared.len(),
+        opts.topics.gateway()
+    );
+    Ok(())
+}
+
 fn load_config(path: Option<&Path>) -> Result<Config> {
     match path {
-        Some(p) => Config::load(p).map_err(anyhow::Error::msg),
+        Some(p) => Ok(Config::load(p)?),
         None => Ok(Config::default()),
     }
 }

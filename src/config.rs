@@ -15,6 +15,7 @@ pub struct Config {
     pub detector: DetectorConfig,
     /// How the mat is wired to the Pi (SPI ADCs, GPIO rows).
     pub hardware: HardwareConfig,
+    pub mqtt: crate::mqtt::MqttConfig,
 }
 
 /// The mat's grid.
@@ -37,18 +38,24 @@ impl Default for MatConfig {
     }
 }
 
+/// A configuration that cannot be used: the message names the file, and
+/// where it can, the line, the column and the key.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct ConfigError(pub String);
+
 /// The default configuration, commented: what `flatback configfile` prints.
 pub const DEFAULT_TOML: &str = include_str!("../config/flatback.toml");
 
 impl Config {
     /// Parses TOML text; `origin` names the file in errors, which also give
     /// the line, column and key.
-    pub fn parse(text: &str, origin: &str) -> Result<Self, String> {
-        toml::from_str(text).map_err(|e| format!("{origin}: {e}"))
+    pub fn parse(text: &str, origin: &str) -> Result<Self, ConfigError> {
+        toml::from_str(text).map_err(|e| ConfigError(format!("{origin}: {e}")))
     }
 
-    pub fn load(path: &Path) -> Result<Self, String> {
-        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError(format!("{}: {e}", path.display())))?;
         Self::parse(&text, &path.display().to_string())
     }
 }
@@ -69,11 +76,15 @@ mod tests {
 
     #[test]
     fn errors_name_the_key_and_line() {
-        let err = Config::parse("[detector]\narch_contact = 0.5\nmin_descent = 3\n", "f.toml").unwrap_err();
+        let err = Config::parse("[detector]\narch_contact = 0.5\nmin_descent = 3\n", "f.toml")
+            .unwrap_err()
+            .0;
         assert!(err.contains("f.toml"), "{err}");
         assert!(err.contains("line 3"), "{err}");
         assert!(err.contains("min_descent"), "{err}");
-        let err = Config::parse("[detector]\nmin_descent_s = \"slow\"\n", "f.toml").unwrap_err();
+        let err = Config::parse("[detector]\nmin_descent_s = \"slow\"\n", "f.toml")
+            .unwrap_err()
+            .0;
         assert!(err.contains("line 2") && err.contains("min_descent_s"), "{err}");
     }
 }

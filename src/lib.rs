@@ -11,6 +11,9 @@
 //! - [`hardware`]: wiring from the config, the grid scanner, the Raspberry Pi
 //!   backend (rppal), an emulated mat;
 //! - [`sampler`]: the real-time sampler thread and its frame ring;
+//! - [`mat`]: one mat's pipeline (source, detector, state, commands);
+//! - [`mqtt`]: MQTT, Home Assistant discovery, the outbox;
+//! - [`systemd`]: readiness, watchdog and stopping notifications, journald;
 //! - [`watch`]: the coach's live dashboard of every mat on a broker;
 //! - [`plot`]: the picture of a recorded session (SVG, PNG).
 
@@ -22,7 +25,9 @@ pub mod event;
 pub mod frame;
 pub mod hardware;
 pub mod live;
+pub mod mat;
 pub mod mcp3x08;
+pub mod mqtt;
 pub mod pacing;
 pub mod plot;
 pub mod recording;
@@ -30,4 +35,5 @@ pub mod replay;
 pub mod sampler;
 pub mod score;
 pub mod sim;
+pub mod systemd;
 pub mod watch;

@@ -1,19 +1,37 @@
 //! `flatback`: parse the command line, set up logging, run the command.
 
 use clap::Parser;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::EnvFilter;
 
 fn main() -> std::process::ExitCode {
     let cli = flatback::cli::Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::try_from_env("FLATBACK_LOG").unwrap_or_else(|_| EnvFilter::new("warn")))
-        .with_writer(std::io::stderr)
-        .init();
+    init_logging(cli.log_level());
     match flatback::cli::run(cli) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("flatback: error: {e:#}");
-            std::process::ExitCode::FAILURE
+            std::process::ExitCode::from(flatback::cli::exit_code(&e))
         }
     }
+}
+
+/// `RUST_LOG` (or `FLATBACK_LOG`) wins over the command's default level. Under
+/// systemd, records go to journald with their priorities; elsewhere, readable
+/// lines on standard error.
+fn init_logging(default_level: &str) {
+    let filter = EnvFilter::try_from_env("RUST_LOG")
+        .or_else(|_| EnvFilter::try_from_env("FLATBACK_LOG"))
+        .unwrap_or_else(|_| EnvFilter::new(default_level));
+    let registry = tracing_subscriber::registry().with(filter);
+    if flatback::systemd::stderr_is_journal() {
+        if let Ok(journald) = tracing_journald::layer() {
+            registry.with(journald.with_syslog_identifier("flatback".into())).init();
+            return;
+        }
+    }
+    registry
+        .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
+        .init();
 }

@@ -13,7 +13,7 @@ fn version_and_help_for_every_subcommand() {
         String::from_utf8_lossy(&v.stdout).trim(),
         format!("flatback {}", env!("CARGO_PKG_VERSION"))
     );
-    for sub in ["replay", "record", "demo", "eval", "configfile"] {
+    for sub in ["replay", "record", "demo", "eval", "configfile", "publish", "purge"] {
         let h = common::run(&[sub, "--help"]);
         assert!(h.status.success(), "{sub} --help");
         assert!(

@@ -1,36 +1,34 @@
 //! The Home Assistant dashboards in config/homeassistant/: valid YAML,
 //! built-in cards only (but for the auto-entities variant), every entity id
-//! one that flatback's discovery makes, every mat with its arch alarm.
+//! one that flatback's discovery makes (derived from its configs as Home
+//! Assistant derives them), every mat with its arch alarm.
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 
+use flatback::mqtt::discovery;
+use flatback::mqtt::topics::Topics;
 use yaml_rust2::{Yaml, YamlLoader};
 
-/// A mat's entities as discovery names them: (component, entity name), on a
-/// device named "flatback <mat>" of model "lumbar pressure mat".
-/// TODO(after the MQTT merge): derive these from
-/// `flatback::mqtt::discovery::mat_configs` (its `name`s and `device.model`).
-const MAT_ENTITIES: &[(&str, &str)] = &[
-    ("binary_sensor", "Arching"),
-    ("binary_sensor", "Occupied"),
-    ("sensor", "Reps"),
-    ("sensor", "Perfect reps"),
-    ("sensor", "Contact"),
-    ("sensor", "Last descent"),
-    ("sensor", "Set"),
-    ("sensor", "Sample rate"),
-    ("sensor", "Sampler overruns"),
-    ("sensor", "Queued events"),
-    ("sensor", "Dropped events"),
-    ("sensor", "Taxel faults"),
-    ("event", "Event"),
-    ("button", "Reset counters"),
-    ("button", "New set"),
-    ("button", "Re-reference"),
-];
-const DEVICE_MODEL: &str = "lumbar pressure mat";
 const DOMAINS: [&str; 4] = ["binary_sensor", "sensor", "event", "button"];
+
+fn discovery(mat: &str) -> Vec<discovery::Config> {
+    let topics = Topics::new("flatback", "gym1", "homeassistant");
+    let identity = discovery::Identity {
+        topics: &topics,
+        gateway_name: "Gym floor",
+        version: "0",
+    };
+    discovery::mat_configs(&identity, mat)
+}
+
+/// The model discovery gives a mat's device.
+fn device_model() -> String {
+    discovery("mat1")[0].payload["device"]["model"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
 
 /// Home Assistant's slugify, for ASCII names: lower case, every run of other
 /// characters one `_`, none at the ends.
@@ -46,12 +44,17 @@ fn slug(s: &str) -> String {
     out.trim_matches('_').to_string()
 }
 
-/// The entity ids Home Assistant gives a mat's entities (device name plus
-/// entity name).
+/// The entity ids Home Assistant gives a mat's entities: the component,
+/// and the device's name with the entity's.
 fn mat_entity_ids(mat: &str) -> BTreeSet<String> {
-    MAT_ENTITIES
+    discovery(mat)
         .iter()
-        .map(|(domain, name)| format!("{domain}.{}", slug(&format!("flatback {mat} {name}"))))
+        .map(|c| {
+            let component = c.topic.split('/').nth(1).unwrap();
+            let device = c.payload["device"]["name"].as_str().unwrap();
+            let name = c.payload["name"].as_str().unwrap();
+            format!("{component}.{}", slug(&format!("{device} {name}")))
+        })
         .collect()
 }
 
@@ -223,7 +226,7 @@ fn auto_entities_variant_finds_every_mats_entities() {
         for f in include {
             assert_eq!(
                 f["device_model"].as_str(),
-                Some(DEVICE_MODEL),
+                Some(device_model().as_str()),
                 "filters stay on flatback's mats"
             );
             let domain = f["domain"].as_str().expect("a domain");

@@ -19,14 +19,17 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use ratatui::crossterm::event::{self, Event as TermEvent, KeyCode, KeyEventKind, KeyModifiers};
 
-use link::{Broker, LinkEvent, MqttLink};
+use crate::mqtt::publisher::Options;
+use crate::mqtt::MqttConfig;
+use link::{LinkEvent, MqttLink};
 use model::{Dashboard, Link, Move};
 
 /// What `flatback watch` was asked for.
 #[derive(Debug, Clone)]
 pub struct WatchOptions {
-    pub broker: String,
-    pub base: String,
+    /// The broker, login and TLS, and the base topic, as the gateways'
+    /// `[mqtt]` section says them.
+    pub mqtt: MqttConfig,
     pub arch_threshold: f64,
     /// Ring the terminal's bell when an arch starts.
     pub bell: bool,
@@ -39,13 +42,17 @@ const FRAME: Duration = Duration::from_millis(100);
 const BLINK_MS: u128 = 400;
 
 pub fn run(opts: &WatchOptions) -> Result<()> {
-    let broker = Broker::parse(&opts.broker)?;
-    let base = opts.base.trim_end_matches('/');
-    if base.is_empty() || base.contains(['+', '#']) {
-        anyhow::bail!("--base {:?}: must be a topic prefix without wildcards", opts.base);
-    }
-    let link = MqttLink::connect(&broker, base);
-    let dashboard = Dashboard::new(base, &broker.to_string(), opts.arch_threshold);
+    // The publisher's own resolution: the same URL, login and TLS settings
+    // reach the same broker (the gateway-only parts go unused).
+    let mqtt = Options::from_config(&opts.mqtt).map_err(anyhow::Error::msg)?;
+    let broker = mqtt.broker.to_string();
+    let base = opts.mqtt.base_topic.as_str();
+    let describe = {
+        let mqtt = mqtt.clone();
+        move |e: &rumqttc::ConnectionError| mqtt.describe(e)
+    };
+    let link = MqttLink::connect(mqtt.mqtt_options(&link::client_id(), true, false), base, describe);
+    let dashboard = Dashboard::new(base, &broker, opts.arch_threshold);
     if opts.plain || !io::stdout().is_terminal() {
         plain(link, dashboard, &broker)
     } else {
@@ -55,7 +62,7 @@ pub fn run(opts: &WatchOptions) -> Result<()> {
 
 /// One line per event on standard output; connection news on standard
 /// error. Runs until killed (or standard output closes).
-fn plain(link: MqttLink, mut dashboard: Dashboard, broker: &Broker) -> Result<()> {
+fn plain(link: MqttLink, mut dashboard: Dashboard, broker: &str) -> Result<()> {
     eprintln!("flatback watch: connecting to {broker}");
     let start = Instant::now();
     let stdout = io::stdout();

@@ -17,11 +17,10 @@ use serde::Deserialize;
 
 use super::topic::{self, Subject};
 use crate::event::{Event, Phase};
+use crate::mqtt::commands::Command;
 
 /// Events kept per mat for its log.
 pub const EVENT_LOG: usize = 6;
-/// The payload that resets a mat's counters (the publisher's command).
-pub const RESET_COUNTERS: &str = "reset_counters";
 
 /// A mat: its gateway and its id, ordered naturally (`mat2` before `mat10`).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -433,7 +432,7 @@ impl Dashboard {
         let key = self.selected.as_ref()?;
         Some(Outgoing {
             topic: topic::command(&self.base, &key.gateway, &key.mat),
-            payload: RESET_COUNTERS.to_string(),
+            payload: Command::ResetCounters.name().to_string(),
         })
     }
 
@@ -1070,6 +1069,72 @@ mod tests {
             })
         );
         assert_eq!(d.screen(0).selected(), Some(1));
+    }
+
+    /// What the gateway publishes (its own builders), the watcher reads.
+    #[test]
+    fn reads_what_the_publisher_publishes() {
+        use crate::mqtt::commands;
+        use crate::mqtt::payload::{self, MatState, OutboxFigures};
+        use crate::mqtt::topics::Topics;
+        use std::time::UNIX_EPOCH;
+        let t = Topics::new("gym/floor2", "gw1", "homeassistant");
+        let mut d = Dashboard::new("gym/floor2", "mqtt://x:1883", 0.6);
+        d.apply(&t.gateway_status(), payload::ONLINE.as_bytes(), 0);
+        let gw_state = payload::gateway_state_payload(&["mat1".into()], OutboxFigures::default(), "0.1.0", UNIX_EPOCH);
+        assert_eq!(d.apply(&t.gateway_state(), gw_state.as_bytes(), 0), Update::default());
+        assert!(d.screen(0).tiles.is_empty(), "gateway topics make no tile");
+        d.apply(&t.mat_status("mat1"), payload::ONLINE.as_bytes(), 0);
+        let state = MatState {
+            occupied: true,
+            arching: false,
+            contact: Some(87),
+            set: 2,
+            set_reps: 5,
+            set_perfect: 4,
+            reps: 17,
+            perfect_reps: 12,
+            arches: 3,
+            last_descent_s: Some(3.4),
+            sample_rate_hz: 200.0,
+            ..MatState::default()
+        };
+        let state = payload::state_payload(&state, OutboxFigures::default(), UNIX_EPOCH);
+        d.apply(&t.mat_state("mat1"), state.as_bytes(), 0);
+        let s = d.screen(0);
+        let tl = tile(&s, "mat1");
+        assert_eq!(
+            (tl.status, tl.contact, tl.last_descent_s),
+            (Status::Occupied, Some(0.87), Some(3.4))
+        );
+        assert_eq!(
+            (tl.counters.set, tl.counters.set_reps, tl.counters.set_perfect),
+            (2, 5, 4)
+        );
+        assert_eq!(
+            (tl.counters.reps, tl.counters.perfect_reps, tl.counters.arches),
+            (17, 12, 3)
+        );
+        let e = arch(Phase::Start, Some(0.42));
+        let u = d.apply(
+            &t.mat_event("mat1"),
+            payload::event_envelope(&e, "mat1", 7, UNIX_EPOCH).as_bytes(),
+            0,
+        );
+        assert!(u.arch_started);
+        assert_eq!(
+            u.line.as_deref(),
+            Some("gw1/mat1 arch start contact=0.42 onset_ms=4 t_ms=5 time=1970-01-01T00:00:00.000Z")
+        );
+        let reset = d.reset_selected().unwrap();
+        assert_eq!(reset.topic, t.mat_command("mat1"));
+        assert_eq!(
+            commands::parse_message(reset.payload.as_bytes(), false),
+            Ok(commands::Command::ResetCounters)
+        );
+        // The gateway's Last Will.
+        d.apply(&t.gateway_status(), payload::OFFLINE.as_bytes(), 1);
+        assert_eq!(tile(&d.screen(1), "mat1").status, Status::Offline);
     }
 
     #[test]

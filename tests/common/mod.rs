@@ -1,6 +1,9 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)]
 
+pub mod mosquitto;
+pub mod mqtt;
+
 use std::path::PathBuf;
 use std::process::{Command, Output};
 

@@ -1,0 +1,385 @@
+//! One mat's pipeline: frames from a source through the detector, events to
+//! the publisher, the mat's state kept up to date, commands applied.
+//!
+//! [`MatTracker`] is the pure part: it follows the events and the
+//! detector's live figures into a [`MatState`], applies commands, and
+//! numbers sets across a command-driven restart of the detector.
+//!
+//! Commands: `reset_counters` zeroes the reps, perfect reps and arches
+//! counters. `new_set` and `rereference` restart the detector on the spot
+//! (the detector has no hook for either yet): the set in progress is closed
+//! (its `set` event is published), the new detector learns the person's
+//! reference afresh, and the next reps count as the next set. The restart is
+//! invisible otherwise: the session goes on (no `session` end and start), and
+//! set numbers continue.
+
+use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use crate::detector::{Detector, DetectorConfig};
+use crate::event::{Event, Phase};
+use crate::frame::{Frame, FrameSource, SourceError};
+use crate::mqtt::commands::Command;
+use crate::mqtt::payload::MatState;
+use crate::mqtt::publisher::MatLink;
+
+/// If the restarted detector sees nobody within this time, the session the
+/// restart kept open is ended after all.
+const RESTART_GRACE_US: u64 = 3_000_000;
+
+/// What the pipeline must do after a command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    None,
+    /// Finish the detector (events through [`MatTracker::on_event`]), then
+    /// call [`MatTracker::restarted`] and build a new one.
+    RestartDetector,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+struct Restart {
+    at_us: u64,
+    /// The old detector's session end, held back.
+    held_end: Option<Event>,
+    finishing: bool,
+}
+
+/// The mat's state, followed from events and the detector.
+#[derive(Debug, Clone, Default)]
+pub struct MatTracker {
+    state: MatState,
+    set_offset: u32,
+    restart: Option<Restart>,
+    faults: BTreeSet<(usize, usize)>,
+    window_start_us: Option<u64>,
+    window_frames: u64,
+}
+
+impl MatTracker {
+    pub fn new() -> Self {
+        MatTracker::default()
+    }
+
+    pub fn state(&self) -> &MatState {
+        &self.state
+    }
+
+    /// The sampler's overruns (set by a source that knows them).
+    pub fn set_overruns(&mut self, overruns: u64) {
+        self.state.overruns = overruns;
+    }
+
+    /// Follows one detector event; returns the event to publish (its set
+    /// renumbered after a restart), or `None` when a restart hides it.
+    pub fn on_event(&mut self, e: &Event) -> Option<Event> {
+        let mut e = e.clone();
+        match &mut e {
+            Event::Session { phase, .. } => match phase {
+                Phase::Start => {
+                    if let Some(r) = self.restart.take() {
+                        if !r.finishing {
+                            // The same person, seen again by the new detector.
+                            return None;
+                        }
+                        self.restart = Some(r);
+                    }
+                    self.set_offset = 0;
+                    self.state.set = 0;
+                    self.state.set_reps = 0;
+                    self.state.set_perfect = 0;
+                }
+                Phase::End => {
+                    if let Some(r) = self.restart.as_mut() {
+                        if r.finishing {
+                            r.held_end = Some(e);
+                            return None;
+                        }
+                    }
+                }
+            },
+            Event::Arch(a) => {
+                if a.phase == Phase::Start {
+                    self.state.arches += 1;
+                }
+            }
+            Event::Rep(r) => {
+                r.set += self.set_offset;
+                if r.set != self.state.set {
+                    self.state.set = r.set;
+                    self.state.set_perfect = 0;
+                }
+                self.state.set_reps = r.rep;
+                self.state.reps += 1;
+                if r.perfect {
+                    self.state.perfect_reps += 1;
+                    self.state.set_perfect += 1;
+                }
+                self.state.last_descent_s = Some((r.descent_ms as f64 / 100.0).round() / 10.0);
+            }
+            Event::Set(s) => {
+                s.set += self.set_offset;
+                self.state.set = s.set;
+                self.state.set_reps = s.reps;
+                self.state.set_perfect = s.perfect;
+            }
+            Event::Progress { set, .. } => *set += self.set_offset,
+            Event::Health { row, col, ok, .. } => {
+                if *ok {
+                    self.faults.remove(&(*row, *col));
+                } else {
+                    self.faults.insert((*row, *col));
+                }
+                self.state.taxel_faults = self.faults.len() as u32;
+            }
+        }
+        Some(e)
+    }
+
+    /// Applies a command at `t_us` (the current frame's time).
+    pub fn command(&mut self, c: Command, t_us: u64, occupied: bool) -> Action {
+        match c {
+            Command::ResetCounters => {
+                self.state.reps = 0;
+                self.state.perfect_reps = 0;
+                self.state.arches = 0;
+                Action::None
+            }
+            Command::NewSet | Command::Rereference => {
+                if !occupied {
+                    tracing::info!(command = %c, "nobody on the mat: nothing to restart");
+                    return Action::None;
+                }
+                self.restart = Some(Restart {
+                    at_us: t_us,
+                    held_end: None,
+                    finishing: true,
+                });
+                Action::RestartDetector
+            }
+        }
+    }
+
+    /// The old detector is finished: sets continue from the last one.
+    pub fn restarted(&mut self) {
+        if let Some(r) = self.restart.as_mut() {
+            r.finishing = false;
+        }
+        self.set_offset = self.state.set;
+    }
+
+    /// Follows the detector after a frame; returns an event that must be
+    /// published now (a held-back session end when nobody came back).
+    pub fn on_frame(&mut self, t_us: u64, occupied: bool, in_arch: bool, contact: f32) -> Option<Event> {
+        let start = *self.window_start_us.get_or_insert(t_us);
+        self.window_frames += 1;
+        let span = t_us.saturating_sub(start);
+        if span >= 1_000_000 {
+            let rate = (self.window_frames - 1) as f64 * 1e6 / span as f64;
+            self.state.sample_rate_hz = (rate * 10.0).round() / 10.0;
+            self.window_start_us = Some(t_us);
+            self.window_frames = 1;
+        }
+        let mut out = None;
+        let restarting = match &self.restart {
+            Some(r) if !r.finishing && t_us.saturating_sub(r.at_us) > RESTART_GRACE_US && !occupied => {
+                let r = self.restart.take().unwrap();
+                out = r.held_end;
+                self.set_offset = 0;
+                false
+            }
+            Some(r) => !r.finishing,
+            None => false,
+        };
+        let occupied = occupied || restarting;
+        self.state.occupied = occupied;
+        self.state.arching = in_arch;
+        self.state.contact = occupied.then(|| (contact.clamp(0.0, 5.0) * 100.0).round() as u32);
+        out
+    }
+}
+
+/// How a mat's run ended.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MatRun {
+    pub frames: u64,
+    pub events: u64,
+}
+
+/// Runs `source` through a detector and publishes through `link` until the
+/// source ends or `stop` is set. The mat is `online` while it runs.
+pub fn run(
+    source: &mut dyn FrameSource,
+    config: &DetectorConfig,
+    link: &MatLink,
+    stop: &AtomicBool,
+) -> Result<MatRun, SourceError> {
+    let grid = source.grid();
+    let new_detector = || Detector::new(grid, config.clone()).map_err(SourceError::Sampler);
+    let mut detector = new_detector()?;
+    let mut tracker = MatTracker::new();
+    let mut frame = Frame::zeroed(grid);
+    let mut events = Vec::with_capacity(16);
+    let mut run = MatRun::default();
+    let emit = |e: &Event, run: &mut MatRun| {
+        link.emit(e);
+        run.events += 1;
+    };
+    link.set_available(true);
+    link.set_state(tracker.state());
+    let result = loop {
+        if stop.load(Ordering::Relaxed) {
+            break Ok(());
+        }
+        match source.next_into(&mut frame) {
+            Ok(true) => {}
+            Ok(false) => break Ok(()),
+            Err(e) => break Err(e),
+        }
+        run.frames += 1;
+        while let Some(c) = link.try_command() {
+            if tracker.command(c, frame.t_us, detector.occupied()) == Action::RestartDetector {
+                detector.finish(&mut events);
+                for e in events.drain(..) {
+                    if let Some(out) = tracker.on_event(&e) {
+                        emit(&out, &mut run);
+                    }
+                }
+                tracker.restarted();
+                detector = new_detector()?;
+            }
+            link.set_state(tracker.state());
+        }
+        detector.push(&frame, &mut events);
+        for e in events.drain(..) {
+            if let Some(out) = tracker.on_event(&e) {
+                emit(&out, &mut run);
+            }
+        }
+        if let Some(held) = tracker.on_frame(frame.t_us, detector.occupied(), detector.in_arch(), detector.contact()) {
+            emit(&held, &mut run);
+        }
+        link.set_state(tracker.state());
+    };
+    detector.finish(&mut events);
+    for e in events.drain(..) {
+        if let Some(out) = tracker.on_event(&e) {
+            emit(&out, &mut run);
+        }
+    }
+    tracker.on_frame(frame.t_us, false, false, 0.0);
+    link.set_state(tracker.state());
+    link.finish();
+    result.map(|_| run)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{RepEvent, SetEvent};
+
+    fn rep(set: u32, rep: u32, perfect: bool) -> Event {
+        Event::Rep(RepEvent {
+            t_ms: 0,
+            set,
+            rep,
+            perfect,
+            arched: !perfect,
+            rushed: false,
+            descent_ms: 3456,
+            ascent_ms: None,
+            bounce: false,
+            depth: None,
+        })
+    }
+
+    fn session(phase: Phase) -> Event {
+        Event::Session { t_ms: 0, phase }
+    }
+
+    #[test]
+    fn counters_follow_reps_and_reset() {
+        let mut t = MatTracker::new();
+        t.on_event(&session(Phase::Start));
+        t.on_event(&rep(1, 1, true));
+        t.on_event(&rep(1, 2, false));
+        let s = t.state();
+        assert_eq!(
+            (s.reps, s.perfect_reps, s.set, s.set_reps, s.set_perfect),
+            (2, 1, 1, 2, 1)
+        );
+        assert_eq!(s.last_descent_s, Some(3.5));
+        assert_eq!(t.command(Command::ResetCounters, 0, true), Action::None);
+        assert_eq!((t.state().reps, t.state().perfect_reps, t.state().set), (0, 0, 1));
+    }
+
+    #[test]
+    fn a_restart_closes_the_set_and_numbering_continues_in_the_same_session() {
+        let mut t = MatTracker::new();
+        assert!(t.on_event(&session(Phase::Start)).is_some());
+        t.on_event(&rep(1, 1, true));
+        t.on_event(&rep(1, 2, true));
+        assert_eq!(t.command(Command::NewSet, 5_000_000, true), Action::RestartDetector);
+        // The old detector's finish: the set goes out, the session end not.
+        let set = Event::Set(SetEvent {
+            t_ms: 5000,
+            set: 1,
+            reps: 2,
+            perfect: 2,
+            arches: 0,
+        });
+        assert_eq!(t.on_event(&set), Some(set.clone()));
+        assert_eq!(t.on_event(&session(Phase::End)), None);
+        t.restarted();
+        assert!(t.on_frame(5_100_000, false, false, 1.0).is_none());
+        assert!(t.state().occupied, "still occupied while the new detector looks");
+        // The new detector sees the person again: no new session, set 2.
+        assert_eq!(t.on_event(&session(Phase::Start)), None);
+        match t.on_event(&rep(1, 1, false)) {
+            Some(Event::Rep(r)) => assert_eq!((r.set, r.rep), (2, 1)),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!((t.state().set, t.state().reps), (2, 3));
+        // A real new session starts numbering again.
+        t.on_event(&session(Phase::End));
+        t.on_event(&session(Phase::Start));
+        match t.on_event(&rep(1, 1, true)) {
+            Some(Event::Rep(r)) => assert_eq!(r.set, 1),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_restart_with_nobody_back_ends_the_session_after_all() {
+        let mut t = MatTracker::new();
+        t.on_event(&session(Phase::Start));
+        t.command(Command::Rereference, 1_000_000, true);
+        assert_eq!(t.on_event(&session(Phase::End)), None);
+        t.restarted();
+        assert!(t.on_frame(2_000_000, false, false, 1.0).is_none());
+        let end = t.on_frame(1_000_000 + RESTART_GRACE_US + 1, false, false, 1.0);
+        assert!(matches!(end, Some(Event::Session { phase: Phase::End, .. })), "{end:?}");
+        assert!(!t.state().occupied);
+        assert_eq!(t.command(Command::NewSet, 9_000_000, false), Action::None);
+    }
+
+    #[test]
+    fn sample_rate_and_faults() {
+        let mut t = MatTracker::new();
+        for k in 0..=400u64 {
+            t.on_frame(k * 5000, true, false, 0.874);
+        }
+        assert_eq!(t.state().sample_rate_hz, 200.0);
+        assert_eq!(t.state().contact, Some(87));
+        let fault = |ok| Event::Health {
+            t_ms: 0,
+            row: 1,
+            col: 2,
+            fault: crate::event::TaxelFault::StuckLow,
+            ok,
+        };
+        t.on_event(&fault(false));
+        assert_eq!(t.state().taxel_faults, 1);
+        t.on_event(&fault(true));
+        assert_eq!(t.state().taxel_faults, 0);
+    }
+}

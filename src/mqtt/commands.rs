@@ -1,0 +1,148 @@
+//! Commands to a mat (pure parsing and validation).
+//!
+//! Published to `<base>/<gateway>/<mat>/command`, never retained. The payload
+//! is the command's name (`reset_counters`, `new_set`, `rereference`), as
+//! Home Assistant's buttons send it, or a JSON object `{"command": NAME}`.
+
+use std::fmt;
+
+/// What a mat can be told to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Command {
+    /// Zero the reps, perfect reps and arches counters.
+    ResetCounters,
+    /// Close the set in progress now; the next reps start a new set.
+    NewSet,
+    /// Learn the person's pressed-flat reference again (after they moved).
+    Rereference,
+}
+
+impl Command {
+    pub const ALL: [Command; 3] = [Command::ResetCounters, Command::NewSet, Command::Rereference];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Command::ResetCounters => "reset_counters",
+            Command::NewSet => "new_set",
+            Command::Rereference => "rereference",
+        }
+    }
+
+    fn from_name(name: &str) -> Option<Command> {
+        Command::ALL.into_iter().find(|c| c.name() == name)
+    }
+}
+
+impl fmt::Display for Command {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Why a command payload was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CommandError {
+    #[error("empty payload")]
+    Empty,
+    #[error("payload is not UTF-8 text")]
+    NotText,
+    #[error("payload of {0} bytes is too long (at most 256)")]
+    TooLong(usize),
+    #[error("unknown command {0:?}: expected one of reset_counters, new_set, rereference")]
+    Unknown(String),
+    #[error("JSON payload: {0}")]
+    Json(String),
+    #[error("retained command refused: commands must be published with retain off")]
+    Retained,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct JsonCommand {
+    command: String,
+}
+
+/// Parses and validates a command payload.
+pub fn parse(payload: &[u8]) -> Result<Command, CommandError> {
+    if payload.len() > 256 {
+        return Err(CommandError::TooLong(payload.len()));
+    }
+    let text = std::str::from_utf8(payload).map_err(|_| CommandError::NotText)?.trim();
+    if text.is_empty() {
+        return Err(CommandError::Empty);
+    }
+    let name = if text.starts_with('{') {
+        let c: JsonCommand = serde_json::from_str(text).map_err(|e| CommandError::Json(e.to_string()))?;
+        c.command
+    } else {
+        text.to_string()
+    };
+    Command::from_name(&name).ok_or_else(|| CommandError::Unknown(clip(&name)))
+}
+
+/// Parses a command message: a retained one is refused (it would replay on
+/// every reconnect).
+pub fn parse_message(payload: &[u8], retained: bool) -> Result<Command, CommandError> {
+    let command = parse(payload)?;
+    if retained {
+        return Err(CommandError::Retained);
+    }
+    Ok(command)
+}
+
+fn clip(s: &str) -> String {
+    s.chars().take(40).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn names_and_json() {
+        for c in Command::ALL {
+            assert_eq!(parse(c.name().as_bytes()), Ok(c));
+            assert_eq!(parse(format!(" {}\n", c.name()).as_bytes()), Ok(c));
+            assert_eq!(parse(format!("{{\"command\":\"{}\"}}", c.name()).as_bytes()), Ok(c));
+        }
+    }
+
+    #[test]
+    fn bad_payloads_say_why() {
+        assert_eq!(parse(b""), Err(CommandError::Empty));
+        assert_eq!(parse(b"  "), Err(CommandError::Empty));
+        assert_eq!(parse(&[0xff, 0xfe]), Err(CommandError::NotText));
+        assert_eq!(
+            parse(b"RESET_COUNTERS"),
+            Err(CommandError::Unknown("RESET_COUNTERS".into()))
+        );
+        assert!(matches!(
+            parse(b"{\"command\":\"new_set\",\"x\":1}"),
+            Err(CommandError::Json(_))
+        ));
+        assert!(matches!(parse(b"{\"cmd\":\"new_set\"}"), Err(CommandError::Json(_))));
+        assert!(matches!(
+            parse(b"{\"command\":\"explode\"}"),
+            Err(CommandError::Unknown(_))
+        ));
+        assert_eq!(parse(&[b'a'; 300]), Err(CommandError::TooLong(300)));
+        assert_eq!(parse_message(b"new_set", true), Err(CommandError::Retained));
+        assert_eq!(parse_message(b"new_set", false), Ok(Command::NewSet));
+        let msg = parse(b"explode").unwrap_err().to_string();
+        assert!(msg.contains("explode") && msg.contains("reset_counters"), "{msg}");
+    }
+
+    proptest! {
+        #[test]
+        fn only_the_three_names_are_accepted(payload in proptest::collection::vec(any::<u8>(), 0..64)) {
+            match parse(&payload) {
+                Ok(c) => {
+                    let text = std::str::from_utf8(&payload).unwrap().trim().to_string();
+                    prop_assert!(text == c.name() || text.contains(c.name()));
+                }
+                Err(e) => prop_assert!(!e.to_string().is_empty()),
+            }
+        }
+    }
+}

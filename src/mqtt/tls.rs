@@ -1,0 +1,152 @@
+//! TLS for the broker connection: rustls with the `ring` provider, a custom
+//! CA (or the system's roots), an optional client certificate, and an
+//! explicit opt-in to skip verification.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, CryptoProvider};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
+
+use super::config::MqttConfig;
+
+fn provider() -> Arc<CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+fn read_certs(key: &str, path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
+    let bytes = std::fs::read(path).map_err(|e| format!("mqtt.{key} {}: {e}", path.display()))?;
+    let certs = CertificateDer::pem_slice_iter(&bytes)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("mqtt.{key} {}: not PEM certificates: {e}", path.display()))?;
+    if certs.is_empty() {
+        return Err(format!("mqtt.{key} {}: no certificate in the file", path.display()));
+    }
+    Ok(certs)
+}
+
+/// The rustls configuration for `config` (only called for `mqtts://`).
+pub fn client_config(config: &MqttConfig) -> Result<ClientConfig, String> {
+    let builder = ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("TLS: {e}"))?;
+    let builder = if config.insecure_skip_verify {
+        tracing::warn!("mqtt.insecure_skip_verify = true: the broker's certificate is NOT checked");
+        builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(NoVerification(provider())))
+    } else {
+        let mut roots = RootCertStore::empty();
+        match &config.ca_file {
+            Some(path) => {
+                for cert in read_certs("ca_file", path)? {
+                    roots
+                        .add(cert)
+                        .map_err(|e| format!("mqtt.ca_file {}: {e}", path.display()))?;
+                }
+            }
+            None => {
+                let found = rustls_native_certs::load_native_certs();
+                let (added, _) = roots.add_parsable_certificates(found.certs);
+                if added == 0 {
+                    return Err(
+                        "mqtts without mqtt.ca_file: no trusted root certificates found on this system \
+                         (install ca-certificates, or set mqtt.ca_file)"
+                            .into(),
+                    );
+                }
+            }
+        }
+        builder.with_root_certificates(roots)
+    };
+    match (&config.client_cert_file, &config.client_key_file) {
+        (Some(cert), Some(key)) => {
+            let chain = read_certs("client_cert_file", cert)?;
+            let key_bytes = std::fs::read(key).map_err(|e| format!("mqtt.client_key_file {}: {e}", key.display()))?;
+            let key = PrivateKeyDer::from_pem_slice(&key_bytes)
+                .map_err(|e| format!("mqtt.client_key_file {}: no PEM private key: {e}", key.display()))?;
+            builder
+                .with_client_auth_cert(chain, key)
+                .map_err(|e| format!("mqtt.client_cert_file / client_key_file: {e}"))
+        }
+        _ => Ok(builder.with_no_client_auth()),
+    }
+}
+
+/// Accepts any certificate (signatures are still checked, so the
+/// handshake is well-formed): `insecure_skip_verify`.
+#[derive(Debug)]
+struct NoVerification(Arc<CryptoProvider>);
+
+impl ServerCertVerifier for NoVerification {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missing_and_bad_files_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = MqttConfig {
+            url: "mqtts://127.0.0.1".into(),
+            ca_file: Some(dir.path().join("nope.pem")),
+            ..MqttConfig::default()
+        };
+        let e = client_config(&c).unwrap_err();
+        assert!(e.contains("mqtt.ca_file") && e.contains("nope.pem"), "{e}");
+        let junk = dir.path().join("junk.pem");
+        std::fs::write(&junk, "not a certificate").unwrap();
+        let c = MqttConfig {
+            ca_file: Some(junk),
+            ..c
+        };
+        let e = client_config(&c).unwrap_err();
+        assert!(e.contains("no certificate"), "{e}");
+    }
+
+    #[test]
+    fn skipping_verification_needs_no_ca() {
+        let c = MqttConfig {
+            url: "mqtts://127.0.0.1".into(),
+            insecure_skip_verify: true,
+            ..MqttConfig::default()
+        };
+        assert!(client_config(&c).is_ok());
+    }
+}
