@@ -448,12 +448,15 @@ impl Dashboard {
             let first = gws.next();
             gws.any(|g| Some(g) != first)
         };
+        // Without the broker nothing is known to be live: every mat shows
+        // as offline until the retained topics come back.
+        let link_lost = matches!(self.link, Link::Lost(_));
         let tiles = self
             .mats
             .iter()
             .map(|(key, m)| {
                 let gateway_offline = self.gateways.get(&key.gateway) == Some(&Availability::Offline);
-                let status = if gateway_offline || m.availability == Availability::Offline {
+                let status = if link_lost || gateway_offline || m.availability == Availability::Offline {
                     Status::Offline
                 } else if m.arching {
                     Status::Arching
@@ -967,6 +970,13 @@ mod tests {
         // Unknown payloads change nothing.
         d.apply("flatback/gw1/mat1/status", b"maybe", 5);
         assert_eq!(tile(&d.screen(5), "mat1").status, Status::Offline);
+        // Losing the broker greys every mat until it is back.
+        assert_eq!(tile(&d.screen(5), "mat1").key.gateway, "gw1");
+        assert_ne!(d.screen(5).tiles[2].status, Status::Offline);
+        d.set_link(Link::Lost("connection refused".into()));
+        assert!(d.screen(6).tiles.iter().all(|t| t.status == Status::Offline));
+        d.set_link(Link::Connected);
+        assert_ne!(d.screen(7).tiles[2].status, Status::Offline);
     }
 
     #[test]
