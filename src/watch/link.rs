@@ -122,6 +122,12 @@ impl MqttLink {
         }
     }
 
+    /// The next event, waiting for it; `None` once the connection's thread
+    /// has ended.
+    pub fn recv(&self) -> Option<LinkEvent> {
+        self.events.recv().ok()
+    }
+
     /// The next event, waiting at most `timeout`.
     pub fn recv_timeout(&self, timeout: Duration) -> Option<LinkEvent> {
         self.events.recv_timeout(timeout).ok()

@@ -66,10 +66,7 @@ fn plain(link: MqttLink, mut dashboard: Dashboard, broker: &str) -> Result<()> {
     eprintln!("flatback watch: connecting to {broker}");
     let start = Instant::now();
     let stdout = io::stdout();
-    loop {
-        let Some(event) = link.recv_timeout(Duration::from_secs(3600)) else {
-            continue;
-        };
+    while let Some(event) = link.recv() {
         match event {
             LinkEvent::Subscribed => eprintln!("flatback watch: watching {}/# on {broker}", dashboard.base()),
             LinkEvent::Lost(why) => eprintln!("flatback watch: broker {broker}: {why}; retrying"),
@@ -84,6 +81,7 @@ fn plain(link: MqttLink, mut dashboard: Dashboard, broker: &str) -> Result<()> {
             }
         }
     }
+    anyhow::bail!("the MQTT connection to {broker} ended")
 }
 
 /// The full-screen dashboard, until `q`.
