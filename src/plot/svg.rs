@@ -345,20 +345,10 @@ pub fn build(s: &Session) -> String {
         } else {
             ("rep", FLAWED_COLOR)
         };
-        let mut why = Vec::new();
-        if r.arched {
-            why.push("arched");
-        }
-        if r.rushed {
-            why.push("rushed");
-        }
-        if r.bounce {
-            why.push("bounce");
-        }
         let verdict = if r.perfect {
             "perfect".to_string()
         } else {
-            why.join(", ")
+            r.flaws().join(", ")
         };
         let _ = writeln!(
             o,

@@ -640,20 +640,10 @@ pub fn short_text(e: &Event) -> String {
             Phase::End => format!("arch over {}", secs(a.duration_ms.unwrap_or(0))),
         },
         Event::Rep(r) => {
-            let mut why = Vec::new();
-            if r.arched {
-                why.push("arched");
-            }
-            if r.rushed {
-                why.push("rushed");
-            }
-            if r.bounce {
-                why.push("bounce");
-            }
             let mark = if r.perfect {
                 "✓".to_string()
             } else {
-                format!("✗ {}", why.join(","))
+                format!("✗ {}", r.flaws().join(","))
             };
             format!("rep {} {} {}", r.rep, mark.trim_end(), secs(r.descent_ms))
         }
@@ -1023,6 +1013,12 @@ mod tests {
                  t_ms=7000 time=2024-03-05T17:04:09.123Z"
             )
         );
+        let mut flawed = rep(2, 7, false, 2950);
+        if let Event::Rep(r) = &mut flawed {
+            r.rushed = true;
+            r.bounce = true;
+        }
+        assert_eq!(short_text(&flawed), "rep 7 ✗ arched,rushed,bounce 3.0s");
         let e = Event::Health {
             t_ms: 1,
             row: 1,
