@@ -5,7 +5,7 @@
 //! - [`png`]: the SVG rendered with resvg.
 //!
 //! [`load`] runs the detector over a recording (its events, unless an events
-//! file is given, and its per-frame contact and rep signal); [`write`] saves
+//! file is given, and its per-frame contact and rep signal); [`write()`] saves
 //! the picture by the file's extension.
 
 pub mod svg;
