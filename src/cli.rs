@@ -178,6 +178,47 @@ pub enum Command {
         #[arg(long = "mat", value_name = "ID")]
         mats: Vec<String>,
     },
+    /// The coach's view: a live dashboard of every mat on a broker (one
+    /// line per event when standard output is not a terminal).
+    Watch {
+        /// Configuration file (TOML): the [mqtt] section (broker, base topic,
+        /// login, TLS) and the [detector]'s arch threshold.
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+        /// Broker URL (mqtt://host[:port] or mqtts://host[:port]); overrides mqtt.url.
+        #[arg(long, value_name = "URL")]
+        broker: Option<String>,
+        /// The publishers' base topic (mats are read from BASE/+/+/...);
+        /// overrides mqtt.base_topic.
+        #[arg(long, value_name = "TOPIC")]
+        base: Option<String>,
+        /// Ring the terminal's bell when an arch starts.
+        #[arg(long)]
+        bell: bool,
+        /// One line per event even on a terminal.
+        #[arg(long)]
+        plain: bool,
+        /// The arch threshold marked on the contact bars (share of the
+        /// reference; default: the detector's).
+        #[arg(long, value_name = "SHARE")]
+        arch_threshold: Option<f64>,
+    },
+    /// The picture of a recorded session: contact against the reference, the
+    /// rep signal, arches, reps, sets, the grid's heatmap.
+    Plot {
+        /// Configuration file (TOML): the [detector] section.
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+        /// Take the events from this file (JSON lines, as `flatback replay`
+        /// prints them) instead of running the detector's.
+        #[arg(long, value_name = "FILE")]
+        events: Option<PathBuf>,
+        /// Output, .svg or .png; repeat for both.
+        #[arg(short = 'o', long = "output", value_name = "FILE", required = true)]
+        outputs: Vec<PathBuf>,
+        /// Recording (.csv or .csv.gz).
+        recording: PathBuf,
+    },
 }
 
 /// Where `flatback run` looks for its configuration by default.
@@ -299,6 +340,43 @@ pub fn run(cli: Cli) -> Result<()> {
             exit_when_done,
         } => publish_cmd(config.as_deref(), broker, mats, &sim, speed, seconds, exit_when_done),
         Command::Purge { config, broker, mats } => purge_cmd(config.as_deref(), broker, mats),
+        Command::Watch {
+            config,
+            broker,
+            base,
+            bell,
+            plain,
+            arch_threshold,
+        } => {
+            let mut config = load_config(config.as_deref())?;
+            if let Some(url) = broker {
+                config.mqtt.url = url;
+            }
+            if let Some(base) = base {
+                config.mqtt.base_topic = base;
+            }
+            let arch_threshold = arch_threshold.unwrap_or(config.detector.arch_contact);
+            if !(0.0..=1.0).contains(&arch_threshold) {
+                bail!("--arch-threshold {arch_threshold}: must be between 0 and 1");
+            }
+            crate::watch::run(&crate::watch::WatchOptions {
+                mqtt: config.mqtt,
+                arch_threshold,
+                bell,
+                plain,
+            })
+        }
+        Command::Plot {
+            config,
+            events,
+            outputs,
+            recording,
+        } => crate::plot::run(
+            &recording,
+            &load_config(config.as_deref())?.detector,
+            events.as_deref(),
+            &outputs,
+        ),
     }
 }
 

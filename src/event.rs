@@ -87,6 +87,20 @@ pub struct RepEvent {
     pub depth: Option<f64>,
 }
 
+impl RepEvent {
+    /// Why the rep was not perfect, in the fields' words (none when it was).
+    pub fn flaws(&self) -> Vec<&'static str> {
+        [
+            (self.arched, "arched"),
+            (self.rushed, "rushed"),
+            (self.bounce, "bounce"),
+        ]
+        .into_iter()
+        .filter_map(|(flag, word)| flag.then_some(word))
+        .collect()
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SetEvent {
     pub t_ms: u64,

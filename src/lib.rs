@@ -16,7 +16,9 @@
 //! - [`daemon`]: `flatback run`: the gateway's mats, supervised, and MQTT;
 //! - [`systemd`]: readiness, watchdog and stopping notifications, journald;
 //! - [`broker`]: is an MQTT broker answering locally (a probe), and a small
-//!   MQTT 3.1.1 broker embedded in the process, for `flatback demo`.
+//!   MQTT 3.1.1 broker embedded in the process, for `flatback demo`;
+//! - [`watch`]: the coach's live dashboard of every mat on a broker;
+//! - [`plot`]: the picture of a recorded session (SVG, PNG).
 
 pub mod broker;
 pub mod check;
@@ -32,9 +34,11 @@ pub mod mat;
 pub mod mcp3x08;
 pub mod mqtt;
 pub mod pacing;
+pub mod plot;
 pub mod recording;
 pub mod replay;
 pub mod sampler;
 pub mod score;
 pub mod sim;
 pub mod systemd;
+pub mod watch;

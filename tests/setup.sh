@@ -5,6 +5,8 @@
 set -euo pipefail
 
 need_apt=()
+# `flatback plot` renders the text of its PNGs with a system font.
+[ -n "$(find /usr/share/fonts /usr/local/share/fonts -name '*.[ot]tf' 2>/dev/null | head -n 1)" ] || need_apt+=(fonts-dejavu-core)
 command -v python3 >/dev/null 2>&1 || need_apt+=(python3)
 command -v cc >/dev/null 2>&1 || need_apt+=(gcc)
 command -v systemd-analyze >/dev/null 2>&1 || need_apt+=(systemd)

@@ -70,6 +70,22 @@ pub struct Detector {
     presence_counts: u16,
 }
 
+/// The detector's view of the last frame (see [`Detector::probe`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Probe {
+    /// Someone lies on the mat.
+    pub occupied: bool,
+    /// The person's pressed-flat reference is taken, so `contact` means
+    /// something.
+    pub settled: bool,
+    /// Lumbar contact as a fraction of the reference (1 = pressed flat).
+    pub contact: f32,
+    /// The rep signal: the legs' lever moving load from the upper back
+    /// (-1) to the sacrum (+1).
+    pub seesaw: f32,
+    pub in_arch: bool,
+}
+
 /// What the rows say on one frame.
 #[derive(Debug, Clone, Copy, PartialEq)]
 struct Summary {
@@ -149,6 +165,18 @@ impl Detector {
 
     pub fn in_set(&self) -> bool {
         self.reps.in_set()
+    }
+
+    /// What the detector sees after the last frame, for plots and live views
+    /// (read-only: calling it changes nothing).
+    pub fn probe(&self) -> Probe {
+        Probe {
+            occupied: self.occupied(),
+            settled: self.contact.is_settled(),
+            contact: self.contact.contact(),
+            seesaw: self.summary_of(&self.rows).seesaw(),
+            in_arch: self.contact.in_arch(),
+        }
     }
 
     /// Feeds one frame; events it causes are appended to `out`.
