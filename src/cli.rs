@@ -8,7 +8,6 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::config::{Config, DEFAULT_TOML};
 use crate::detector::Detector;
-use crate::event::Event;
 use crate::frame::{Frame, FrameSource};
 use crate::pacing::Paced;
 use crate::recording::{RecordingReader, RecordingWriter};
@@ -32,6 +31,8 @@ impl Cli {
     pub fn log_level(&self) -> String {
         match &self.command {
             Command::Run { config, .. } => Config::load(config).map_or("info".into(), |c| c.log.level),
+            // The demo's screen is the coach's view: only errors on top.
+            Command::Demo { .. } => "error".into(),
             _ => "warn".into(),
         }
     }
@@ -79,14 +80,23 @@ pub enum Command {
     },
     /// Simulated mats through the real detector, events printed live.
     Demo {
-        #[command(flatten)]
-        sim: SimArgs,
-        /// Playback speed: 1 is real time, 10 is ten times faster.
+        /// Simulated mats, each a different person and exercise.
+        #[arg(long, default_value_t = 3)]
+        mats: usize,
+        /// Simulated time runs this many times faster than real time.
         #[arg(long, default_value_t = 1.0)]
         speed: f64,
-        /// Stop after this many seconds of simulated time.
+        /// Stop after this many seconds (wall clock); default: until Ctrl-C
+        /// or `q`.
+        #[arg(long, value_name = "S")]
+        duration: Option<f64>,
+        /// The MQTT broker (mqtt://host:port); default: Mosquitto on
+        /// localhost if it answers, else a broker inside the demo.
+        #[arg(long, value_name = "URL")]
+        broker: Option<String>,
+        /// One line per event even on a terminal.
         #[arg(long)]
-        seconds: Option<f64>,
+        plain: bool,
     },
     /// Score the detector on simulated cases and print the figures
     /// (accuracy, latency, throughput).
@@ -300,7 +310,19 @@ pub fn run(cli: Cli) -> Result<()> {
             kind,
             seed,
         } => crate::live::check(&load_config(config.as_deref())?, source, seconds, &kind, seed),
-        Command::Demo { sim, speed, seconds } => demo(&sim, speed, seconds),
+        Command::Demo {
+            mats,
+            speed,
+            duration,
+            broker,
+            plain,
+        } => crate::demo::run(&crate::demo::DemoOptions {
+            mats,
+            speed,
+            duration_s: duration,
+            broker,
+            plain,
+        }),
         Command::Eval { cases, seed, verbose } => eval(cases, seed, verbose),
         Command::Run { config, speed } => {
             if !(speed.is_finite() && speed > 0.0) {
@@ -308,7 +330,14 @@ pub fn run(cli: Cli) -> Result<()> {
             }
             let config = Config::load(&config)?;
             let notifier = crate::systemd::Notifier::from_env().context("NOTIFY_SOCKET")?;
-            crate::daemon::run(&config, &crate::daemon::RunOptions { speed, run_for: None }, &notifier)
+            crate::daemon::run(
+                &config,
+                &crate::daemon::RunOptions {
+                    speed,
+                    stop: Default::default(),
+                },
+                &notifier,
+            )
         }
         Command::Config {
             action: ConfigAction::Default,
@@ -501,67 +530,6 @@ fn record_sim(sim: &SimArgs, seconds: Option<f64>, file: &Path) -> Result<()> {
         file.display(),
         truth.display()
     );
-    Ok(())
-}
-
-fn describe(e: &Event) -> String {
-    match e {
-        Event::Session { phase, .. } => format!("session {phase:?}").to_lowercase(),
-        Event::Arch(a) => match a.phase {
-            crate::event::Phase::Start => {
-                format!("ARCH  contact {:.0} % of reference", a.contact.unwrap_or(0.0) * 100.0)
-            }
-            crate::event::Phase::End => format!("arch over after {} ms", a.duration_ms.unwrap_or(0)),
-        },
-        Event::Rep(r) => format!(
-            "set {} rep {:>2}: {}  descent {:.1} s{}{}",
-            r.set,
-            r.rep,
-            if r.perfect { "perfect" } else { "not perfect" },
-            r.descent_ms as f64 / 1000.0,
-            if r.arched { ", arched" } else { "" },
-            if r.rushed { ", rushed" } else { "" }
-        ),
-        Event::Set(s) => format!(
-            "set {} over: {} reps, {} perfect, {} arches",
-            s.set, s.reps, s.perfect, s.arches
-        ),
-        Event::Progress { set, perfect, .. } => format!("set {set}: {perfect} perfect reps: ready to add load"),
-        Event::Health {
-            row, col, fault, ok, ..
-        } => {
-            format!(
-                "taxel r{row}c{col} {}",
-                if *ok { "recovered".into() } else { format!("{fault:?}") }
-            )
-        }
-    }
-}
-
-fn demo(sim: &SimArgs, speed: f64, seconds: Option<f64>) -> Result<()> {
-    if speed.is_nan() || speed <= 0.0 {
-        bail!("--speed {speed}: must be positive");
-    }
-    let scenario = sim.scenario(seconds)?;
-    let simulator = Simulator::new(&scenario);
-    eprintln!(
-        "flatback demo: simulated {} mat ({} Hz, seed {}), {}x real time; Ctrl-C to stop",
-        scenario.kind, scenario.rate_hz, scenario.seed, speed
-    );
-    let mut source = Paced::new(simulator, speed);
-    let mut detector = Detector::new(source.grid(), Config::default().detector).map_err(anyhow::Error::msg)?;
-    let stdout = io::stdout();
-    let mut out = stdout.lock();
-    replay::run(&mut source, &mut detector, |e| {
-        let _ = writeln!(
-            out,
-            "{:>8.1} s  {:<60} {}",
-            e.t_ms() as f64 / 1000.0,
-            describe(e),
-            e.to_json()
-        );
-        let _ = out.flush();
-    })?;
     Ok(())
 }
 

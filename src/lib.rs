@@ -17,6 +17,8 @@
 //! - [`systemd`]: readiness, watchdog and stopping notifications, journald;
 //! - [`broker`]: is an MQTT broker answering locally (a probe), and a small
 //!   MQTT 3.1.1 broker embedded in the process, for `flatback demo`;
+//! - [`demo`]: `flatback demo`: simulated mats, the real detector, MQTT and
+//!   the coach's view;
 //! - [`watch`]: the coach's live dashboard of every mat on a broker;
 //! - [`plot`]: the picture of a recorded session (SVG, PNG).
 
@@ -25,6 +27,7 @@ pub mod check;
 pub mod cli;
 pub mod config;
 pub mod daemon;
+pub mod demo;
 pub mod detector;
 pub mod event;
 pub mod frame;

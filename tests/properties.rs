@@ -393,6 +393,7 @@ fn weight_scaling_regressions() {
         (Kind::BentKnee, 9045, 0.843),
         (Kind::BentKnee, 7306, 0.8223055136765496),
         (Kind::SingleLeg, 28, 0.8),
+        (Kind::Fatigue, 9100, 0.7),
     ] {
         let (unscaled, scaled) = reps_scaled(kind, seed, k);
         let (a, b) = (count(&unscaled, "rep"), count(&scaled, "rep"));

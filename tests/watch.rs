@@ -126,8 +126,8 @@ fn watch_prints_every_mats_events_while_flatback_publishes() {
     // Events are not retained: the gateway starts once watch has subscribed.
     watcher.wait_stderr("watching flatback/#", T);
 
-    // TODO(issue 6): run `flatback demo --broker URL` (three mats) here
-    // instead, once demo publishes.
+    // `flatback publish` here, whose events are known exactly; the test
+    // below runs `flatback demo`.
     let dir = tempfile::tempdir().unwrap();
     let cfg = write_config(dir.path(), &broker.url(), "gym1", "");
     let seconds = 60.0;
@@ -249,7 +249,7 @@ fn dashboard_link_reads_the_retained_topics_and_sends_reset() {
     let until = Instant::now() + T;
     let mut subscribed = false;
     while !(subscribed && dash.screen(0).tiles.len() == 2 && dash.screen(0).tiles[0].counters.reps == 4) {
-        match link.recv_timeout(until.saturating_duration_since(Instant::now())) {
+        match link.recv_timeout(until.saturating_duration_since(Instant::now())).ok() {
             Some(LinkEvent::Subscribed) => subscribed = true,
             Some(LinkEvent::Message { topic, payload }) => bells += dash.apply(&topic, &payload, 0).arch_started as u32,
             Some(LinkEvent::Lost(why)) => panic!("lost the broker: {why}"),
@@ -276,7 +276,7 @@ fn dashboard_link_reads_the_retained_topics_and_sends_reset() {
     );
     let until = Instant::now() + T;
     loop {
-        match link.recv_timeout(until.saturating_duration_since(Instant::now())) {
+        match link.recv_timeout(until.saturating_duration_since(Instant::now())).ok() {
             Some(LinkEvent::Message { topic, payload }) if topic.ends_with("/event") => {
                 let u = dash.apply(&topic, &payload, 10);
                 assert_eq!(
@@ -385,4 +385,40 @@ fn dashboard_on_a_terminal_resets_the_selected_mat_and_quits() {
         std::thread::sleep(Duration::from_millis(20));
     };
     assert!(status.success(), "{status}");
+}
+
+/// `flatback demo --broker URL` publishes three mats; `flatback watch`,
+/// another process on the same broker, sees events from every one.
+#[test]
+fn watch_sees_every_mat_while_flatback_demo_publishes() {
+    let broker = Broker::start();
+    let mut watcher = Watcher::spawn(&broker.url());
+    watcher.wait_stderr("watching flatback/#", T);
+    let mut demo = common::flatback()
+        .args([
+            "demo",
+            "--broker",
+            &broker.url(),
+            "--speed",
+            "20",
+            "--duration",
+            "15",
+            "--plain",
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start flatback demo");
+    let mut seen = std::collections::BTreeSet::new();
+    let until = Instant::now() + T;
+    while seen.len() < 3 {
+        assert!(Instant::now() < until, "events from {seen:?} only");
+        let remaining = until.saturating_duration_since(Instant::now());
+        let line = watcher.stdout_lines(1, remaining).remove(0);
+        if let Some(mat) = line.strip_prefix("demo/").and_then(|l| l.split(' ').next()) {
+            seen.insert(mat.to_string());
+        }
+    }
+    assert_eq!(seen.into_iter().collect::<Vec<_>>(), ["mat1", "mat2", "mat3"]);
+    assert!(demo.wait().unwrap().success());
 }

@@ -26,8 +26,8 @@ use crate::systemd::Notifier;
 pub struct RunOptions {
     /// Simulated and replayed mats run this many times faster than real time.
     pub speed: f64,
-    /// Stop after this long (wall clock); `None`: until SIGTERM or SIGINT.
-    pub run_for: Option<Duration>,
+    /// When to stop besides SIGTERM and SIGINT.
+    pub stop: crate::mqtt::Stop,
 }
 
 /// Runs the gateway until SIGTERM or SIGINT.
@@ -46,7 +46,7 @@ pub fn run(config: &Config, options: &RunOptions, notifier: &Notifier) -> Result
         })
         .collect();
     tracing::info!(mats = ?ids, broker = %config.mqtt.url, "flatback running");
-    crate::mqtt::serve(&config.mqtt, ids, bodies, false, options.run_for, notifier)
+    crate::mqtt::serve(&config.mqtt, ids, bodies, false, options.stop.clone(), notifier)
 }
 
 /// The wait before opening a failed source again, after `failures` failures

@@ -61,6 +61,10 @@ pub struct Detector {
     steady_since_us: Option<u64>,
     /// The person's usual total load, once settled.
     total_reference: f32,
+    /// The same for the upper back and sacrum together: an arch can empty
+    /// the lumbar rows of a person who lies mostly on them, but it never
+    /// takes the ends' load away, getting up does.
+    ends_reference: f32,
     last_t_us: Option<u64>,
     /// Per-row force sums of the healthy taxels, scaled to the full row.
     rows: Vec<f32>,
@@ -130,6 +134,7 @@ impl Detector {
             steady_hi: 0.0,
             steady_since_us: None,
             total_reference: 0.0,
+            ends_reference: 0.0,
             last_t_us: None,
             rows: vec![0.0; grid.rows],
             lumbar: vec![0.0; config.lumbar_rows.len()],
@@ -206,6 +211,11 @@ impl Detector {
 
         let s = summary.seesaw();
         let total_ratio = summary.total / self.total_reference.max(1e-6);
+        let ends = summary.upper + summary.sacral;
+        let ends_ratio = ends / self.ends_reference.max(1e-6);
+        if (0.7..1.5).contains(&ends_ratio) {
+            self.ends_reference += dt_s / (TOTAL_TAU_S + dt_s) * (ends - self.ends_reference);
+        }
         let leaving = total_ratio < LEAVING;
         if (0.7..1.5).contains(&total_ratio) {
             self.total_reference += dt_s / (TOTAL_TAU_S + dt_s) * (summary.total - self.total_reference);
@@ -233,7 +243,11 @@ impl Detector {
             }) => out.push(arch_end(t_ms, duration_us, min_contact)),
             None => {}
         }
-        if !leaving && !self.contact.sitting_up() {
+        // The reps follow the legs until the ends of the trunk leave too:
+        // the whole load alone would stop them in a deep arch of a person
+        // lying mostly on the lumbar rows.
+        let ends_leaving = ends_ratio < LEAVING;
+        if !ends_leaving && !self.contact.sitting_up() {
             self.reps.push(t_us, dt_s, summary.loads(), self.contact.in_arch(), out);
         }
     }
@@ -338,6 +352,7 @@ impl Detector {
         if lying_s >= SETTLE_MIN_S && steady_s >= SETTLE_STEADY_S {
             self.contact.settle(&self.lumbar, summary.upper);
             self.total_reference = total;
+            self.ends_reference = summary.upper + summary.sacral;
             tracing::debug!(t_ms = t_us / 1000, lumbar = ?self.lumbar, total, seesaw = summary.seesaw(), "settled");
             self.reps.settle(t_us, summary.loads());
         }
@@ -412,6 +427,8 @@ impl Detector {
         self.contact.rescale(&lumbar, upper);
         let total = if o.total > 0.0 { n.total / o.total } else { 1.0 };
         self.total_reference *= total;
+        let (oe, ne) = (o.upper + o.sacral, n.upper + n.sacral);
+        self.ends_reference *= if oe > 0.0 { ne / oe } else { 1.0 };
         self.reps.shift(n.seesaw() - o.seesaw(), total, upper);
     }
 }

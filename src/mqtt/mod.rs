@@ -70,9 +70,32 @@ pub fn publish(mqtt: &MqttConfig, detector: &DetectorConfig, mats: Vec<MatSource
         ids,
         bodies,
         exit_when_done,
-        None,
+        Stop::default(),
         &crate::systemd::Notifier::disabled(),
     )
+}
+
+/// When to stop besides SIGTERM and SIGINT.
+#[derive(Debug, Clone, Default)]
+pub struct Stop {
+    /// After this long (wall clock).
+    pub after: Option<std::time::Duration>,
+    /// When this flag is set (looked at every 100 ms).
+    pub flag: Option<Arc<AtomicBool>>,
+}
+
+impl Stop {
+    async fn wait(&self) {
+        let started = tokio::time::Instant::now();
+        loop {
+            if self.flag.as_ref().is_some_and(|f| f.load(Ordering::Relaxed))
+                || self.after.is_some_and(|d| started.elapsed() >= d)
+            {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    }
 }
 
 /// What runs a mat on its own thread: its link to the publisher, the stop
@@ -82,15 +105,15 @@ pub type MatBody = Box<dyn FnOnce(MatLink, Arc<AtomicBool>, Arc<AtomicU64>) + Se
 
 /// Runs a gateway whose mats are run by `bodies` (one per id, each on a
 /// thread of its own) and the publisher on tokio, until SIGTERM or Ctrl-C,
-/// or `run_for` has passed, or with `exit_when_done` until every mat has
-/// finished and the outbox is empty. Tells systemd (`notifier`): ready once every mat made progress,
+/// or `stop` says so, or with `exit_when_done` until every mat has finished
+/// and the outbox is empty. Tells systemd (`notifier`): ready once every mat made progress,
 /// the watchdog while every mat keeps making it, stopping at the end.
 pub fn serve(
     mqtt: &MqttConfig,
     ids: Vec<String>,
     bodies: Vec<MatBody>,
     exit_when_done: bool,
-    run_for: Option<std::time::Duration>,
+    stop_when: Stop,
     notifier: &crate::systemd::Notifier,
 ) -> Result<()> {
     for (i, id) in ids.iter().enumerate() {
@@ -140,7 +163,7 @@ pub fn serve(
             tokio::select! {
                 _ = tokio::signal::ctrl_c() => {}
                 _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
-                _ = async { match run_for { Some(d) => tokio::time::sleep(d).await, None => std::future::pending().await } } => {}
+                _ = stop_when.wait() => {}
             }
             tracing::info!("stopping");
             stopping.stopping("stopping: flushing the outbox");

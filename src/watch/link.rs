@@ -128,9 +128,10 @@ impl MqttLink {
         self.events.recv().ok()
     }
 
-    /// The next event, waiting at most `timeout`.
-    pub fn recv_timeout(&self, timeout: Duration) -> Option<LinkEvent> {
-        self.events.recv_timeout(timeout).ok()
+    /// The next event, waiting at most `timeout`; `Err(Disconnected)` once
+    /// the connection's thread has ended.
+    pub fn recv_timeout(&self, timeout: Duration) -> Result<LinkEvent, std::sync::mpsc::RecvTimeoutError> {
+        self.events.recv_timeout(timeout)
     }
 
     /// The next event if one is waiting.

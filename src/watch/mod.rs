@@ -14,6 +14,8 @@ pub mod render;
 pub mod topic;
 
 use std::io::{self, IsTerminal, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::RecvTimeoutError;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
@@ -42,6 +44,11 @@ const FRAME: Duration = Duration::from_millis(100);
 const BLINK_MS: u128 = 400;
 
 pub fn run(opts: &WatchOptions) -> Result<()> {
+    run_until(opts, &AtomicBool::new(false))
+}
+
+/// As [`run`], until `stop` is set too (`flatback demo` ends its view so).
+pub fn run_until(opts: &WatchOptions, stop: &AtomicBool) -> Result<()> {
     // The publisher's own resolution: the same URL, login and TLS settings
     // reach the same broker (the gateway-only parts go unused).
     let mqtt = Options::from_config(&opts.mqtt).map_err(anyhow::Error::msg)?;
@@ -54,19 +61,27 @@ pub fn run(opts: &WatchOptions) -> Result<()> {
     let link = MqttLink::connect(mqtt.mqtt_options(&link::client_id(), true, false), base, describe);
     let dashboard = Dashboard::new(base, &broker, opts.arch_threshold);
     if opts.plain || !io::stdout().is_terminal() {
-        plain(link, dashboard, &broker)
+        plain(link, dashboard, &broker, stop)
     } else {
-        dashboard_loop(link, dashboard, opts.bell)
+        dashboard_loop(link, dashboard, opts.bell, stop)
     }
 }
 
 /// One line per event on standard output; connection news on standard
-/// error. Runs until killed (or standard output closes).
-fn plain(link: MqttLink, mut dashboard: Dashboard, broker: &str) -> Result<()> {
+/// error. Runs until killed, `stop`, or standard output closes.
+fn plain(link: MqttLink, mut dashboard: Dashboard, broker: &str, stop: &AtomicBool) -> Result<()> {
     eprintln!("flatback watch: connecting to {broker}");
     let start = Instant::now();
     let stdout = io::stdout();
-    while let Some(event) = link.recv() {
+    loop {
+        if stop.load(Ordering::Relaxed) {
+            return Ok(());
+        }
+        let event = match link.recv_timeout(FRAME) {
+            Ok(event) => event,
+            Err(RecvTimeoutError::Timeout) => continue,
+            Err(RecvTimeoutError::Disconnected) => break,
+        };
         match event {
             LinkEvent::Subscribed => eprintln!("flatback watch: watching {}/# on {broker}", dashboard.base()),
             LinkEvent::Lost(why) => eprintln!("flatback watch: broker {broker}: {why}; retrying"),
@@ -84,13 +99,16 @@ fn plain(link: MqttLink, mut dashboard: Dashboard, broker: &str) -> Result<()> {
     anyhow::bail!("the MQTT connection to {broker} ended")
 }
 
-/// The full-screen dashboard, until `q`.
-fn dashboard_loop(link: MqttLink, mut dashboard: Dashboard, bell: bool) -> Result<()> {
+/// The full-screen dashboard, until `q` (or `stop`).
+fn dashboard_loop(link: MqttLink, mut dashboard: Dashboard, bell: bool, stop: &AtomicBool) -> Result<()> {
     let mut terminal = ratatui::try_init().context("setting up the terminal")?;
     let result = (|| -> Result<()> {
         let start = Instant::now();
         let mut columns = 1;
         loop {
+            if stop.load(Ordering::Relaxed) {
+                return Ok(());
+            }
             let now = start.elapsed().as_millis() as u64;
             let mut ring = false;
             while let Some(event) = link.try_recv() {
