@@ -25,6 +25,19 @@ use flatback::sim::{Build, Kind, Scenario, Simulator};
 const FULL: u16 = 1023;
 const GRID: Grid = Grid::REFERENCE;
 
+/// The properties run on `cases` generated cases from a fixed seed, so that
+/// CI is reproducible: a detector property that fails on a rare person must
+/// fail every time, on every machine, until it is fixed (and then its case
+/// joins the regressions below). `PROPTEST_RNG_SEED=<n>` explores other
+/// cases.
+fn seeded(cases: u32) -> ProptestConfig {
+    let mut config = ProptestConfig::with_cases(cases);
+    if std::env::var_os("PROPTEST_RNG_SEED").is_none() {
+        config.rng_seed = proptest::test_runner::RngSeed::Fixed(20261121);
+    }
+    config
+}
+
 fn detector() -> Detector {
     Detector::new(GRID, DetectorConfig::default()).expect("the default config fits the reference mat")
 }
@@ -93,7 +106,7 @@ fn may_look_stuck(level: u16) -> bool {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 40, ..ProptestConfig::default() })]
+    #![proptest_config(seeded(40))]
 
     /// 1. A person lying perfectly still (constant mid-range loads, +-2
     /// counts of noise) for tens of seconds: a session starts and ends,
@@ -202,7 +215,7 @@ fn detect(frames: &[Frame]) -> Vec<Event> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+    #![proptest_config(seeded(24))]
 
     /// 2b. The same on a simulated person lying still (breathing, a slow
     /// shift, settling swings, getting up; clean acquisition so the only
@@ -260,7 +273,7 @@ fn assert_still_person_is_quiet(build: Build, seed: u64, clean: bool) -> Result<
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+    #![proptest_config(seeded(24))]
 
     #[test]
     fn a_simulated_still_person_makes_no_arch_or_rep(
@@ -281,7 +294,7 @@ proptest! {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+    #![proptest_config(seeded(24))]
 
     /// 2c. During a set (legs lifted, where an arch starts on the first
     /// frame below the threshold), one taxel glitching to 0 or full scale for
@@ -354,7 +367,7 @@ fn reps_scaled(kind: Kind, seed: u64, k: f64) -> (Vec<Event>, Vec<Event>) {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 16, ..ProptestConfig::default() })]
+    #![proptest_config(seeded(16))]
 
     /// 3. A lighter person (forces times 0.7..1) does the same number of
     /// reps (and sets).
@@ -419,7 +432,7 @@ fn force_scaling_is_the_identity_at_one_and_monotonic() {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+    #![proptest_config(seeded(64))]
 
     /// 4a. Linearisation is monotonic in counts, and 0 at 0 counts.
     #[test]
