@@ -203,7 +203,7 @@ pub fn line_of(text: &str, key: &[Key]) -> Option<usize> {
     Some(text[..start].matches('\n').count() + 1)
 }
 
-/// The default configuration, commented: what `flatback configfile` prints.
+/// The default configuration, commented: what `flatback config default` prints.
 pub const DEFAULT_TOML: &str = include_str!("../config/flatback.toml");
 
 impl Config {
