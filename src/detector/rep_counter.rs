@@ -66,6 +66,10 @@ const PLATEAU_S: f32 = 0.6;
 /// seesaw follows sin(angle from vertical), flat near the floor, so the legs
 /// are often still lowering when it stops rising.
 const EMIT_AFTER_US: u64 = 900_000;
+/// A person who slides along the mat mid-set moves the seesaw's levels (the
+/// sacrum onto a lumbar row): the bottom learnt before is out of reach. A
+/// rep's swing is taken as at most this many times the last one's.
+const SWING_GROWTH: f32 = 1.5;
 /// Rising less than this share of the cycle's height is "not rising".
 const PLATEAU_EPS: f32 = 0.03;
 /// The seesaw is smoothed over this many seconds (noise would otherwise
@@ -164,6 +168,8 @@ pub struct RepCounter {
     /// An arch started since the last rep was emitted, and its depth.
     arch_in_rep: Option<f32>,
     last_top: Option<f32>,
+    /// The swing (bottom minus top) of the last rep of this set.
+    last_swing: Option<f32>,
     /// The seesaw since the top of the current cycle, decimated.
     trace: Vec<(u64, f32)>,
     /// Lifted legs near the rest level since this time.
@@ -195,6 +201,7 @@ impl RepCounter {
             last_done_us: None,
             arch_in_rep: None,
             last_top: None,
+            last_swing: None,
             trace: Vec::with_capacity(TRACE_LEN),
             near_rest_us: None,
             lifted_us: 0,
@@ -342,6 +349,7 @@ impl RepCounter {
                     self.bottom = s;
                     self.phase = Phase::Bottom;
                     self.last_done_us = None;
+                    self.last_swing = None;
                     if !self.set_open {
                         self.set_open = true;
                         self.set_no += 1;
@@ -423,7 +431,11 @@ impl RepCounter {
                 }
                 // After an arch the seesaw may fall from far above the usual
                 // bottom; a rise from there is only a rep if it is a real one.
-                let span = (self.bottom - min).max(MIN_SWING * height);
+                let mut span = self.bottom - min;
+                if let Some(last) = self.last_swing {
+                    span = span.min(SWING_GROWTH * last);
+                }
+                let span = span.max(MIN_SWING * height);
                 if t10_us.is_none() && s >= min + DESCENT_START * span {
                     t10_us = Some(t_us);
                 }
@@ -465,6 +477,10 @@ impl RepCounter {
                         self.bottom = high;
                     }
                     self.last_top = Some(min);
+                    // Only a clean rep's swing: an arch moves the seesaw too.
+                    if real && !in_arch && self.arch_in_rep.is_none() {
+                        self.last_swing = Some(high - min);
+                    }
                     self.trace.clear();
                     if turned {
                         self.emit_pending(t_ms, out);
