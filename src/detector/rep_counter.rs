@@ -612,4 +612,52 @@ mod tests {
         // A seesaw within the lift level of rest.
         assert!(!lifts(Loads { seesaw: 0.2, ..lifted }));
     }
+
+    /// The seesaw of a set: lift-off to the bottom hover, then `reps` of
+    /// (pause, 1.5 s ascent, 0.5 s hold, 3.5 s descent), all levels moved
+    /// down by `slide` from rep `slide_from` on (the person slid along the
+    /// mat), then the legs down. Returns the reps counted.
+    fn reps_of(reps: usize, slide_from: usize, slide: f32) -> usize {
+        let mut rc = RepCounter::new(&DetectorConfig::default());
+        rc.settle(0, REST);
+        // The legs' weight on the pelvis: the whole load 30 % above rest.
+        let lifted = |seesaw: f32| Loads {
+            seesaw,
+            total: 1.95,
+            upper: 0.25,
+        };
+        let mut out = Vec::new();
+        let mut t = 0u64;
+        let mut run = |rc: &mut RepCounter, secs: f32, from: f32, to: f32, loads: &dyn Fn(f32) -> Loads| {
+            let n = (secs / 0.005) as usize;
+            for k in 0..n {
+                t += 5000;
+                let x = from + (to - from) * (k + 1) as f32 / n as f32;
+                rc.push(t, 0.005, loads(x), false, &mut out);
+            }
+        };
+        run(&mut rc, 2.0, 0.15, 0.15, &|_| REST);
+        run(&mut rc, 0.5, 0.15, 0.6, &lifted);
+        for r in 0..reps {
+            let d = if r >= slide_from { slide } else { 0.0 };
+            let (bottom, top) = (0.6 - d, 0.4 - d);
+            run(&mut rc, 2.0, bottom, bottom, &lifted);
+            run(&mut rc, 1.5, bottom, top, &lifted);
+            run(&mut rc, 0.5, top, top, &lifted);
+            run(&mut rc, 3.5, top, bottom, &lifted);
+        }
+        run(&mut rc, 2.0, 0.6 - slide, 0.6 - slide, &lifted);
+        run(&mut rc, 0.4, 0.6 - slide, 0.15, &|_| REST);
+        run(&mut rc, 12.0, 0.15, 0.15, &|_| REST);
+        rc.end_session(t / 1000, &mut out);
+        out.iter().filter(|e| matches!(e, Event::Rep(_))).count()
+    }
+
+    #[test]
+    fn reps_count_on_after_the_person_slid_along_the_mat() {
+        assert_eq!(reps_of(6, 6, 0.0), 6, "without a slide");
+        // From the third rep on, every level is 0.3 lower: the bottom learnt
+        // before is out of reach of the new swings.
+        assert_eq!(reps_of(6, 2, 0.3), 6);
+    }
 }
