@@ -210,7 +210,6 @@ pub struct MatRun {
 /// feeds the same pipeline, so a sensor fault costs frames, not the person's
 /// reference, set or counters.
 pub struct Pipeline {
-    config: DetectorConfig,
     detector: Detector,
     tracker: MatTracker,
     frame: Frame,
@@ -222,7 +221,6 @@ impl Pipeline {
     pub fn new(grid: crate::frame::Grid, config: &DetectorConfig) -> Result<Pipeline, SourceError> {
         Ok(Pipeline {
             detector: Detector::new(grid, config.clone()).map_err(SourceError::Sampler)?,
-            config: config.clone(),
             tracker: MatTracker::new(),
             frame: Frame::zeroed(grid),
             events: Vec::with_capacity(16),
@@ -281,8 +279,8 @@ impl Pipeline {
                     self.detector.finish(&mut self.events);
                     self.drain(link);
                     self.tracker.restarted();
-                    self.detector =
-                        Detector::new(self.frame_grid(), self.config.clone()).map_err(SourceError::Sampler)?;
+                    self.detector = Detector::new(self.detector.grid(), self.detector.config().clone())
+                        .map_err(SourceError::Sampler)?;
                 }
                 link.set_state(self.tracker.state());
             }
@@ -301,10 +299,6 @@ impl Pipeline {
             on_frame(self);
             link.set_state(self.tracker.state());
         }
-    }
-
-    fn frame_grid(&self) -> crate::frame::Grid {
-        self.detector.grid()
     }
 
     /// The mat is done: close what is open (the set, the session) and say so.

@@ -837,14 +837,7 @@ fn flatback_publish_works_through_the_embedded_broker_discovery_events_retained_
     sub.wait_msg("flatback/gwe/status", before, W, |m| m.text() == "offline");
 
     // Purge clears the retained discovery configs (empty retained payloads).
-    let out = common::flatback()
-        .args(["purge", "--config"])
-        .arg(&cfg)
-        .args(["--mat", "mat1"])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stdout = common::mqtt::purge(&cfg, &["mat1"]);
     assert!(stdout.contains("cleared 18 discovery configs"), "{stdout}");
     let after = Subscriber::connect(b.port(), "sub-after-purge", false, &["homeassistant/#"]);
     assert!(

@@ -250,17 +250,10 @@ fn discovery_state_and_events_arrive_ha_birth_resends_purge_clears_and_a_kill_me
     sub.wait_msg("flatback/gwa/status", before, T, |m| m.text() == "offline");
 
     // Purge clears every retained config of this gateway.
-    let out = common::flatback()
-        .args(["purge", "--config"])
-        .arg(&cfg)
-        .args(["--mat", "mat1"])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stdout = common::mqtt::purge(&cfg, &["mat1"]);
     assert!(
-        String::from_utf8_lossy(&out.stdout).contains("cleared 34 discovery configs"),
-        "found the mat2 configs too: {}",
-        String::from_utf8_lossy(&out.stdout)
+        stdout.contains("cleared 34 discovery configs"),
+        "found the mat2 configs too: {stdout}"
     );
     let after = Subscriber::connect(broker.port(), "sub-after-purge", false, &["homeassistant/#"]);
     let left: Vec<String> = after

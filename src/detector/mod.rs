@@ -39,6 +39,30 @@ const SETTLE_STEADY_S: f32 = 0.75;
 const LEAVING: f32 = 0.6;
 const TOTAL_TAU_S: f32 = 30.0;
 
+/// A person's usual level of some load (the whole body's, the trunk ends'),
+/// learnt when they settle and followed slowly while it stays near.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+struct UsualLoad(f32);
+
+impl UsualLoad {
+    /// `x` as a share of the usual level; follows `x` when it is near it.
+    fn follow(&mut self, x: f32, dt_s: f32) -> f32 {
+        let ratio = x / self.0.max(1e-6);
+        if (0.7..1.5).contains(&ratio) {
+            self.0 += dt_s / (TOTAL_TAU_S + dt_s) * (x - self.0);
+        }
+        ratio
+    }
+
+    /// The healthy taxels changed: this load went from `old` to `new` on the
+    /// same frame.
+    fn rescale(&mut self, old: f32, new: f32) {
+        if old > 0.0 {
+            self.0 *= new / old;
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Presence {
     Empty { since_us: Option<u64> },
@@ -60,11 +84,11 @@ pub struct Detector {
     steady_hi: f32,
     steady_since_us: Option<u64>,
     /// The person's usual total load, once settled.
-    total_reference: f32,
+    total_reference: UsualLoad,
     /// The same for the upper back and sacrum together: an arch can empty
     /// the lumbar rows of a person who lies mostly on them, but it never
     /// takes the ends' load away, getting up does.
-    ends_reference: f32,
+    ends_reference: UsualLoad,
     last_t_us: Option<u64>,
     /// Per-row force sums of the healthy taxels, scaled to the full row.
     rows: Vec<f32>,
@@ -133,8 +157,8 @@ impl Detector {
             steady_lo: 0.0,
             steady_hi: 0.0,
             steady_since_us: None,
-            total_reference: 0.0,
-            ends_reference: 0.0,
+            total_reference: UsualLoad::default(),
+            ends_reference: UsualLoad::default(),
             last_t_us: None,
             rows: vec![0.0; grid.rows],
             lumbar: vec![0.0; config.lumbar_rows.len()],
@@ -210,16 +234,8 @@ impl Detector {
         }
 
         let s = summary.seesaw();
-        let total_ratio = summary.total / self.total_reference.max(1e-6);
-        let ends = summary.upper + summary.sacral;
-        let ends_ratio = ends / self.ends_reference.max(1e-6);
-        if (0.7..1.5).contains(&ends_ratio) {
-            self.ends_reference += dt_s / (TOTAL_TAU_S + dt_s) * (ends - self.ends_reference);
-        }
-        let leaving = total_ratio < LEAVING;
-        if (0.7..1.5).contains(&total_ratio) {
-            self.total_reference += dt_s / (TOTAL_TAU_S + dt_s) * (summary.total - self.total_reference);
-        }
+        let leaving = self.total_reference.follow(summary.total, dt_s) < LEAVING;
+        let ends_ratio = self.ends_reference.follow(summary.upper + summary.sacral, dt_s);
         let posture = Posture {
             may_start: !leaving,
             legs_lifted: self.reps.legs_lifted(t_us),
@@ -351,8 +367,8 @@ impl Detector {
         let lying_s = t_us.saturating_sub(since_us) as f32 * 1e-6;
         if lying_s >= SETTLE_MIN_S && steady_s >= SETTLE_STEADY_S {
             self.contact.settle(&self.lumbar, summary.upper);
-            self.total_reference = total;
-            self.ends_reference = summary.upper + summary.sacral;
+            self.total_reference = UsualLoad(total);
+            self.ends_reference = UsualLoad(summary.upper + summary.sacral);
             tracing::debug!(t_ms = t_us / 1000, lumbar = ?self.lumbar, total, seesaw = summary.seesaw(), "settled");
             self.reps.settle(t_us, summary.loads());
         }
@@ -426,9 +442,8 @@ impl Detector {
         let upper = if o.upper > 0.0 { n.upper / o.upper } else { 1.0 };
         self.contact.rescale(&lumbar, upper);
         let total = if o.total > 0.0 { n.total / o.total } else { 1.0 };
-        self.total_reference *= total;
-        let (oe, ne) = (o.upper + o.sacral, n.upper + n.sacral);
-        self.ends_reference *= if oe > 0.0 { ne / oe } else { 1.0 };
+        self.total_reference.rescale(o.total, n.total);
+        self.ends_reference.rescale(o.upper + o.sacral, n.upper + n.sacral);
         self.reps.shift(n.seesaw() - o.seesaw(), total, upper);
     }
 }

@@ -327,3 +327,15 @@ pub fn write_config(dir: &Path, url: &str, gateway: &str, extra: &str) -> std::p
     std::fs::write(&path, text).unwrap();
     path
 }
+
+/// `flatback purge --config CONFIG --mat MAT...`: must succeed; its stdout.
+pub fn purge(config: &Path, mats: &[&str]) -> String {
+    let mut cmd = super::flatback();
+    cmd.args(["purge", "--config"]).arg(config);
+    for m in mats {
+        cmd.args(["--mat", m]);
+    }
+    let out = cmd.output().expect("flatback purge runs");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
