@@ -24,9 +24,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use flatback::event::{Event, RepEvent};
-use flatback::mqtt::outbox::{Outbox, SyncMode};
-use flatback::mqtt::publisher::{self, Gateway, Options};
-use flatback::mqtt::MqttConfig;
+use flatback::mqtt::{publisher, MqttConfig, Options};
+use flatback::outbox::{Outbox, Store, SyncMode};
 use rumqttc::{Client, Event as MqttEvent, MqttOptions, Packet, QoS};
 
 const LATENCY_EVENTS: u64 = 2000;
@@ -72,9 +71,9 @@ fn run(broker: &mosquitto::Broker, mode: SyncMode) {
         ..MqttConfig::default()
     };
     let opts = Options::from_config(&config).unwrap();
-    let (mut outbox, _) = Outbox::open(&config.outbox_dir, config.outbox_max_bytes).unwrap();
-    outbox.set_sync_mode(mode);
-    let (gateway, mut links) = Gateway::new(outbox, &["m1".to_string()]);
+    let (mut store, _) = Store::open(&config.outbox_dir, config.outbox_max_bytes).unwrap();
+    store.set_sync_mode(mode);
+    let (gateway, mut links) = Outbox::new(store, &["m1".to_string()]);
     let link = links.remove(0);
 
     // Subscriber: receipt time of each seq.

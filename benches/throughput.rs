@@ -35,9 +35,9 @@ use flatback::config::Config;
 use flatback::detector::Detector;
 use flatback::event::Event;
 use flatback::frame::{Frame, FrameSource, Grid};
-use flatback::recording::{RecordingReader, RecordingWriter};
 use flatback::replay;
 use flatback::sim::{Kind, Scenario, Simulator};
+use flatback::sources::recording::{RecordingReader, RecordingWriter};
 
 const DETECTOR_AIM: f64 = 2e6;
 const REPLAY_GZ_AIM: f64 = 500e3;

@@ -70,14 +70,20 @@ pub struct MatEntry {
     pub seed: u64,
     /// `sim`: frames per second, 50..=2000.
     pub rate_hz: f64,
+    /// `sim`: the random case `flatback eval` runs with this seed instead
+    /// of `kind`, `seed` and `rate_hz` (its people, faults and rate).
+    pub case: Option<u64>,
+    /// `sim`: each scenario lasts this many seconds (default: its own length).
+    pub seconds: Option<f64>,
     /// `sim`: the emulated SPI bus fails this many seconds (simulated time)
     /// into the run, for `bus_fault_for_s`, as a broken cable would: to try
     /// the health path.
     pub bus_fault_at_s: Option<f64>,
     pub bus_fault_for_s: f64,
-    /// `replay`: the recording, played again from the start when it ends
-    /// if `repeat`.
+    /// `replay`: the recording.
     pub file: Option<PathBuf>,
+    /// `replay`: played again from the start when it ends; `sim`: the next
+    /// seed follows when a scenario ends. Off: the mat ends with its source.
     pub repeat: bool,
 }
 
@@ -90,6 +96,8 @@ impl Default for MatEntry {
             kind: "mixed".into(),
             seed: 1,
             rate_hz: 200.0,
+            case: None,
+            seconds: None,
             bus_fault_at_s: None,
             bus_fault_for_s: 10.0,
             file: None,
@@ -284,12 +292,18 @@ impl Config {
         }
         let wiring_problem = |key: Vec<Key>, e: crate::hardware::WiringError| Problem::new(key, e.to_string());
         if self.mats.is_empty() {
-            crate::hardware::wiring_of(self).map_err(|e| wiring_problem(vec!["hardware".into()], e))?;
+            crate::wire::topics::check_id("mat id", &self.mat.id)
+                .map_err(|e| Problem::new(vec!["mat".into(), "id".into()], e))?;
+            let wiring = self
+                .hardware
+                .wiring(grid)
+                .map_err(|e| wiring_problem(vec!["hardware".into()], e))?;
+            check_bits(&wiring, self.detector.adc_bits, vec!["hardware".into()])?;
         }
         let mut selects: Vec<(usize, u8, u8)> = Vec::new();
         for (i, m) in self.mats.iter().enumerate() {
             let at = |k: &str| vec![Key::from("mats"), Key::Index(i), Key::from(k)];
-            crate::mqtt::config::check_id("mat id", &m.id).map_err(|e| Problem::new(at("id"), e))?;
+            crate::wire::topics::check_id("mat id", &m.id).map_err(|e| Problem::new(at("id"), e))?;
             if let Some(j) = self.mats[..i].iter().position(|o| o.id == m.id) {
                 return Err(Problem::new(
                     at("id"),
@@ -307,17 +321,7 @@ impl Config {
                     vec![Key::from("hardware")]
                 };
                 let wiring = hw.wiring(grid).map_err(|e| wiring_problem(key.clone(), e))?;
-                if self.detector.adc_bits != wiring.chip.bits() {
-                    return Err(Problem::new(
-                        key,
-                        format!(
-                            "chip = \"{}\" is {}-bit but [detector] adc_bits = {}",
-                            wiring.chip,
-                            wiring.chip.bits(),
-                            self.detector.adc_bits
-                        ),
-                    ));
-                }
+                check_bits(&wiring, self.detector.adc_bits, key)?;
                 if m.source == MatSourceKind::Spi {
                     for a in &hw.adc {
                         if let Some(&(j, _, _)) = selects.iter().find(|&&(_, b, c)| (b, c) == (a.bus, a.cs)) {
@@ -342,6 +346,9 @@ impl Config {
                     if !(50.0..=2000.0).contains(&m.rate_hz) {
                         return Err(Problem::new(at("rate_hz"), format!("{}: must be 50..=2000", m.rate_hz)));
                     }
+                    if m.seconds.is_some_and(|s| !(s.is_finite() && s > 0.0)) {
+                        return Err(Problem::new(at("seconds"), "must be a positive number of seconds"));
+                    }
                     if m.bus_fault_at_s.is_some_and(|t| !(t.is_finite() && t >= 0.0))
                         || !(m.bus_fault_for_s.is_finite() && m.bus_fault_for_s > 0.0)
                     {
@@ -360,10 +367,28 @@ impl Config {
         Ok(())
     }
 
+    /// Reads and checks the file at `path`.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|e| ConfigError(format!("{}: {e}", path.display())))?;
         Self::parse(&text, &path.display().to_string())
     }
+}
+
+/// The wired chip converts with the detector's resolution.
+fn check_bits(wiring: &crate::hardware::Wiring, adc_bits: u32, key: Vec<Key>) -> Result<(), Problem> {
+    if adc_bits == wiring.chip.bits() {
+        return Ok(());
+    }
+    Err(Problem::new(
+        key,
+        format!(
+            "chip = \"{}\" is {}-bit but [detector] adc_bits = {}: set adc_bits = {}",
+            wiring.chip,
+            wiring.chip.bits(),
+            adc_bits,
+            wiring.chip.bits()
+        ),
+    ))
 }
 
 #[cfg(test)]

@@ -1,47 +1,51 @@
 //! flatback: keeps backs flat during leg lifts.
 //!
-//! Where things are:
-//! - [`frame`]: the `Frame` of the taxel grid and the `FrameSource` trait;
-//! - [`recording`]: the CSV recording format (reader and writer);
-//! - [`sim`]: a simulator of the reference mat, with ground truth;
-//! - [`detector`]: the contact-loss detector, rep counter and judge;
-//! - [`event`]: the events of the contract (replay output, MQTT payloads);
-//! - [`score`]: scores events against ground truth, like `shared/eval/score.py`;
-//! - [`mcp3x08`]: the SPI ADC driver (MCP3004/3008/3204/3208) and its emulator;
-//! - [`hardware`]: wiring from the config, the grid scanner, the Raspberry Pi
-//!   backend (rppal), an emulated mat;
+//! The flow of a frame, in order:
+//! - [`sources`]: where frames come from (recordings, the simulator through
+//!   emulated ADCs, the mat's SPI ADCs), each a [`frame::FrameSource`];
+//! - [`hardware`]: the mat's wiring, the grid scanner, the Raspberry Pi
+//!   backend (rppal), emulated chips; [`mcp3x08`]: the ADC driver;
 //! - [`sampler`]: the real-time sampler thread and its frame ring;
-//! - [`mat`]: one mat's pipeline (source, detector, state, commands);
-//! - [`mqtt`]: MQTT, Home Assistant discovery, the outbox;
-//! - [`daemon`]: `flatback run`: the gateway's mats, supervised, and MQTT;
-//! - [`systemd`]: readiness, watchdog and stopping notifications, journald;
-//! - [`broker`]: is an MQTT broker answering locally (a probe), and a small
-//!   MQTT 3.1.1 broker embedded in the process, for `flatback demo`;
-//! - [`demo`]: `flatback demo`: simulated mats, the real detector, MQTT and
-//!   the coach's view;
-//! - [`watch`]: the coach's live dashboard of every mat on a broker;
-//! - [`plot`]: the picture of a recorded session (SVG, PNG).
+//! - [`detector`]: the contact-loss detector, rep counter and judge, frames
+//!   in, [`event`]s out;
+//! - [`daemon`]: the process: a thread per mat running its pipeline
+//!   (source, detector, state, commands), signals, the systemd watchdog;
+//! - [`outbox`]: events on disk until the broker has them, each mat's state;
+//! - [`mqtt`]: the transport: the publisher's session and its driver, a
+//!   subscriber, TLS;
+//! - [`wire`]: the contract on the broker: topics, payloads, the mat's
+//!   state and counters, commands, Home Assistant discovery.
+//!
+//! Around it: [`config`] (the configuration file), [`cli`] and [`cmd`] (the
+//! command line, a file per subcommand), [`sim`] (the simulator, with ground
+//! truth), [`replay`] (a detector over any source), [`score`] (the scoring
+//! rules of `shared/eval/score.py`), [`backoff`], [`check`] (the installer's
+//! live look at the mat), and behind cargo features [`watch`] (the coach's
+//! terminal dashboard), [`plot`] (the picture of a session) and [`broker`]
+//! (the demo's embedded MQTT broker).
 
+pub mod backoff;
+#[cfg(feature = "demo")]
 pub mod broker;
 pub mod check;
 pub mod cli;
+pub mod cmd;
 pub mod config;
 pub mod daemon;
-pub mod demo;
 pub mod detector;
 pub mod event;
 pub mod frame;
 pub mod hardware;
-pub mod live;
-pub mod mat;
 pub mod mcp3x08;
 pub mod mqtt;
-pub mod pacing;
+pub mod outbox;
+#[cfg(feature = "plot")]
 pub mod plot;
-pub mod recording;
 pub mod replay;
 pub mod sampler;
 pub mod score;
 pub mod sim;
-pub mod systemd;
+pub mod sources;
+#[cfg(feature = "watch")]
 pub mod watch;
+pub mod wire;

@@ -1,18 +1,26 @@
-//! `flatback`: parse the command line, set up logging, run the command.
+//! `flatback`: the command line, the configuration, logging, then the
+//! command (`cmd/`, a file each), in that order.
 
 use clap::Parser;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::EnvFilter;
 
+use flatback::{cli::Cli, cmd};
+
 fn main() -> std::process::ExitCode {
-    let cli = flatback::cli::Cli::parse();
-    init_logging(&cli.log_level());
-    match flatback::cli::run(cli) {
+    let cli = Cli::parse();
+    let result = cmd::load_config(&cli.command)
+        .map_err(anyhow::Error::new)
+        .and_then(|config| {
+            init_logging(&cmd::log_level(&cli.command, &config));
+            cmd::run(cli.command, config)
+        });
+    match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("flatback: error: {e:#}");
-            std::process::ExitCode::from(flatback::cli::exit_code(&e))
+            std::process::ExitCode::from(cmd::exit_code(&e))
         }
     }
 }
@@ -25,7 +33,7 @@ fn init_logging(default_level: &str) {
         .or_else(|_| EnvFilter::try_from_env("FLATBACK_LOG"))
         .unwrap_or_else(|_| EnvFilter::new(default_level));
     let registry = tracing_subscriber::registry().with(filter);
-    if flatback::systemd::stderr_is_journal() {
+    if flatback::daemon::systemd::stderr_is_journal() {
         if let Ok(journald) = tracing_journald::layer() {
             registry.with(journald.with_syslog_identifier("flatback".into())).init();
             return;

@@ -103,8 +103,12 @@ fn recording_through_the_sampler_writes_the_contract_format() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("live.csv.gz");
     let config = flatback::config::Config::default();
-    flatback::live::record_from(&config, flatback::cli::SourceKind::Sim, Some(1.0), &file).unwrap();
-    let mut r = flatback::recording::RecordingReader::open(&file).unwrap();
+    let three_sets = flatback::sources::Live::Sim {
+        kind: flatback::sim::Kind::ThreeSets,
+        seed: 1,
+    };
+    flatback::cmd::record::live(&config, &three_sets, Some(1.0), &file).unwrap();
+    let mut r = flatback::sources::recording::RecordingReader::open(&file).unwrap();
     assert_eq!(r.grid(), flatback::frame::Grid::REFERENCE);
     let mut f = Frame::zeroed(r.grid());
     let (mut n, mut last) = (0, None);

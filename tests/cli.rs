@@ -1,5 +1,5 @@
 //! The command line: help, version, errors to stderr with a non-zero exit,
-//! record, configfile; and that CI runs the README's test command verbatim.
+//! record, config default; and that CI runs the README's test command verbatim.
 
 mod common;
 
@@ -14,18 +14,7 @@ fn version_and_help_for_every_subcommand() {
         format!("flatback {}", env!("CARGO_PKG_VERSION"))
     );
     for sub in [
-        "replay",
-        "record",
-        "demo",
-        "eval",
-        "configfile",
-        "publish",
-        "purge",
-        "run",
-        "config",
-        "watch",
-        "plot",
-        "check",
+        "replay", "record", "demo", "eval", "publish", "purge", "run", "config", "watch", "plot", "check",
     ] {
         let h = common::run(&[sub, "--help"]);
         assert!(h.status.success(), "{sub} --help");
@@ -89,7 +78,7 @@ fn record_writes_a_recording_and_its_truth() {
     let truth: flatback::sim::Truth =
         serde_json::from_str(&std::fs::read_to_string(dir.path().join("sim.truth.json")).unwrap()).unwrap();
     assert!(truth.duration_ms <= 20_000);
-    let mut r = flatback::recording::RecordingReader::open(&file).unwrap();
+    let mut r = flatback::sources::recording::RecordingReader::open(&file).unwrap();
     let mut f = flatback::frame::Frame::zeroed(r.grid());
     let mut n = 0;
     let mut last = 0;
@@ -103,12 +92,12 @@ fn record_writes_a_recording_and_its_truth() {
 }
 
 #[test]
-fn configfile_prints_the_commented_defaults() {
-    let out = common::run(&["configfile"]);
+fn config_default_prints_the_commented_defaults() {
+    let out = common::run(&["config", "default"]);
     assert!(out.status.success());
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(text.lines().filter(|l| l.starts_with('#')).count() > 10, "commented");
-    assert_eq!(Config::parse(&text, "configfile").unwrap(), Config::default());
+    assert_eq!(Config::parse(&text, "config default").unwrap(), Config::default());
 }
 
 /// Issue 6's acceptance: on a machine with no broker (none answers on

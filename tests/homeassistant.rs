@@ -6,8 +6,8 @@
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 
-use flatback::mqtt::discovery;
-use flatback::mqtt::topics::Topics;
+use flatback::wire::discovery;
+use flatback::wire::Topics;
 use yaml_rust2::{Yaml, YamlLoader};
 
 const DOMAINS: [&str; 4] = ["binary_sensor", "sensor", "event", "button"];

@@ -9,7 +9,7 @@ use std::path::Path;
 use flatback::detector::{Detector, DetectorConfig};
 use flatback::event::{Event, Phase};
 use flatback::frame::{Frame, FrameSource};
-use flatback::recording::RecordingReader;
+use flatback::sources::recording::RecordingReader;
 
 const PNG_SIGNATURE: &[u8] = b"\x89PNG\r\n\x1a\n";
 

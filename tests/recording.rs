@@ -7,8 +7,8 @@ use std::io::Write;
 use std::path::Path;
 
 use flatback::frame::{Frame, FrameSource, Grid};
-use flatback::recording::{RecordingReader, RecordingWriter};
 use flatback::sim::{Kind, Scenario, Simulator};
+use flatback::sources::recording::{RecordingReader, RecordingWriter};
 
 fn sim_frames(n: usize) -> (Grid, Vec<Frame>) {
     let mut sim = Simulator::new(&Scenario::new(Kind::Faulty, 7));

@@ -19,10 +19,10 @@ use common::mosquitto::Broker;
 use common::mqtt::{write_config, Daemon, Subscriber};
 use flatback::detector::{Detector, DetectorConfig};
 use flatback::event::Event;
-use flatback::mqtt::publisher::Options;
+use flatback::mqtt::subscriber::{self, LinkEvent, MqttLink};
 use flatback::mqtt::MqttConfig;
+use flatback::mqtt::Options;
 use flatback::sim::{Kind, Scenario, Simulator};
-use flatback::watch::link::{self, LinkEvent, MqttLink};
 use flatback::watch::model::{Dashboard, Status};
 
 const T: Duration = Duration::from_secs(30);
@@ -222,8 +222,8 @@ fn link_to(url: &str) -> MqttLink {
         move |e: &rumqttc::ConnectionError| options.describe(e)
     };
     MqttLink::connect(
-        options.mqtt_options(&link::client_id(), true, false),
-        "flatback",
+        options.mqtt_options(&subscriber::client_id("watch"), true, false),
+        &flatback::wire::topics::watch_filters("flatback"),
         describe,
     )
 }
@@ -263,7 +263,8 @@ fn dashboard_link_reads_the_retained_topics_and_sends_reset() {
     assert_eq!(bells, 1, "the bell rings for an arch in progress");
 
     // `r` on the selected mat: the reset command, not retained.
-    link.publish(&dash.reset_selected().unwrap()).unwrap();
+    let reset = dash.reset_selected().unwrap();
+    link.publish(&reset.topic, reset.payload.as_bytes()).unwrap();
     gateway.wait_msg("flatback/gym1/mat1/command", 0, T, |m| {
         m.text() == "reset_counters" && !m.retain
     });

@@ -9,6 +9,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 
+use crate::wire::topics::matches;
 use bytes::Bytes;
 use rumqttc::mqttbytes::v4::{
     ConnAck, ConnectReturnCode, Packet, PubAck, PubComp, PubRec, Publish, SubAck, Subscribe, SubscribeReasonCode,
@@ -365,62 +366,9 @@ pub fn valid_filter(filter: &str) -> bool {
     })
 }
 
-/// Whether `topic` matches `filter` (MQTT 3.1.1, 4.7): `+` is one level,
-/// `#` the rest (the parent level included: `a/#` matches `a`); topics
-/// starting with `$` match no filter starting with a wildcard.
-pub fn matches(filter: &str, topic: &str) -> bool {
-    if topic.starts_with('$') && filter.starts_with(['+', '#']) {
-        return false;
-    }
-    let mut levels = topic.split('/');
-    for f in filter.split('/') {
-        if f == "#" {
-            return true;
-        }
-        match levels.next() {
-            Some(level) if f == "+" || f == level => {}
-            _ => return false,
-        }
-    }
-    levels.next().is_none()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn plus_matches_exactly_one_level_and_hash_the_rest_including_the_parent() {
-        let cases = [
-            ("a/b/c", "a/b/c", true),
-            ("a/b/c", "a/b", false),
-            ("a/b", "a/b/c", false),
-            ("a/+/c", "a/b/c", true),
-            ("a/+/c", "a/b/x/c", false),
-            ("a/+", "a/", true),
-            ("+", "a", true),
-            ("+", "a/b", false),
-            ("+/+", "/x", true),
-            ("a/#", "a", true),
-            ("a/#", "a/b/c/d", true),
-            ("a/#", "ab", false),
-            ("#", "a/b", true),
-            ("#", "/", true),
-            ("+/b/#", "x/b", true),
-            ("+/b/#", "x/c/b", false),
-        ];
-        for (filter, topic, want) in cases {
-            assert_eq!(matches(filter, topic), want, "{filter} vs {topic}");
-        }
-    }
-
-    #[test]
-    fn dollar_topics_match_only_filters_that_name_their_first_level() {
-        assert!(!matches("#", "$SYS/uptime"));
-        assert!(!matches("+/uptime", "$SYS/uptime"));
-        assert!(matches("$SYS/#", "$SYS/uptime"));
-        assert!(matches("$SYS/+", "$SYS/uptime"));
-    }
 
     #[test]
     fn filters_with_misplaced_wildcards_are_invalid() {

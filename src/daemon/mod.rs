@@ -1,169 +1,153 @@
-//! `flatback run`: one process for a gateway and its mats.
+//! The daemon owns the process: the configuration's mats, a thread per mat,
+//! the async runtime, signals, the systemd watchdog. `flatback run` is it;
+//! `flatback publish` and `flatback demo` build a configuration and run it.
 //!
-//! Each mat runs on a thread of its own: its source ([`sources`]), the
-//! detector and its state ([`crate::mat::Pipeline`]), events into the
-//! outbox. The publisher runs on tokio ([`crate::mqtt::serve`]). A source
-//! that fails (an SPI error, a vanished device, a bus that stops answering)
-//! marks its mat unavailable and is opened again with backoff; the process
-//! and the other mats go on, and the mat's person, set and counters survive.
+//! - [`supervise`]: one mat on its own thread: its source ([`crate::sources`])
+//!   opened, fed through its [`pipeline`], opened again with backoff after a
+//!   failure (the mat is unavailable meanwhile, the person's reference, set
+//!   and counters survive);
+//! - [`pipeline`]: frames through the detector, events into the outbox, the
+//!   mat's state, commands;
+//! - [`watchdog`]: READY once every mat made progress, WATCHDOG while every
+//!   mat keeps making it;
+//! - [`signals`]: the one wait for SIGTERM and SIGINT;
+//! - [`systemd`]: sd_notify and journald detection.
+//!
+//! The mats hand events to the outbox ([`crate::outbox`]); the publisher
+//! ([`crate::mqtt::publisher`]) takes them to the broker on tokio.
 
-pub mod sources;
+pub mod pipeline;
+pub mod signals;
+pub mod supervise;
+pub mod systemd;
+pub mod watchdog;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 
-use crate::config::{Config, MatEntry};
-use crate::mat::Pipeline;
-use crate::mqtt::publisher::MatLink;
-use crate::mqtt::MatBody;
-use crate::systemd::Notifier;
+use crate::config::Config;
+use crate::mqtt::Options;
+use crate::outbox::{Outbox, Store};
+use systemd::Notifier;
 
-/// How `flatback run` was asked to run.
+/// How the daemon was asked to run.
 #[derive(Debug, Clone)]
 pub struct RunOptions {
     /// Simulated and replayed mats run this many times faster than real time.
     pub speed: f64,
     /// When to stop besides SIGTERM and SIGINT.
-    pub stop: crate::mqtt::Stop,
+    pub stop: Stop,
+    /// Stop once every mat's source has ended and every event is delivered.
+    pub exit_when_done: bool,
 }
 
-/// Runs the gateway until SIGTERM or SIGINT.
+impl Default for RunOptions {
+    fn default() -> Self {
+        RunOptions {
+            speed: 1.0,
+            stop: Stop::default(),
+            exit_when_done: false,
+        }
+    }
+}
+
+/// When to stop besides SIGTERM and SIGINT.
+#[derive(Debug, Clone, Default)]
+pub struct Stop {
+    /// After this long (wall clock).
+    pub after: Option<Duration>,
+    /// When this flag is set (looked at every 100 ms).
+    pub flag: Option<Arc<AtomicBool>>,
+}
+
+impl Stop {
+    async fn wait(&self) {
+        let started = tokio::time::Instant::now();
+        loop {
+            if self.flag.as_ref().is_some_and(|f| f.load(Ordering::Relaxed))
+                || self.after.is_some_and(|d| started.elapsed() >= d)
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+/// Runs the gateway: each mat on a thread of its own, the publisher on
+/// tokio, until SIGTERM or SIGINT (or `options` says so). Tells systemd
+/// (`notifier`) when it is ready, that it is alive, and that it stops.
 pub fn run(config: &Config, options: &RunOptions, notifier: &Notifier) -> Result<()> {
     let mats = config.mats();
     let ids: Vec<String> = mats.iter().map(|m| m.id.clone()).collect();
-    let bodies: Vec<MatBody> = mats
-        .into_iter()
-        .map(|mat| {
-            let config = config.clone();
-            let speed = options.speed;
-            let body: MatBody = Box::new(move |link: MatLink, stop: Arc<AtomicBool>, alive: Arc<AtomicU64>| {
-                supervise(&config, &mat, speed, &link, &stop, &alive)
-            });
-            body
-        })
-        .collect();
-    tracing::info!(mats = ?ids, broker = %config.mqtt.url, "flatback running");
-    crate::mqtt::serve(&config.mqtt, ids, bodies, false, options.stop.clone(), notifier)
-}
-
-/// The wait before opening a failed source again, after `failures` failures
-/// in a row: 0.5 s doubling up to 30 s.
-pub fn backoff(failures: u32) -> Duration {
-    Duration::from_secs_f64((0.5 * 2f64.powi(failures.saturating_sub(1).min(16) as i32)).min(30.0))
-}
-
-/// Runs one mat until `stop`: opens its source, feeds the pipeline, and on a
-/// failure marks the mat unavailable, waits, and opens the source again.
-fn supervise(config: &Config, mat: &MatEntry, speed: f64, link: &MatLink, stop: &AtomicBool, alive: &AtomicU64) {
-    let grid = crate::frame::Grid::new(config.mat.rows, config.mat.cols);
-    let mut pipeline = match Pipeline::new(grid, &config.detector) {
-        Ok(p) => p,
-        Err(e) => {
-            tracing::error!(mat = mat.id, "cannot start the detector: {e}");
-            return;
-        }
-    };
-    link.set_state(pipeline.state());
-    let mut failures = 0u32;
-    let mut open: Option<sources::Opened> = None;
-    while !stop.load(Ordering::Relaxed) {
-        alive.fetch_add(1, Ordering::Relaxed);
-        if open.is_none() {
-            match sources::open(config, mat, speed) {
-                Ok(o) => open = Some(o),
-                Err(e) => {
-                    failures += 1;
-                    wait_after_failure(mat, link, stop, alive, failures, &e);
-                    continue;
-                }
-            }
-        }
-        let Some(opened) = open.as_mut() else { continue };
-        let overruns_before = pipeline.state().overruns;
-        let frames_before = pipeline.figures().frames;
-        let sampler = opened.sampler.as_ref();
-        let result = pipeline.feed(opened.source.as_mut(), link, stop, |p| {
-            alive.fetch_add(1, Ordering::Relaxed);
-            // The sampler's figures sit behind a lock and change slowly: a
-            // look every 256 frames (a quarter second at 1 kHz) is enough.
-            if let Some(sampler) = sampler.filter(|_| p.figures().frames % 256 == 0) {
-                p.tracker_mut().set_overruns(overruns_before + sampler.stats().overruns);
-            }
-        });
-        if pipeline.figures().frames > frames_before {
-            // Frames flowed: the next failure is a new one.
-            failures = 0;
-        }
-        match result {
-            Ok(true) => break,
-            Ok(false) => {
-                tracing::info!(mat = mat.id, "source ended");
-                break;
-            }
-            Err(e) => {
-                failures += 1;
-                // A sampler stops after a run of failed scans: open the
-                // device again. Other sources go on where they were.
-                if open.as_ref().is_some_and(|o| o.sampler.is_some()) {
-                    if let Some(sampler) = open.take().and_then(|o| o.sampler) {
-                        sampler.stop();
-                    }
-                }
-                wait_after_failure(mat, link, stop, alive, failures, &e);
-            }
-        }
-    }
-    if failures > 0 {
-        tracing::info!(mat = mat.id, "stopped after {failures} source failures");
-    }
-    if let Some(sampler) = open.and_then(|o| o.sampler) {
-        sampler.stop();
-    }
-    pipeline.finish(link);
-}
-
-/// After a failure: the mat is unavailable; wait (backoff) in short steps,
-/// so a stop is seen at once and the watchdog sees this thread alive.
-fn wait_after_failure(
-    mat: &MatEntry,
-    link: &MatLink,
-    stop: &AtomicBool,
-    alive: &AtomicU64,
-    failures: u32,
-    error: &crate::frame::SourceError,
-) {
-    let wait = backoff(failures);
-    link.set_available(false);
-    if failures == 1 || failures.is_power_of_two() {
-        tracing::error!(
-            mat = mat.id,
-            failures,
-            "source failed: {error}; mat unavailable, trying again in {:.1} s",
-            wait.as_secs_f64()
+    let opts = Options::from_config(&config.mqtt).map_err(anyhow::Error::msg)?;
+    let mqtt = &config.mqtt;
+    let (mut store, recovery) = Store::open(&mqtt.outbox_dir, mqtt.outbox_max_bytes)
+        .with_context(|| format!("outbox {} (mqtt.outbox_dir)", mqtt.outbox_dir.display()))?;
+    store.set_sync_mode(mqtt.outbox_sync);
+    if recovery.pending > 0 || recovery.truncated_bytes > 0 {
+        tracing::info!(
+            pending = recovery.pending,
+            truncated_bytes = recovery.truncated_bytes,
+            "outbox: events from a previous run will be delivered first"
         );
     }
-    let until = Instant::now() + wait;
-    while !stop.load(Ordering::Relaxed) {
-        alive.fetch_add(1, Ordering::Relaxed);
-        let now = Instant::now();
-        if now >= until {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(100).min(until - now));
+    tracing::info!(mats = ?ids, broker = %mqtt.url, "flatback running");
+    let (outbox, links) = Outbox::new(store, &ids);
+    let stop = Arc::new(AtomicBool::new(false));
+    let alive: Vec<Arc<AtomicU64>> = ids.iter().map(|_| Arc::new(AtomicU64::new(0))).collect();
+    let mut threads = Vec::new();
+    for ((mat, link), alive) in mats.into_iter().zip(links).zip(&alive) {
+        let (config, stop, alive, speed) = (config.clone(), stop.clone(), alive.clone(), options.speed);
+        let handle = std::thread::Builder::new()
+            .name(format!("mat-{}", mat.id))
+            .spawn(move || {
+                supervise::mat(&config, &mat, speed, &link, &stop, &alive);
+                // Done: nothing more to watch on this mat.
+                alive.store(u64::MAX, Ordering::Relaxed);
+            })
+            .context("starting a mat thread")?;
+        threads.push(handle);
     }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backoff_doubles_from_half_a_second_up_to_thirty() {
-        let waits: Vec<f64> = (1..=9).map(|n| backoff(n).as_secs_f64()).collect();
-        assert_eq!(waits, [0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 30.0, 30.0, 30.0]);
-        assert_eq!(backoff(1000), Duration::from_secs(30));
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let finished = runtime.block_on(async {
+        let watchdog = tokio::spawn(watchdog::run(notifier.clone_handle(), alive));
+        let stopping = notifier.clone_handle();
+        let stop_mats = stop.clone();
+        let stop_when = options.stop.clone();
+        let shutdown = async move {
+            tokio::select! {
+                _ = signals::terminated() => {}
+                _ = stop_when.wait() => {}
+            }
+            tracing::info!("stopping");
+            stopping.stopping("stopping: flushing the outbox");
+            // The mats stop first, so that their last events are flushed too.
+            stop_mats.store(true, Ordering::Relaxed);
+            let _ = tokio::task::spawn_blocking(move || {
+                for t in threads {
+                    let _ = t.join();
+                }
+            })
+            .await;
+        };
+        let finished = crate::mqtt::publisher::run(opts, outbox, shutdown, options.exit_when_done).await;
+        watchdog.abort();
+        finished
+    });
+    stop.store(true, Ordering::Relaxed);
+    if finished.queued > 0 {
+        tracing::warn!(
+            queued = finished.queued,
+            "events left in the outbox: the next run delivers them"
+        );
     }
+    Ok(())
 }

@@ -1,16 +1,14 @@
 //! A mat of emulated chips wired as the config says: the grid scanner, the
 //! driver and the bit-level emulator all run, only the silicon is missing.
-//! [`SimulatedMat`] feeds it from the simulator (`flatback check --source
-//! sim`); tests and benchmarks set taxels directly through [`EmulatedMat`].
+//! Tests and benchmarks set taxels directly through [`EmulatedMat`];
+//! `sources::SimulatedMat` feeds it from the simulator.
 
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 
-use crate::frame::{Frame, FrameSource, Grid};
+use crate::frame::Grid;
 use crate::mcp3x08::emulator::{volts_for_count, AnalogInputs, BusCounters, Emulator};
 use crate::mcp3x08::Chip;
-use crate::sampler::{GridScan, ScanError};
-use crate::sim::{Scenario, Simulator};
 
 use super::scanner::{GridScanner, RowDriver};
 use super::wiring::Wiring;
@@ -101,6 +99,10 @@ impl EmulatedMat {
         self.grid
     }
 
+    pub fn chip(&self) -> Chip {
+        self.chip
+    }
+
     /// Sets every taxel (row-major counts) for the next scans.
     pub fn set_frame(&self, counts: &[u16]) {
         match &self.levels {
@@ -128,90 +130,11 @@ impl EmulatedMat {
     }
 }
 
-/// The simulator's mat read through the emulated chips: each scan takes the
-/// simulator's next frame as the taxels' levels, then scans them over the
-/// emulated SPI. The simulator's own timestamps are dropped (the sampler
-/// stamps frames); it restarts with the next seed when its scenario ends.
-pub struct SimulatedMat {
-    scanner: GridScanner<Emulator>,
-    mat: EmulatedMat,
-    scenario: Scenario,
-    sim: Simulator,
-    frame: Frame,
-}
-
-impl SimulatedMat {
-    /// # Panics
-    /// If the scenario's grid or resolution differ from the wiring's.
-    pub fn new(wiring: &Wiring, scenario: Scenario) -> Self {
-        assert_eq!(scenario.grid, wiring.grid, "the simulated grid is the wired grid");
-        assert_eq!(
-            scenario.adc_bits,
-            wiring.chip.bits(),
-            "the simulated ADC is the wired chip"
-        );
-        let (scanner, mat) = EmulatedMat::new(wiring);
-        let sim = Simulator::new(&scenario);
-        SimulatedMat {
-            scanner,
-            mat,
-            frame: Frame::zeroed(wiring.grid),
-            scenario,
-            sim,
-        }
-    }
-
-    /// Skips the simulated time before the first person has lain down and
-    /// settled (a couple of seconds after `on_ms`), so a short look at the
-    /// mat shows someone on it.
-    pub fn from_first_person(mut self) -> Self {
-        let Some(on_ms) = self.sim.truth().sessions.first().map(|s| s.on_ms) else {
-            return self;
-        };
-        let from_us = (on_ms + 2000) * 1000;
-        while self.frame.t_us < from_us {
-            match self.sim.next_into(&mut self.frame) {
-                Ok(true) => {}
-                _ => break,
-            }
-        }
-        self
-    }
-
-    pub fn emulated(&self) -> &EmulatedMat {
-        &self.mat
-    }
-}
-
-impl GridScan for SimulatedMat {
-    fn grid(&self) -> Grid {
-        self.mat.grid
-    }
-
-    fn full_scale(&self) -> u16 {
-        self.mat.chip.full_scale()
-    }
-
-    fn scan(&mut self, counts: &mut [u16]) -> Result<(), ScanError> {
-        let more = self.sim.next_into(&mut self.frame).map_err(|e| ScanError {
-            what: "simulator".into(),
-            message: e.to_string(),
-        })?;
-        if !more {
-            self.scenario.seed += 1;
-            self.sim = Simulator::new(&self.scenario);
-            return self.scan(counts);
-        }
-        self.mat.set_frame(&self.frame.counts);
-        self.scanner.scan(counts)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::hardware::wiring::{AdcConfig, HardwareConfig, Layout};
-    use crate::sim::Kind;
+    use crate::sampler::GridScan;
 
     fn pattern(grid: Grid, full: u16) -> Vec<u16> {
         (0..grid.len()).map(|i| (i as u16 * 61 + 7) % (full + 1)).collect()
@@ -264,27 +187,5 @@ mod tests {
         let err = scanner.scan(&mut [0u16; 16]).unwrap_err();
         assert_eq!(err.what, "/dev/spidev0.1");
         assert!(err.to_string().contains("SPI bus error: EmulatedBusFault"), "{err}");
-    }
-
-    #[test]
-    fn the_simulated_mat_reads_the_simulator_through_the_chips() {
-        let wiring = HardwareConfig::default().wiring(Grid::REFERENCE).unwrap();
-        let scenario = Scenario::new(Kind::Still, 3).with_duration(30.0).with_rate(50.0);
-        let mut reference = Simulator::new(&scenario);
-        let mut mat = SimulatedMat::new(&wiring, scenario);
-        let mut frame = Frame::zeroed(Grid::REFERENCE);
-        let mut counts = vec![0u16; 16];
-        let (mut loaded, mut frames) = (0, 0);
-        // The whole scenario, then the first frame of the next seed.
-        while reference.next_into(&mut frame).unwrap() {
-            frames += 1;
-            mat.scan(&mut counts).unwrap();
-            assert_eq!(counts, frame.counts);
-            loaded += frame.counts.iter().any(|&c| c > 50) as usize;
-        }
-        assert!(loaded > 0, "someone lies on the simulated mat");
-        mat.scan(&mut counts).unwrap();
-        let calls: u64 = mat.emulated().counters().iter().map(|c| c.bus_calls()).sum();
-        assert_eq!(calls, 2 * (frames + 1));
     }
 }

@@ -12,28 +12,10 @@ pub mod rppal_bus;
 pub mod scanner;
 pub mod wiring;
 
-pub use emulated::{EmulatedMat, SimulatedMat};
+pub use emulated::EmulatedMat;
 pub use rppal_bus::{GpioRows, HardwareError, RppalBus};
 pub use scanner::{GridScanner, RowDriver};
 pub use wiring::{HardwareConfig, Wiring, WiringError};
-
-use crate::config::Config;
-
-/// Validates the `[hardware]` section against `[mat]` and `[detector]`.
-pub fn wiring_of(config: &Config) -> Result<Wiring, WiringError> {
-    let grid = crate::frame::Grid::new(config.mat.rows, config.mat.cols);
-    let wiring = config.hardware.wiring(grid)?;
-    if config.detector.adc_bits != wiring.chip.bits() {
-        return Err(WiringError(format!(
-            "chip = \"{}\" is {}-bit but [detector] adc_bits = {}: set adc_bits = {}",
-            wiring.chip,
-            wiring.chip.bits(),
-            config.detector.adc_bits,
-            wiring.chip.bits()
-        )));
-    }
-    Ok(wiring)
-}
 
 /// Opens every chip of `wiring` on the Pi's SPI (and the row pins of a
 /// matrix). Errors name the missing device and how to enable it.

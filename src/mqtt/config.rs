@@ -10,6 +10,8 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::wire::topics::check_id;
+
 /// `[mqtt]`: the broker, the topics, Home Assistant discovery, the outbox.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -64,7 +66,7 @@ pub struct MqttConfig {
     /// `background`: events are written at once and synced by a background
     /// thread within milliseconds, publishing does not wait for the device;
     /// `every_event`: synced before being published (slower on SD cards).
-    pub outbox_sync: super::outbox::SyncMode,
+    pub outbox_sync: crate::outbox::SyncMode,
 }
 
 impl Default for MqttConfig {
@@ -91,7 +93,7 @@ impl Default for MqttConfig {
             heartbeat_s: 60.0,
             outbox_dir: PathBuf::from("/var/lib/flatback/outbox"),
             outbox_max_bytes: 8 * 1024 * 1024,
-            outbox_sync: super::outbox::SyncMode::Background,
+            outbox_sync: crate::outbox::SyncMode::Background,
         }
     }
 }
@@ -191,23 +193,6 @@ impl fmt::Debug for Secret {
 pub struct Credentials {
     pub username: String,
     pub password: Option<Secret>,
-}
-
-/// An id usable in topics, client ids and `unique_id`s: 1 to 64 of
-/// `A-Z a-z 0-9 _ -`.
-pub fn check_id(what: &str, id: &str) -> Result<(), String> {
-    if id.is_empty() || id.len() > 64 {
-        return Err(format!("{what} \"{id}\": must be 1 to 64 characters"));
-    }
-    if let Some(c) = id
-        .chars()
-        .find(|c| !(c.is_ascii_alphanumeric() || *c == '_' || *c == '-'))
-    {
-        return Err(format!(
-            "{what} \"{id}\": character {c:?} not allowed (only letters, digits, _ and -)"
-        ));
-    }
-    Ok(())
 }
 
 /// A topic prefix: not empty, no wildcard, no leading or trailing `/`.

@@ -14,8 +14,8 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, bail, Result};
 use rumqttc::{Event as MqttEvent, Packet, QoS};
 
-use super::discovery::{self, Identity};
-use super::publisher::Options;
+use super::options::Options;
+use crate::wire::discovery::{self, Identity};
 
 /// Removes the configs; returns the topics cleared.
 pub async fn purge(opts: &Options, mats: &[String], timeout: Duration) -> Result<Vec<String>> {

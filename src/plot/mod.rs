@@ -19,7 +19,7 @@ use anyhow::{bail, Context, Result};
 use crate::detector::{Detector, DetectorConfig};
 use crate::event::Event;
 use crate::frame::{Frame, FrameSource};
-use crate::recording::RecordingReader;
+use crate::sources::RecordingReader;
 use svg::Session;
 use trace::Trace;
 

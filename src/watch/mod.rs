@@ -1,17 +1,15 @@
 //! `flatback watch`: the coach's view of every mat on a broker.
 //!
-//! - [`topic`]: the publisher's topic layout, read (pure);
-//! - [`model`]: the dashboard's state, messages in, tiles out (pure);
+//! - [`model`]: the dashboard's state, messages in, tiles out (pure; the
+//!   topics and payloads are the wire contract's, [`crate::wire`]);
 //! - [`render`]: the tiles drawn with ratatui (pure, on any buffer);
-//! - [`link`]: the MQTT connection (rumqttc, on its own thread).
+//! - the MQTT connection is a [`crate::mqtt::subscriber`].
 //!
 //! [`run`] ties them: a full-screen dashboard on a terminal, or one plain
 //! line per event when standard output is not a terminal.
 
-pub mod link;
 pub mod model;
 pub mod render;
-pub mod topic;
 
 use std::io::{self, IsTerminal, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -21,9 +19,9 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use ratatui::crossterm::event::{self, Event as TermEvent, KeyCode, KeyEventKind, KeyModifiers};
 
-use crate::mqtt::publisher::Options;
-use crate::mqtt::MqttConfig;
-use link::{LinkEvent, MqttLink};
+use crate::mqtt::subscriber::{self, LinkEvent, MqttLink};
+use crate::mqtt::{MqttConfig, Options};
+use crate::wire::topics;
 use model::{Dashboard, Link, Move};
 
 /// What `flatback watch` was asked for.
@@ -58,7 +56,11 @@ pub fn run_until(opts: &WatchOptions, stop: &AtomicBool) -> Result<()> {
         let mqtt = mqtt.clone();
         move |e: &rumqttc::ConnectionError| mqtt.describe(e)
     };
-    let link = MqttLink::connect(mqtt.mqtt_options(&link::client_id(), true, false), base, describe);
+    let link = MqttLink::connect(
+        mqtt.mqtt_options(&subscriber::client_id("watch"), true, false),
+        &topics::watch_filters(base),
+        describe,
+    );
     let dashboard = Dashboard::new(base, &broker, opts.arch_threshold);
     if opts.plain || !io::stdout().is_terminal() {
         plain(link, dashboard, &broker, stop)
@@ -146,7 +148,7 @@ fn dashboard_loop(link: MqttLink, mut dashboard: Dashboard, bell: bool, stop: &A
                 KeyCode::Down => Some(Move::Down),
                 KeyCode::Char('r') => {
                     if let (Some(out), Some(key)) = (dashboard.reset_selected(), dashboard.selected().cloned()) {
-                        let text = match link.publish(&out) {
+                        let text = match link.publish(&out.topic, out.payload.as_bytes()) {
                             Ok(()) => format!("reset sent to {}", key.mat),
                             Err(e) => format!("reset failed: {e}"),
                         };

@@ -13,11 +13,11 @@
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
-use serde::Deserialize;
-
-use super::topic::{self, Subject};
 use crate::event::{Event, Phase};
-use crate::mqtt::commands::Command;
+use crate::wire::topics::{self, Subject, Topics};
+use crate::wire::{Command, MatState};
+
+pub use crate::wire::Counters;
 
 /// Events kept per mat for its log.
 pub const EVENT_LOG: usize = 6;
@@ -132,55 +132,6 @@ impl Availability {
     }
 }
 
-/// The counters a tile shows.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
-pub struct Counters {
-    /// Current (or last) set of the session; 0 before the first.
-    pub set: u32,
-    pub set_reps: u32,
-    pub set_perfect: u32,
-    /// Since the counters were last reset.
-    pub reps: u64,
-    pub perfect_reps: u64,
-    pub arches: u64,
-}
-
-/// The mat's retained state JSON, read leniently: a field missing or of
-/// another type is left as it was (older or newer publishers).
-#[derive(Debug, Default, Deserialize)]
-struct StatePayload {
-    #[serde(default, deserialize_with = "lenient")]
-    occupied: Option<bool>,
-    #[serde(default, deserialize_with = "lenient")]
-    arching: Option<bool>,
-    /// Per cent of the reference; `null` while nobody is on the mat.
-    #[serde(default)]
-    contact: Option<serde_json::Value>,
-    #[serde(default, deserialize_with = "lenient")]
-    set: Option<u32>,
-    #[serde(default, deserialize_with = "lenient")]
-    set_reps: Option<u32>,
-    #[serde(default, deserialize_with = "lenient")]
-    set_perfect: Option<u32>,
-    #[serde(default, deserialize_with = "lenient")]
-    reps: Option<u64>,
-    #[serde(default, deserialize_with = "lenient")]
-    perfect_reps: Option<u64>,
-    #[serde(default, deserialize_with = "lenient")]
-    arches: Option<u64>,
-    #[serde(default)]
-    last_descent_s: Option<serde_json::Value>,
-}
-
-fn lenient<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
-where
-    D: serde::Deserializer<'de>,
-    T: serde::de::DeserializeOwned,
-{
-    let v = serde_json::Value::deserialize(d)?;
-    Ok(serde_json::from_value(v).ok())
-}
-
 /// Everything known about one mat.
 #[derive(Debug, Clone, Default)]
 struct Mat {
@@ -190,7 +141,9 @@ struct Mat {
     contact: Option<f64>,
     arching: bool,
     arch_since_ms: Option<u64>,
-    counters: Counters,
+    /// The last state as published, its counters followed from events
+    /// until a state has arrived.
+    state: MatState,
     /// A state has arrived: counters are the publisher's from now on.
     state_seen: bool,
     last_descent_s: Option<f64>,
@@ -316,7 +269,7 @@ impl Dashboard {
 
     /// One message from the broker.
     pub fn apply(&mut self, topic: &str, payload: &[u8], now_ms: u64) -> Update {
-        let Some(subject) = topic::parse(&self.base, topic) else {
+        let Some(subject) = topics::parse(&self.base, topic) else {
             return Update::default();
         };
         match subject {
@@ -334,15 +287,17 @@ impl Dashboard {
             }
             Subject::MatState { gateway, mat } => {
                 // An empty retained payload clears the topic: nothing to read.
-                match serde_json::from_slice::<StatePayload>(payload) {
-                    Ok(state) => Update {
+                match serde_json::from_slice::<serde_json::Value>(payload) {
+                    Ok(state) if state.is_object() => Update {
                         line: None,
-                        arch_started: self.mat(gateway, mat).apply_state(state, now_ms),
+                        arch_started: self.mat(gateway, mat).apply_state(&state, now_ms),
                     },
-                    Err(_) => Update::default(),
+                    _ => Update::default(),
                 }
             }
             Subject::MatEvent { gateway, mat } => self.apply_event(gateway, mat, payload, now_ms),
+            // Not the watcher's: a gateway's own figures, commands to mats.
+            Subject::GatewayState { .. } | Subject::MatCommand { .. } => Update::default(),
         }
     }
 
@@ -431,7 +386,7 @@ impl Dashboard {
     pub fn reset_selected(&self) -> Option<Outgoing> {
         let key = self.selected.as_ref()?;
         Some(Outgoing {
-            topic: topic::command(&self.base, &key.gateway, &key.mat),
+            topic: Topics::new(&self.base, &key.gateway, "").mat_command(&key.mat),
             payload: Command::ResetCounters.name().to_string(),
         })
     }
@@ -485,7 +440,7 @@ impl Dashboard {
                         Status::Arching => m.arch_since_ms.map(|s| now_ms.saturating_sub(s)),
                         _ => None,
                     },
-                    counters: m.counters,
+                    counters: m.state.counters,
                     last_descent_s: m.last_descent_s,
                     last_rushed: m.last_rushed,
                     events: m
@@ -520,33 +475,25 @@ impl Mat {
         self.log.push_back(e);
     }
 
-    /// Takes the publisher's state; returns whether it says an arch started.
-    fn apply_state(&mut self, s: StatePayload, now_ms: u64) -> bool {
+    /// Takes the publisher's state (the fields that read); returns whether
+    /// it says an arch started.
+    fn apply_state(&mut self, json: &serde_json::Value, now_ms: u64) -> bool {
         self.state_seen = true;
-        if let Some(o) = s.occupied {
-            self.occupied = Some(o);
+        let taken = self.state.merge_json(json);
+        let has = |k: &str| taken.iter().any(|t| t == k);
+        if has("occupied") {
+            self.occupied = Some(self.state.occupied);
         }
-        if let Some(c) = s.contact {
+        if has("contact") {
             // `null` while nobody is on the mat.
-            self.contact = c.as_f64().map(|pct| pct / 100.0);
+            self.contact = self.state.contact.map(|pct| f64::from(pct) / 100.0);
         }
-        let arch_started = match s.arching {
-            Some(a) => self.set_arching(a, now_ms),
-            None => false,
-        };
-        let c = &mut self.counters;
-        c.set = s.set.unwrap_or(c.set);
-        c.set_reps = s.set_reps.unwrap_or(c.set_reps);
-        c.set_perfect = s.set_perfect.unwrap_or(c.set_perfect);
-        c.reps = s.reps.unwrap_or(c.reps);
-        c.perfect_reps = s.perfect_reps.unwrap_or(c.perfect_reps);
-        c.arches = s.arches.unwrap_or(c.arches);
-        if let Some(d) = s.last_descent_s {
-            if let Some(d) = d.as_f64() {
+        if has("last_descent_s") {
+            if let Some(d) = self.state.last_descent_s {
                 self.last_descent_s = Some(d);
             }
         }
-        arch_started
+        has("arching") && self.set_arching(self.state.arching, now_ms)
     }
 
     fn set_arching(&mut self, arching: bool, now_ms: u64) -> bool {
@@ -563,7 +510,9 @@ impl Mat {
 
     /// Follows one event; returns whether an arch started.
     fn apply_event(&mut self, e: &Event, now_ms: u64) -> bool {
-        let counting = !self.state_seen;
+        if !self.state_seen {
+            self.state.counters.follow(e);
+        }
         match e {
             Event::Session { phase, .. } => {
                 self.occupied = Some(*phase == Phase::Start);
@@ -579,9 +528,6 @@ impl Mat {
                         self.contact = Some(c);
                     }
                     self.occupied = Some(true);
-                    if counting {
-                        self.counters.arches += 1;
-                    }
                     self.set_arching(true, now_ms)
                 }
                 Phase::End => {
@@ -592,31 +538,9 @@ impl Mat {
             Event::Rep(r) => {
                 self.last_descent_s = Some(r.descent_ms as f64 / 1000.0);
                 self.last_rushed = r.rushed;
-                if counting {
-                    let c = &mut self.counters;
-                    if r.set != c.set {
-                        c.set = r.set;
-                        c.set_perfect = 0;
-                    }
-                    c.set_reps = r.rep;
-                    c.reps += 1;
-                    if r.perfect {
-                        c.set_perfect += 1;
-                        c.perfect_reps += 1;
-                    }
-                }
                 false
             }
-            Event::Set(s) => {
-                if counting {
-                    let c = &mut self.counters;
-                    c.set = s.set;
-                    c.set_reps = s.reps;
-                    c.set_perfect = s.perfect;
-                }
-                false
-            }
-            Event::Progress { .. } | Event::Health { .. } => false,
+            Event::Set(_) | Event::Progress { .. } | Event::Health { .. } => false,
         }
     }
 }
@@ -1080,9 +1004,8 @@ mod tests {
     /// What the gateway publishes (its own builders), the watcher reads.
     #[test]
     fn reads_what_the_publisher_publishes() {
-        use crate::mqtt::commands;
-        use crate::mqtt::payload::{self, MatState, OutboxFigures};
-        use crate::mqtt::topics::Topics;
+        use crate::wire::commands;
+        use crate::wire::payload::{self, OutboxFigures};
         use std::time::UNIX_EPOCH;
         let t = Topics::new("gym/floor2", "gw1", "homeassistant");
         let mut d = Dashboard::new("gym/floor2", "mqtt://x:1883", 0.6);
@@ -1095,12 +1018,14 @@ mod tests {
             occupied: true,
             arching: false,
             contact: Some(87),
-            set: 2,
-            set_reps: 5,
-            set_perfect: 4,
-            reps: 17,
-            perfect_reps: 12,
-            arches: 3,
+            counters: Counters {
+                set: 2,
+                set_reps: 5,
+                set_perfect: 4,
+                reps: 17,
+                perfect_reps: 12,
+                arches: 3,
+            },
             last_descent_s: Some(3.4),
             sample_rate_hz: 200.0,
             ..MatState::default()

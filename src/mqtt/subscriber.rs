@@ -1,6 +1,7 @@
-//! The watcher's MQTT connection (rumqttc, on a thread of its own): it
-//! subscribes to every mat under the base topic on each connection, hands
-//! messages over a channel, and publishes commands.
+//! A subscriber's MQTT connection (rumqttc, on a thread of its own), as
+//! `flatback watch` and the web view use it: it subscribes to its filters on
+//! each connection (a clean session), hands messages over a channel, and
+//! publishes commands.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver};
@@ -11,8 +12,7 @@ use std::time::Duration;
 use anyhow::Result;
 use rumqttc::{Client, ConnectionError, Event, MqttOptions, Packet, QoS, SubscribeFilter};
 
-use super::model::Outgoing;
-use super::topic;
+use crate::backoff::Backoff;
 
 /// What the connection reports.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,7 +27,7 @@ pub enum LinkEvent {
     Lost(String),
 }
 
-/// A connection to the broker, subscribed to every mat under `base`.
+/// A connection to the broker, subscribed to its filters.
 pub struct MqttLink {
     client: Client,
     events: Receiver<LinkEvent>,
@@ -39,12 +39,12 @@ pub struct MqttLink {
 const RETRY_MIN: Duration = Duration::from_millis(250);
 const RETRY_MAX: Duration = Duration::from_secs(5);
 
-/// A client id of its own: several watchers may share a broker (and a
-/// process, in the tests).
-pub fn client_id() -> String {
+/// A client id of its own: several subscribers may share a broker (and a
+/// process, in the tests). `what` says who subscribes (`watch`, `web`).
+pub fn client_id(what: &str) -> String {
     static NEXT: AtomicU64 = AtomicU64::new(0);
     format!(
-        "flatback-watch-{}-{}",
+        "flatback-{what}-{}-{}",
         std::process::id(),
         NEXT.fetch_add(1, Ordering::Relaxed)
     )
@@ -56,22 +56,22 @@ impl MqttLink {
     /// messages flow. `describe` puts a connection error in words.
     pub fn connect(
         options: MqttOptions,
-        base: &str,
+        filters: &[String],
         describe: impl Fn(&ConnectionError) -> String + Send + 'static,
     ) -> MqttLink {
         let (client, mut connection) = Client::new(options, 64);
         let (tx, events) = mpsc::channel();
         let stop = Arc::new(AtomicBool::new(false));
-        let filters: Vec<SubscribeFilter> = topic::filters(base)
-            .into_iter()
-            .map(|f| SubscribeFilter::new(f, QoS::AtLeastOnce))
+        let filters: Vec<SubscribeFilter> = filters
+            .iter()
+            .map(|f| SubscribeFilter::new(f.clone(), QoS::AtLeastOnce))
             .collect();
         let thread = {
             let (client, stop) = (client.clone(), stop.clone());
             std::thread::Builder::new()
                 .name("watch-mqtt".into())
                 .spawn(move || {
-                    let mut retry = RETRY_MIN;
+                    let mut retry = Backoff::new(RETRY_MIN, RETRY_MAX);
                     let mut lost = false;
                     for notification in connection.iter() {
                         if stop.load(Ordering::Relaxed) {
@@ -79,7 +79,7 @@ impl MqttLink {
                         }
                         let sent = match notification {
                             Ok(Event::Incoming(Packet::ConnAck(_))) => {
-                                retry = RETRY_MIN;
+                                retry.reset();
                                 // A clean session: subscribe on every connection.
                                 let _ = client.try_subscribe_many(filters.clone());
                                 Ok(())
@@ -102,8 +102,7 @@ impl MqttLink {
                                 lost = true;
                                 // The event loop reconnects on the next poll:
                                 // wait first, so a dead broker is not hammered.
-                                std::thread::sleep(retry);
-                                retry = (retry * 2).min(RETRY_MAX);
+                                std::thread::sleep(retry.fail());
                                 r
                             }
                         };
@@ -141,15 +140,10 @@ impl MqttLink {
 
     /// Publishes a command (QoS 1, never retained: the gateway refuses a
     /// retained command, which would replay on every reconnect).
-    pub fn publish(&self, out: &Outgoing) -> Result<()> {
+    pub fn publish(&self, topic: &str, payload: &[u8]) -> Result<()> {
         self.client
-            .try_publish(
-                out.topic.clone(),
-                QoS::AtLeastOnce,
-                false,
-                out.payload.clone().into_bytes(),
-            )
-            .map_err(|e| anyhow::anyhow!("publishing to {}: {e}", out.topic))
+            .try_publish(topic, QoS::AtLeastOnce, false, payload.to_vec())
+            .map_err(|e| anyhow::anyhow!("publishing to {topic}: {e}"))
     }
 }
 

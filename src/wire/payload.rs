@@ -6,6 +6,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use super::state::MatState;
 use crate::event::Event;
 
 /// The availability payloads.
@@ -24,35 +25,6 @@ pub fn event_envelope(event: &Event, mat: &str, seq: u64, time: SystemTime) -> S
     v.insert("seq".into(), Value::from(seq));
     v.insert("time".into(), Value::from(rfc3339(time)));
     Value::Object(v).to_string()
-}
-
-/// What a mat's pipeline knows about it, published as its retained state
-/// (with the outbox figures and the time added by [`state_payload`]).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct MatState {
-    /// Someone lies on the mat.
-    pub occupied: bool,
-    /// The lower back is off the mat now.
-    pub arching: bool,
-    /// Lumbar contact in per cent of the person's pressed-flat reference;
-    /// `null` while nobody is on the mat.
-    pub contact: Option<u32>,
-    /// Number of the current (or last) set of this session; 0 before the first.
-    pub set: u32,
-    /// Reps and perfect reps of that set.
-    pub set_reps: u32,
-    pub set_perfect: u32,
-    /// Reps, perfect reps and arches since the counters were last reset.
-    pub reps: u64,
-    pub perfect_reps: u64,
-    pub arches: u64,
-    /// Descent of the last rep, seconds.
-    pub last_descent_s: Option<f64>,
-    /// Sampler: frames per second achieved over the last second, overruns.
-    pub sample_rate_hz: f64,
-    pub overruns: u64,
-    /// Taxels found faulty and left out.
-    pub taxel_faults: u32,
 }
 
 /// Outbox figures for one mat (or the whole gateway).
@@ -123,6 +95,7 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
 mod tests {
     use super::*;
     use crate::event::{ArchEvent, Phase, RepEvent};
+    use crate::wire::state::Counters;
     use std::time::Duration;
 
     fn at(secs: u64, millis: u64) -> SystemTime {
@@ -179,9 +152,12 @@ mod tests {
         let s = MatState {
             occupied: true,
             contact: Some(87),
-            set: 2,
-            reps: 9,
-            perfect_reps: 7,
+            counters: Counters {
+                set: 2,
+                reps: 9,
+                perfect_reps: 7,
+                ..Counters::default()
+            },
             last_descent_s: Some(3.4),
             sample_rate_hz: 200.0,
             ..MatState::default()

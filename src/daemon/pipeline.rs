@@ -1,5 +1,5 @@
-//! One mat's pipeline: frames from a source through the detector, events to
-//! the publisher, the mat's state kept up to date, commands applied.
+//! One mat's pipeline: frames from a source through the detector, events
+//! into the outbox, the mat's state kept up to date, commands applied.
 //!
 //! [`MatTracker`] is the pure part: it follows the events and the
 //! detector's live figures into a [`MatState`], applies commands, and
@@ -19,9 +19,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use crate::detector::{Detector, DetectorConfig};
 use crate::event::{Event, Phase};
 use crate::frame::{Frame, FrameSource, SourceError};
-use crate::mqtt::commands::Command;
-use crate::mqtt::payload::MatState;
-use crate::mqtt::publisher::MatLink;
+use crate::outbox::MatLink;
+use crate::wire::{Command, MatState};
 
 /// If the restarted detector sees nobody within this time, the session the
 /// restart kept open is ended after all.
@@ -84,9 +83,6 @@ impl MatTracker {
                         self.restart = Some(r);
                     }
                     self.set_offset = 0;
-                    self.state.set = 0;
-                    self.state.set_reps = 0;
-                    self.state.set_perfect = 0;
                 }
                 Phase::End => {
                     if let Some(r) = self.restart.as_mut() {
@@ -97,31 +93,11 @@ impl MatTracker {
                     }
                 }
             },
-            Event::Arch(a) => {
-                if a.phase == Phase::Start {
-                    self.state.arches += 1;
-                }
-            }
             Event::Rep(r) => {
                 r.set += self.set_offset;
-                if r.set != self.state.set {
-                    self.state.set = r.set;
-                    self.state.set_perfect = 0;
-                }
-                self.state.set_reps = r.rep;
-                self.state.reps += 1;
-                if r.perfect {
-                    self.state.perfect_reps += 1;
-                    self.state.set_perfect += 1;
-                }
                 self.state.last_descent_s = Some((r.descent_ms as f64 / 100.0).round() / 10.0);
             }
-            Event::Set(s) => {
-                s.set += self.set_offset;
-                self.state.set = s.set;
-                self.state.set_reps = s.reps;
-                self.state.set_perfect = s.perfect;
-            }
+            Event::Set(s) => s.set += self.set_offset,
             Event::Progress { set, .. } => *set += self.set_offset,
             Event::Health { row, col, ok, .. } => {
                 if *ok {
@@ -131,7 +107,9 @@ impl MatTracker {
                 }
                 self.state.taxel_faults = self.faults.len() as u32;
             }
+            Event::Arch(_) => {}
         }
+        self.state.counters.follow(&e);
         Some(e)
     }
 
@@ -139,9 +117,7 @@ impl MatTracker {
     pub fn command(&mut self, c: Command, t_us: u64, occupied: bool) -> Action {
         match c {
             Command::ResetCounters => {
-                self.state.reps = 0;
-                self.state.perfect_reps = 0;
-                self.state.arches = 0;
+                self.state.counters.reset_totals();
                 Action::None
             }
             Command::NewSet | Command::Rereference => {
@@ -164,7 +140,7 @@ impl MatTracker {
         if let Some(r) = self.restart.as_mut() {
             r.finishing = false;
         }
-        self.set_offset = self.state.set;
+        self.set_offset = self.state.counters.set;
     }
 
     /// Follows the detector after a frame; returns an event that must be
@@ -312,22 +288,6 @@ impl Pipeline {
     }
 }
 
-/// Runs `source` through a detector and publishes through `link` until the
-/// source ends or `stop` is set. The mat is `online` while it runs.
-pub fn run(
-    source: &mut dyn FrameSource,
-    config: &DetectorConfig,
-    link: &MatLink,
-    stop: &AtomicBool,
-) -> Result<MatRun, SourceError> {
-    let mut pipeline = Pipeline::new(source.grid(), config)?;
-    link.set_available(true);
-    link.set_state(pipeline.state());
-    let result = pipeline.feed(source, link, stop, |_| {});
-    let run = pipeline.finish(link);
-    result.map(|_| run)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -359,13 +319,15 @@ mod tests {
         t.on_event(&rep(1, 1, true));
         t.on_event(&rep(1, 2, false));
         let s = t.state();
+        let c = s.counters;
         assert_eq!(
-            (s.reps, s.perfect_reps, s.set, s.set_reps, s.set_perfect),
+            (c.reps, c.perfect_reps, c.set, c.set_reps, c.set_perfect),
             (2, 1, 1, 2, 1)
         );
         assert_eq!(s.last_descent_s, Some(3.5));
         assert_eq!(t.command(Command::ResetCounters, 0, true), Action::None);
-        assert_eq!((t.state().reps, t.state().perfect_reps, t.state().set), (0, 0, 1));
+        let c = t.state().counters;
+        assert_eq!((c.reps, c.perfect_reps, c.set), (0, 0, 1));
     }
 
     #[test]
@@ -394,7 +356,7 @@ mod tests {
             Some(Event::Rep(r)) => assert_eq!((r.set, r.rep), (2, 1)),
             other => panic!("{other:?}"),
         }
-        assert_eq!((t.state().set, t.state().reps), (2, 3));
+        assert_eq!((t.state().counters.set, t.state().counters.reps), (2, 3));
         // A real new session starts numbering again.
         t.on_event(&session(Phase::End));
         t.on_event(&session(Phase::Start));

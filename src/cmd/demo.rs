@@ -15,9 +15,9 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 
 use crate::broker::{self, Chosen};
+use crate::cli::DemoArgs;
 use crate::config::{Config, MatEntry, MatSourceKind};
-use crate::daemon::RunOptions;
-use crate::mqtt::Stop;
+use crate::daemon::{RunOptions, Stop};
 use crate::watch::WatchOptions;
 
 /// What the demo's mats do, in turn: a different exercise (and seed, so a
@@ -32,19 +32,6 @@ const KINDS: [&str; 8] = [
     "rushed",
     "two_people",
 ];
-
-#[derive(Debug, Clone)]
-pub struct DemoOptions {
-    pub mats: usize,
-    /// Simulated time runs this many times faster than real time.
-    pub speed: f64,
-    /// Stop after this many seconds (wall clock); `None`: until Ctrl-C (or
-    /// `q` in the dashboard).
-    pub duration_s: Option<f64>,
-    pub broker: Option<String>,
-    /// One line per event even on a terminal.
-    pub plain: bool,
-}
 
 /// The demo's configuration: `mats` simulated mats publishing to `url`, the
 /// outbox in `outbox`.
@@ -68,14 +55,11 @@ pub fn config(mats: usize, url: &str, outbox: &std::path::Path) -> Config {
     config
 }
 
-pub fn run(opts: &DemoOptions) -> Result<()> {
+pub fn run(opts: &DemoArgs) -> Result<()> {
     if !(1..=16).contains(&opts.mats) {
         bail!("--mats {}: 1 to 16", opts.mats);
     }
-    if !(opts.speed.is_finite() && opts.speed > 0.0) {
-        bail!("--speed {}: must be positive", opts.speed);
-    }
-    if opts.duration_s.is_some_and(|d| !(d.is_finite() && d > 0.0)) {
+    if opts.duration.is_some_and(|d| !(d.is_finite() && d > 0.0)) {
         bail!("--duration: must be a positive number of seconds");
     }
     let chosen = broker::choose(
@@ -110,7 +94,7 @@ pub fn run(opts: &DemoOptions) -> Result<()> {
             .collect::<Vec<_>>()
             .join(", "),
         opts.speed,
-        opts.duration_s.map_or(String::new(), |d| format!(" for {d} s"))
+        opts.duration.map_or(String::new(), |d| format!(" for {d} s"))
     );
 
     // The coach's view, on the same broker, on a thread of its own.
@@ -137,11 +121,12 @@ pub fn run(opts: &DemoOptions) -> Result<()> {
     let run = RunOptions {
         speed: opts.speed,
         stop: Stop {
-            after: opts.duration_s.map(Duration::from_secs_f64),
+            after: opts.duration.map(Duration::from_secs_f64),
             flag: Some(stop.clone()),
         },
+        exit_when_done: false,
     };
-    let result = crate::daemon::run(&config, &run, &crate::systemd::Notifier::disabled());
+    let result = crate::daemon::run(&config, &run, &crate::daemon::systemd::Notifier::disabled());
     // A moment for the view to show the last events and the mats going
     // offline, then it stops.
     if !stop.load(Ordering::Relaxed) {

@@ -1,0 +1,10 @@
+//! `flatback plot`: the picture of a recorded session.
+
+use anyhow::Result;
+
+use crate::cli::PlotArgs;
+use crate::config::Config;
+
+pub fn run(args: &PlotArgs, config: &Config) -> Result<()> {
+    crate::plot::run(&args.recording, &config.detector, args.events.as_deref(), &args.outputs)
+}

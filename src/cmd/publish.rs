@@ -1,0 +1,37 @@
+//! `flatback publish`: simulated mats over MQTT, the daemon with its mats
+//! made from the command line (a tool for tests and trials).
+
+use anyhow::Result;
+
+use crate::cli::PublishArgs;
+use crate::config::{Config, MatEntry, MatSourceKind};
+use crate::daemon::{self, systemd::Notifier, RunOptions};
+
+pub fn run(args: &PublishArgs, config: Config) -> Result<()> {
+    let mut config = super::with_broker(config, args.mqtt.broker.as_deref())?;
+    let sim = &args.sim;
+    config.mats = super::mat_ids(&config, &args.mats)
+        .into_iter()
+        .enumerate()
+        .map(|(k, id)| MatEntry {
+            id,
+            source: MatSourceKind::Sim,
+            kind: sim.kind.clone(),
+            seed: sim.seed + k as u64,
+            rate_hz: sim.rate,
+            case: sim.case.map(|c| c + k as u64),
+            seconds: args.seconds,
+            repeat: false,
+            ..MatEntry::default()
+        })
+        .collect();
+    config
+        .validate()
+        .map_err(|p| anyhow::anyhow!("{}: {}", p.key_name(), p.message))?;
+    let options = RunOptions {
+        speed: args.speed,
+        exit_when_done: args.exit_when_done,
+        ..RunOptions::default()
+    };
+    daemon::run(&config, &options, &Notifier::disabled())
+}

@@ -1,0 +1,746 @@
+//! The publisher's session: what to publish and when, with no I/O (in the
+//! manner of rumqttc's `state.rs`). Messages and ticks in, publishes out;
+//! [`super::publisher`] does the I/O around it.
+//!
+//! - On every connection: subscribe (commands, Home Assistant's status), the
+//!   birth message, discovery, every mat's availability and state, then the
+//!   outbox's events from the oldest unacknowledged one.
+//! - Events go out with QoS 1, at most [`SessionConfig::window`] unacknowledged
+//!   at a time; one leaves the outbox only when its PUBACK arrives, so a
+//!   connection lost with events in flight sends them again after the next
+//!   connection (QoS 1: a consumer may see one twice and drops it by `seq`).
+//! - A mat's state goes out when it changed (at most once per
+//!   `state_min_interval`) and at least once per `heartbeat`.
+//!
+//! rumqttc numbers the publishes it sends; the driver reports each number
+//! as it is given ([`Session::outgoing`]), in the order the session handed
+//! the publishes out, so a PUBACK's packet id names the event it acknowledges.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::time::{Duration, Instant};
+
+use crate::backoff::Jitter;
+use crate::outbox::MatView;
+use crate::wire::commands::{self, Command};
+use crate::wire::discovery::{self, Identity};
+use crate::wire::payload::{self, OutboxFigures, OFFLINE, ONLINE};
+use crate::wire::Topics;
+
+/// What the session is told once.
+#[derive(Debug, Clone)]
+pub struct SessionConfig {
+    pub topics: Topics,
+    pub gateway_name: String,
+    /// Publish Home Assistant discovery.
+    pub discovery: bool,
+    /// Longest random delay before re-sending discovery when Home Assistant
+    /// announces itself.
+    pub discovery_resend_max: Duration,
+    pub state_min_interval: Duration,
+    pub heartbeat: Duration,
+    /// Most events in flight (handed out, not yet acknowledged).
+    pub window: usize,
+}
+
+/// MQTT's delivery guarantees the session uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Qos {
+    AtMostOnce,
+    AtLeastOnce,
+}
+
+/// A message to publish.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Publish {
+    pub topic: String,
+    pub qos: Qos,
+    pub retain: bool,
+    pub payload: Vec<u8>,
+}
+
+/// What the driver must do, in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Request {
+    /// Subscribe to these filters (QoS 1).
+    Subscribe(Vec<String>),
+    Publish(Publish),
+}
+
+/// An event waiting in the outbox.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueuedEvent {
+    /// The event's id in the outbox.
+    pub offset: u64,
+    /// Where the next event starts.
+    pub next: u64,
+    pub mat: String,
+    pub payload: Vec<u8>,
+}
+
+/// The outbox's events, as the session sees them.
+pub trait EventQueue {
+    /// The first event at or after `cursor`.
+    fn next(&self, cursor: u64) -> Option<QueuedEvent>;
+    /// The broker has the event at `offset`: it may leave.
+    fn ack(&mut self, offset: u64);
+    /// The whole gateway's figures.
+    fn figures(&self) -> OutboxFigures;
+}
+
+/// A message that arrived on a subscription, as the session read it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Incoming {
+    /// A command for one of this gateway's mats.
+    Command { mat: String, command: Command },
+    /// A command that cannot be taken, and why (to log with its topic).
+    Refused(String),
+    /// Home Assistant came online: discovery and state follow after `delay`.
+    HomeAssistantOnline { delay: Duration },
+    /// Nothing for us.
+    Ignored,
+}
+
+/// What a handed-out publish was, to know what its PUBACK acknowledges.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Tag {
+    Event(u64),
+    Other,
+}
+
+/// What was last published of one mat (or of the gateway).
+#[derive(Debug, Clone, Default)]
+struct Published {
+    state_version: Option<u64>,
+    figures: OutboxFigures,
+    last: Option<Instant>,
+    available_version: u64,
+}
+
+pub struct Session {
+    config: SessionConfig,
+    connected: bool,
+    /// Tags of the publishes handed out and not yet given a packet id.
+    unnumbered: VecDeque<Tag>,
+    /// Packet id -> what awaits its PUBACK.
+    inflight: HashMap<u16, Tag>,
+    /// Packet ids rumqttc held back (AwaitAck) and will send later.
+    held: HashSet<u16>,
+    events_in_flight: usize,
+    /// Where the next event to hand out starts.
+    cursor: u64,
+    mats: HashMap<String, Published>,
+    gateway: Published,
+    resend_at: Option<Instant>,
+    jitter: Jitter,
+}
+
+impl Session {
+    pub fn new(config: SessionConfig, jitter: Jitter) -> Session {
+        Session {
+            config,
+            connected: false,
+            unnumbered: VecDeque::new(),
+            inflight: HashMap::new(),
+            held: HashSet::new(),
+            events_in_flight: 0,
+            cursor: 0,
+            mats: HashMap::new(),
+            gateway: Published::default(),
+            resend_at: None,
+            jitter,
+        }
+    }
+
+    pub fn config(&self) -> &SessionConfig {
+        &self.config
+    }
+
+    pub fn is_connected(&self) -> bool {
+        self.connected
+    }
+
+    /// Events handed out and not yet acknowledged.
+    pub fn events_in_flight(&self) -> usize {
+        self.events_in_flight
+    }
+
+    /// Nothing handed out waits for its packet id or its acknowledgement.
+    pub fn settled(&self) -> bool {
+        self.unnumbered.is_empty() && self.inflight.is_empty()
+    }
+
+    /// The broker accepted the connection: everything is said again.
+    pub fn connected(&mut self, now: Instant, mats: &[MatView], queue: &dyn EventQueue) -> Vec<Request> {
+        self.forget_flight();
+        self.connected = true;
+        let t = &self.config.topics;
+        let mut out = vec![Request::Subscribe(vec![t.command_filter(), t.ha_status()])];
+        self.hand_out(
+            &mut out,
+            t.gateway_status(),
+            Qos::AtLeastOnce,
+            true,
+            ONLINE.into(),
+            Tag::Other,
+        );
+        self.say_everything(&mut out, mats);
+        self.due_states(&mut out, now, mats, queue.figures());
+        self.fill_window(&mut out, queue);
+        out
+    }
+
+    /// The connection is gone: whatever was in flight is forgotten here and
+    /// sent again from the outbox after the next connection.
+    pub fn lost(&mut self) {
+        self.connected = false;
+        self.forget_flight();
+    }
+
+    fn forget_flight(&mut self) {
+        self.unnumbered.clear();
+        self.inflight.clear();
+        self.held.clear();
+        self.events_in_flight = 0;
+        self.cursor = 0;
+    }
+
+    /// rumqttc sent the next handed-out publish with packet id `pkid` (0 for
+    /// QoS 0).
+    pub fn outgoing(&mut self, pkid: u16) {
+        if self.held.remove(&pkid) {
+            return; // numbered already, at its AwaitAck
+        }
+        let tag = self.unnumbered.pop_front().unwrap_or(Tag::Other);
+        if pkid != 0 {
+            self.inflight.insert(pkid, tag);
+        }
+    }
+
+    /// rumqttc holds the next handed-out publish back as `pkid` (that id is
+    /// still in flight); it is sent later, reported by [`Session::outgoing`].
+    pub fn await_ack(&mut self, pkid: u16) {
+        let tag = self.unnumbered.pop_front().unwrap_or(Tag::Other);
+        self.inflight.insert(pkid, tag);
+        self.held.insert(pkid);
+    }
+
+    /// The broker acknowledged packet `pkid`; returns whether it was an event
+    /// (now out of the outbox).
+    pub fn puback(&mut self, pkid: u16, queue: &mut dyn EventQueue) -> bool {
+        match self.inflight.remove(&pkid) {
+            Some(Tag::Event(offset)) => {
+                self.events_in_flight = self.events_in_flight.saturating_sub(1);
+                queue.ack(offset);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// A message on one of the session's subscriptions.
+    pub fn message(&mut self, topic: &str, payload: &[u8], retain: bool, now: Instant, mats: &[String]) -> Incoming {
+        let t = &self.config.topics;
+        if topic == t.ha_status() {
+            if payload != ONLINE.as_bytes() {
+                return Incoming::Ignored;
+            }
+            let delay = self.config.discovery_resend_max.mul_f64(self.jitter.fraction());
+            self.resend_at = Some(now + delay);
+            return Incoming::HomeAssistantOnline { delay };
+        }
+        let Some(mat) = t.command_mat(topic) else {
+            return Incoming::Ignored;
+        };
+        if !mats.iter().any(|m| m == mat) {
+            return Incoming::Refused(format!("no mat \"{mat}\" on this gateway"));
+        }
+        match commands::parse_message(payload, retain) {
+            Ok(command) => Incoming::Command {
+                mat: mat.to_string(),
+                command,
+            },
+            Err(e) => Incoming::Refused(e.to_string()),
+        }
+    }
+
+    /// What is due at `now`: states that changed or whose heartbeat came,
+    /// availability, discovery after Home Assistant's birth, and events up to
+    /// the window.
+    pub fn poll(&mut self, now: Instant, mats: &[MatView], queue: &dyn EventQueue) -> Vec<Request> {
+        let mut out = Vec::new();
+        if !self.connected {
+            return out;
+        }
+        if self.resend_at.is_some_and(|t| now >= t) {
+            self.resend_at = None;
+            self.say_everything(&mut out, mats);
+        }
+        self.due_states(&mut out, now, mats, queue.figures());
+        self.fill_window(&mut out, queue);
+        out
+    }
+
+    /// When something is next due (a rate-limited state, a heartbeat, the
+    /// delayed resend for Home Assistant); `None`: only news can make
+    /// anything due.
+    pub fn next_deadline(&self, mats: &[MatView]) -> Option<Instant> {
+        if !self.connected {
+            return None;
+        }
+        let mut next = self.resend_at;
+        let mut earliest = |t: Instant| next = Some(next.map_or(t, |n: Instant| n.min(t)));
+        for m in mats {
+            let p = self.mats.get(&m.id).cloned().unwrap_or_default();
+            match p.last {
+                None => return Some(Instant::now()),
+                Some(last) if p.state_version != Some(m.state_version) || p.figures != m.figures => {
+                    earliest(last + self.config.state_min_interval)
+                }
+                Some(last) => earliest(last + self.config.heartbeat),
+            }
+        }
+        if let Some(last) = self.gateway.last {
+            earliest(last + self.config.heartbeat);
+        }
+        next
+    }
+
+    /// Before disconnecting: every mat and the gateway go `offline`.
+    pub fn goodbye(&mut self, mats: &[MatView]) -> Vec<Request> {
+        let mut out = Vec::new();
+        if !self.connected {
+            return out;
+        }
+        for m in mats {
+            let topic = self.config.topics.mat_status(&m.id);
+            self.hand_out(&mut out, topic, Qos::AtLeastOnce, true, OFFLINE.into(), Tag::Other);
+        }
+        let topic = self.config.topics.gateway_status();
+        self.hand_out(&mut out, topic, Qos::AtLeastOnce, true, OFFLINE.into(), Tag::Other);
+        out
+    }
+
+    fn hand_out(&mut self, out: &mut Vec<Request>, topic: String, qos: Qos, retain: bool, payload: Vec<u8>, tag: Tag) {
+        self.unnumbered.push_back(tag);
+        out.push(Request::Publish(Publish {
+            topic,
+            qos,
+            retain,
+            payload,
+        }));
+    }
+
+    /// Discovery, availability and state of everything (on connect and when
+    /// Home Assistant comes online).
+    fn say_everything(&mut self, out: &mut Vec<Request>, mats: &[MatView]) {
+        if self.config.discovery {
+            let ids: Vec<String> = mats.iter().map(|m| m.id.clone()).collect();
+            let ident = Identity {
+                topics: &self.config.topics,
+                gateway_name: &self.config.gateway_name,
+                version: env!("CARGO_PKG_VERSION"),
+            };
+            for c in discovery::all_configs(&ident, &ids) {
+                self.hand_out(
+                    out,
+                    c.topic,
+                    Qos::AtLeastOnce,
+                    true,
+                    c.payload.to_string().into_bytes(),
+                    Tag::Other,
+                );
+            }
+        }
+        self.mats.clear();
+        self.gateway = Published::default();
+    }
+
+    fn due_states(&mut self, out: &mut Vec<Request>, now: Instant, mats: &[MatView], gateway: OutboxFigures) {
+        let (min, heartbeat) = (self.config.state_min_interval, self.config.heartbeat);
+        for m in mats {
+            let p = self.mats.entry(m.id.clone()).or_default().clone();
+            if m.available_version != p.available_version {
+                let topic = self.config.topics.mat_status(&m.id);
+                let payload = if m.available { ONLINE } else { OFFLINE };
+                self.hand_out(out, topic, Qos::AtLeastOnce, true, payload.into(), Tag::Other);
+            }
+            let changed = p.state_version != Some(m.state_version) || p.figures != m.figures;
+            let due = match p.last {
+                None => true,
+                Some(last) => (changed && now >= last + min) || now >= last + heartbeat,
+            };
+            if due {
+                let body = payload::state_payload(&m.state, m.figures, std::time::SystemTime::now());
+                let topic = self.config.topics.mat_state(&m.id);
+                self.hand_out(out, topic, Qos::AtMostOnce, true, body.into_bytes(), Tag::Other);
+            }
+            let p = self.mats.get_mut(&m.id).expect("inserted above");
+            p.available_version = m.available_version;
+            if due {
+                p.state_version = Some(m.state_version);
+                p.figures = m.figures;
+                p.last = Some(now);
+            }
+        }
+        let p = &self.gateway;
+        let due = match p.last {
+            None => true,
+            Some(last) => (gateway != p.figures && now >= last + min) || now >= last + heartbeat,
+        };
+        if due {
+            let ids: Vec<String> = mats.iter().map(|m| m.id.clone()).collect();
+            let body =
+                payload::gateway_state_payload(&ids, gateway, env!("CARGO_PKG_VERSION"), std::time::SystemTime::now());
+            let topic = self.config.topics.gateway_state();
+            self.hand_out(out, topic, Qos::AtMostOnce, true, body.into_bytes(), Tag::Other);
+            self.gateway.figures = gateway;
+            self.gateway.last = Some(now);
+        }
+    }
+
+    /// Hands out events from the cursor until the window is full.
+    fn fill_window(&mut self, out: &mut Vec<Request>, queue: &dyn EventQueue) {
+        while self.events_in_flight < self.config.window {
+            let Some(e) = queue.next(self.cursor) else { break };
+            let topic = self.config.topics.mat_event(&e.mat);
+            self.cursor = e.next;
+            self.events_in_flight += 1;
+            self.hand_out(out, topic, Qos::AtLeastOnce, false, e.payload, Tag::Event(e.offset));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::MatState;
+
+    /// An outbox in memory: events of `size` bytes each.
+    #[derive(Default)]
+    struct Queue {
+        events: Vec<QueuedEvent>,
+        acked: Vec<u64>,
+    }
+
+    impl Queue {
+        fn with(n: usize) -> Queue {
+            let mut q = Queue::default();
+            for i in 0..n {
+                q.push("m1", i);
+            }
+            q
+        }
+
+        fn push(&mut self, mat: &str, i: usize) {
+            let offset = self.events.last().map_or(0, |e| e.next);
+            self.events.push(QueuedEvent {
+                offset,
+                next: offset + 10,
+                mat: mat.into(),
+                payload: format!("event {i}").into_bytes(),
+            });
+        }
+    }
+
+    impl EventQueue for Queue {
+        fn next(&self, cursor: u64) -> Option<QueuedEvent> {
+            self.events.iter().find(|e| e.offset >= cursor).cloned()
+        }
+        fn ack(&mut self, offset: u64) {
+            self.acked.push(offset);
+            self.events.retain(|e| e.offset != offset);
+        }
+        fn figures(&self) -> OutboxFigures {
+            OutboxFigures {
+                queued_events: self.events.len() as u64,
+                dropped_events: 0,
+            }
+        }
+    }
+
+    fn config(window: usize) -> SessionConfig {
+        SessionConfig {
+            topics: Topics::new("fb", "gw", "ha"),
+            gateway_name: "gym".into(),
+            discovery: false,
+            discovery_resend_max: Duration::from_secs(2),
+            state_min_interval: Duration::from_millis(100),
+            heartbeat: Duration::from_secs(60),
+            window,
+        }
+    }
+
+    fn mat(id: &str, version: u64) -> MatView {
+        MatView {
+            id: id.into(),
+            state: MatState::default(),
+            state_version: version,
+            available: true,
+            available_version: 1,
+            figures: OutboxFigures::default(),
+        }
+    }
+
+    fn publishes(reqs: &[Request]) -> Vec<&Publish> {
+        reqs.iter()
+            .filter_map(|r| match r {
+                Request::Publish(p) => Some(p),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn events(reqs: &[Request]) -> Vec<String> {
+        publishes(reqs)
+            .into_iter()
+            .filter(|p| p.topic.ends_with("/event"))
+            .map(|p| String::from_utf8(p.payload.clone()).unwrap())
+            .collect()
+    }
+
+    /// Numbers every handed-out publish as rumqttc would: QoS 1 from
+    /// `next_pkid` on, QoS 0 as 0. Returns the events' packet ids.
+    fn number(s: &mut Session, reqs: &[Request], next_pkid: &mut u16) -> Vec<u16> {
+        let mut ids = Vec::new();
+        for p in publishes(reqs) {
+            if p.qos == Qos::AtMostOnce {
+                s.outgoing(0);
+                continue;
+            }
+            s.outgoing(*next_pkid);
+            if p.topic.ends_with("/event") {
+                ids.push(*next_pkid);
+            }
+            *next_pkid += 1;
+        }
+        ids
+    }
+
+    #[test]
+    fn a_connection_subscribes_says_online_then_states_then_events() {
+        let mut s = Session::new(config(32), Jitter::new(1));
+        let q = Queue::with(2);
+        let reqs = s.connected(Instant::now(), &[mat("m1", 0)], &q);
+        assert_eq!(
+            reqs[0],
+            Request::Subscribe(vec!["fb/gw/+/command".into(), "ha/status".into()])
+        );
+        let topics: Vec<&str> = publishes(&reqs).iter().map(|p| p.topic.as_str()).collect();
+        assert_eq!(
+            topics,
+            [
+                "fb/gw/status",
+                "fb/gw/m1/status",
+                "fb/gw/m1/state",
+                "fb/gw/state",
+                "fb/gw/m1/event",
+                "fb/gw/m1/event"
+            ]
+        );
+        assert!(publishes(&reqs)[..4].iter().all(|p| p.retain));
+        assert!(publishes(&reqs)[4..]
+            .iter()
+            .all(|p| !p.retain && p.qos == Qos::AtLeastOnce));
+        assert!(
+            s.poll(Instant::now(), &[mat("m1", 0)], &q).is_empty(),
+            "nothing more is due"
+        );
+    }
+
+    #[test]
+    fn acks_in_order_and_out_of_order_release_exactly_their_events() {
+        let mut s = Session::new(config(32), Jitter::new(1));
+        let mut q = Queue::with(4);
+        let reqs = s.connected(Instant::now(), &[], &q);
+        let mut pkid = 1;
+        let ids = number(&mut s, &reqs, &mut pkid);
+        assert_eq!(ids, [2, 3, 4, 5], "after the birth message (1)");
+        assert_eq!(s.events_in_flight(), 4);
+        assert!(!s.puback(1, &mut q), "the birth message is not an event");
+        assert!(s.puback(2, &mut q));
+        assert!(s.puback(5, &mut q), "out of order");
+        assert!(s.puback(3, &mut q));
+        assert!(!s.puback(3, &mut q), "twice: nothing more");
+        assert!(!s.puback(99, &mut q), "unknown: nothing");
+        assert_eq!(q.acked, [0, 30, 10]);
+        assert_eq!(s.events_in_flight(), 1);
+        assert_eq!(events(&reqs).len(), 4);
+        assert_eq!(q.events.len(), 1, "event 2 still waits for its ack");
+        assert!(s.puback(4, &mut q));
+        assert!(s.settled());
+    }
+
+    #[test]
+    fn at_most_window_events_in_flight_and_each_ack_lets_one_more_out() {
+        let mut s = Session::new(config(3), Jitter::new(1));
+        let mut q = Queue::with(10);
+        let mut pkid = 1;
+        let reqs = s.connected(Instant::now(), &[], &q);
+        let ids = number(&mut s, &reqs, &mut pkid);
+        assert_eq!(events(&reqs), ["event 0", "event 1", "event 2"]);
+        assert_eq!(s.events_in_flight(), 3);
+        assert!(
+            events(&s.poll(Instant::now(), &[], &q)).is_empty(),
+            "the window is full"
+        );
+        assert!(s.puback(ids[1], &mut q));
+        let more = s.poll(Instant::now(), &[], &q);
+        assert_eq!(events(&more), ["event 3"]);
+        number(&mut s, &more, &mut pkid);
+        assert_eq!(s.events_in_flight(), 3);
+    }
+
+    #[test]
+    fn after_a_reconnect_the_unacknowledged_are_sent_again_in_order() {
+        let mut s = Session::new(config(32), Jitter::new(1));
+        let mut q = Queue::with(3);
+        let mut pkid = 1;
+        let reqs = s.connected(Instant::now(), &[], &q);
+        let ids = number(&mut s, &reqs, &mut pkid);
+        assert!(s.puback(ids[1], &mut q));
+        s.lost();
+        assert!(!s.is_connected());
+        assert!(s.poll(Instant::now(), &[], &q).is_empty(), "nothing while disconnected");
+        assert!(!s.puback(ids[0], &mut q), "an ack of the old connection names nothing");
+        q.push("m1", 3);
+        let again = s.connected(Instant::now(), &[], &q);
+        assert_eq!(events(&again), ["event 0", "event 2", "event 3"]);
+        let ids = number(&mut s, &again, &mut pkid);
+        for id in ids {
+            assert!(s.puback(id, &mut q));
+        }
+        assert!(q.events.is_empty());
+    }
+
+    #[test]
+    fn a_held_back_packet_id_is_numbered_once() {
+        let mut s = Session::new(config(32), Jitter::new(1));
+        let mut q = Queue::with(2);
+        let reqs = s.connected(Instant::now(), &[], &q);
+        assert_eq!(publishes(&reqs).len(), 4);
+        s.outgoing(1); // birth
+        s.outgoing(0); // the gateway's state, QoS 0
+        s.await_ack(2); // event 0 held back as 2
+        s.outgoing(3); // event 1
+        s.outgoing(2); // event 0, sent at last: already numbered
+        assert!(s.puback(2, &mut q));
+        assert!(s.puback(3, &mut q));
+        assert_eq!(q.acked, [0, 10]);
+        assert!(!s.puback(1, &mut q), "the birth message");
+        assert!(s.settled());
+    }
+
+    #[test]
+    fn state_is_due_on_change_rate_limited_and_on_heartbeat() {
+        let mut s = Session::new(config(32), Jitter::new(1));
+        let q = Queue::default();
+        let t0 = Instant::now();
+        let states = |reqs: &[Request]| publishes(reqs).iter().filter(|p| p.topic == "fb/gw/m1/state").count();
+        assert_eq!(
+            states(&s.connected(t0, &[mat("m1", 0)], &q)),
+            1,
+            "the first is due at once"
+        );
+        assert_eq!(states(&s.poll(t0, &[mat("m1", 0)], &q)), 0, "unchanged");
+        let soon = t0 + Duration::from_millis(50);
+        assert_eq!(
+            states(&s.poll(soon, &[mat("m1", 1)], &q)),
+            0,
+            "changed, within the minimum interval"
+        );
+        assert_eq!(
+            s.next_deadline(&[mat("m1", 1)]),
+            Some(t0 + Duration::from_millis(100)),
+            "due when the interval ends"
+        );
+        let later = t0 + Duration::from_millis(100);
+        assert_eq!(states(&s.poll(later, &[mat("m1", 1)], &q)), 1, "changed, interval over");
+        assert_eq!(
+            s.next_deadline(&[mat("m1", 1)]),
+            Some(t0 + Duration::from_secs(60)),
+            "the next: the gateway's heartbeat (its state went out at t0)"
+        );
+        let quiet = later + Duration::from_secs(30);
+        assert_eq!(states(&s.poll(quiet, &[mat("m1", 1)], &q)), 0);
+        let beat = later + Duration::from_secs(60);
+        assert_eq!(states(&s.poll(beat, &[mat("m1", 1)], &q)), 1, "the heartbeat");
+    }
+
+    #[test]
+    fn availability_goes_out_on_every_change() {
+        let mut s = Session::new(config(32), Jitter::new(1));
+        let q = Queue::default();
+        let t0 = Instant::now();
+        let status = |reqs: &[Request]| -> Vec<String> {
+            publishes(reqs)
+                .iter()
+                .filter(|p| p.topic == "fb/gw/m1/status")
+                .map(|p| String::from_utf8(p.payload.clone()).unwrap())
+                .collect()
+        };
+        assert_eq!(status(&s.connected(t0, &[mat("m1", 0)], &q)), ["online"]);
+        assert!(status(&s.poll(t0, &[mat("m1", 0)], &q)).is_empty());
+        let mut off = mat("m1", 0);
+        off.available = false;
+        off.available_version = 2;
+        assert_eq!(status(&s.poll(t0, &[off.clone()], &q)), ["offline"]);
+        let bye = s.goodbye(&[off]);
+        assert_eq!(publishes(&bye).len(), 2, "the mat and the gateway go offline");
+    }
+
+    #[test]
+    fn commands_are_taken_for_our_mats_only_and_never_retained() {
+        let mut s = Session::new(config(32), Jitter::new(1));
+        let now = Instant::now();
+        let mats = ["m1".to_string()];
+        assert_eq!(
+            s.message("fb/gw/m1/command", b"reset_counters", false, now, &mats),
+            Incoming::Command {
+                mat: "m1".into(),
+                command: Command::ResetCounters
+            }
+        );
+        assert!(matches!(
+            s.message("fb/gw/m1/command", b"reset_counters", true, now, &mats),
+            Incoming::Refused(why) if why.contains("retained")
+        ));
+        assert!(matches!(
+            s.message("fb/gw/m9/command", b"new_set", false, now, &mats),
+            Incoming::Refused(why) if why.contains("m9")
+        ));
+        assert!(matches!(
+            s.message("fb/gw/m1/command", b"dance", false, now, &mats),
+            Incoming::Refused(_)
+        ));
+        assert_eq!(
+            s.message("fb/other/m1/command", b"new_set", false, now, &mats),
+            Incoming::Ignored
+        );
+    }
+
+    #[test]
+    fn home_assistants_birth_resends_discovery_after_a_random_delay() {
+        let mut cfg = config(32);
+        cfg.discovery = true;
+        let mut s = Session::new(cfg, Jitter::new(3));
+        let q = Queue::default();
+        let t0 = Instant::now();
+        let m = [mat("m1", 0)];
+        let first = s.connected(t0, &m, &q);
+        let discovery = |reqs: &[Request]| publishes(reqs).iter().filter(|p| p.topic.starts_with("ha/")).count();
+        assert!(discovery(&first) > 10);
+        s.poll(t0, &m, &q);
+        assert_eq!(s.message("ha/status", b"offline", true, t0, &[]), Incoming::Ignored);
+        let Incoming::HomeAssistantOnline { delay } = s.message("ha/status", b"online", true, t0, &[]) else {
+            panic!("HA's birth")
+        };
+        assert!(delay <= Duration::from_secs(2));
+        assert_eq!(s.next_deadline(&m), Some(t0 + delay));
+        let again = s.poll(t0 + delay, &m, &q);
+        assert_eq!(discovery(&again), discovery(&first));
+        assert!(
+            publishes(&again).iter().any(|p| p.topic == "fb/gw/m1/state"),
+            "and the state again"
+        );
+    }
+}
