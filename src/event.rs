@@ -139,6 +139,25 @@ impl Event {
 }
 
 #[cfg(test)]
+impl Event {
+    /// Rep `rep` of set `set` at `rep` seconds: the one the unit tests use.
+    pub(crate) fn test_rep(set: u32, rep: u32, perfect: bool, descent_ms: u64) -> Event {
+        Event::Rep(RepEvent {
+            t_ms: 1000 * u64::from(rep),
+            set,
+            rep,
+            perfect,
+            arched: !perfect,
+            rushed: false,
+            descent_ms,
+            ascent_ms: Some(1000),
+            bounce: false,
+            depth: None,
+        })
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
 

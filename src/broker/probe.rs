@@ -10,7 +10,7 @@ use bytes::BytesMut;
 use rumqttc::mqttbytes::v4::{Connect, ConnectReturnCode, Packet};
 use rumqttc::mqttbytes::Error as CodecError;
 
-use crate::mqtt::config::BrokerUrl;
+use crate::config::BrokerUrl;
 
 /// Connects to `url` (`mqtt://host[:port]`), sends an MQTT 3.1.1 CONNECT
 /// (clean session, a client id of its own) and waits for the CONNACK, all

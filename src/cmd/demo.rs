@@ -80,9 +80,7 @@ pub fn run(opts: &DemoArgs) -> Result<()> {
         .tempdir()
         .context("a temporary directory for the demo's outbox")?;
     let config = config(opts.mats, &chosen.url(), &state.path().join("outbox"));
-    config
-        .validate()
-        .map_err(|p| anyhow::anyhow!("{}: {}", p.key_name(), p.message))?;
+    super::check_built(&config)?;
     let ids: Vec<String> = config.mats().into_iter().map(|m| m.id).collect();
     eprintln!(
         "flatback demo: {} simulated mats ({}) at {}x real time{}",

@@ -28,7 +28,7 @@ pub const EX_CONFIG: u8 = 78;
 /// defaults when it names none.
 pub fn load_config(command: &Command) -> Result<Config, ConfigError> {
     match command.config_file() {
-        Some(path) => Config::load(path),
+        Some(path) => Config::load_with(path, crate::daemon::check::config),
         None => Ok(Config::default()),
     }
 }
@@ -79,9 +79,21 @@ pub fn run(command: Command, config: Config) -> Result<()> {
 pub fn with_broker(mut config: Config, broker: Option<&str>) -> Result<Config> {
     if let Some(url) = broker {
         config.mqtt.url = url.to_string();
-        config.mqtt.validate().map_err(anyhow::Error::msg)?;
+        config
+            .mqtt
+            .validate()
+            .map_err(|e| anyhow::anyhow!("--broker: {}", e.message))?;
     }
     Ok(config)
+}
+
+/// A configuration the command built (`publish`, `demo`), checked as a file
+/// would be.
+pub fn check_built(config: &Config) -> Result<()> {
+    config
+        .validate()
+        .and_then(|()| crate::daemon::check::config(config))
+        .map_err(|e| anyhow::Error::new(ConfigError::from(e)))
 }
 
 /// The mat ids given with `--mat`, else `[mat] id`.

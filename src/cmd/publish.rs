@@ -25,9 +25,7 @@ pub fn run(args: &PublishArgs, config: Config) -> Result<()> {
             ..MatEntry::default()
         })
         .collect();
-    config
-        .validate()
-        .map_err(|p| anyhow::anyhow!("{}: {}", p.key_name(), p.message))?;
+    super::check_built(&config)?;
     let options = RunOptions {
         speed: args.speed,
         exit_when_done: args.exit_when_done,

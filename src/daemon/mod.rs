@@ -6,6 +6,8 @@
 //!   opened, fed through its [`pipeline`], opened again with backoff after a
 //!   failure (the mat is unavailable meanwhile, the person's reference, set
 //!   and counters survive);
+//! - [`check`]: what a configuration must hold beyond its sections' own
+//!   checks (`flatback config check` runs it);
 //! - [`pipeline`]: frames through the detector, events into the outbox, the
 //!   mat's state, commands;
 //! - [`watchdog`]: READY once every mat made progress, WATCHDOG while every
@@ -16,6 +18,7 @@
 //! The mats hand events to the outbox ([`crate::outbox`]); the publisher
 //! ([`crate::mqtt::publisher`]) takes them to the broker on tokio.
 
+pub mod check;
 pub mod pipeline;
 pub mod signals;
 pub mod supervise;
@@ -83,7 +86,7 @@ impl Stop {
 pub fn run(config: &Config, options: &RunOptions, notifier: &Notifier) -> Result<()> {
     let mats = config.mats();
     let ids: Vec<String> = mats.iter().map(|m| m.id.clone()).collect();
-    let opts = Options::from_config(&config.mqtt).map_err(anyhow::Error::msg)?;
+    let opts = Options::from_config(&config.mqtt).map_err(crate::config::ConfigError::from)?;
     let mqtt = &config.mqtt;
     let (mut store, recovery) = Store::open(&mqtt.outbox_dir, mqtt.outbox_max_bytes)
         .with_context(|| format!("outbox {} (mqtt.outbox_dir)", mqtt.outbox_dir.display()))?;

@@ -194,9 +194,9 @@ pub struct Pipeline {
 }
 
 impl Pipeline {
-    pub fn new(grid: crate::frame::Grid, config: &DetectorConfig) -> Result<Pipeline, SourceError> {
+    pub fn new(grid: crate::frame::Grid, config: &DetectorConfig) -> Result<Pipeline, crate::config::Invalid> {
         Ok(Pipeline {
-            detector: Detector::new(grid, config.clone()).map_err(SourceError::Sampler)?,
+            detector: Detector::new(grid, config.clone())?,
             tracker: MatTracker::new(),
             frame: Frame::zeroed(grid),
             events: Vec::with_capacity(16),
@@ -255,8 +255,7 @@ impl Pipeline {
                     self.detector.finish(&mut self.events);
                     self.drain(link);
                     self.tracker.restarted();
-                    self.detector = Detector::new(self.detector.grid(), self.detector.config().clone())
-                        .map_err(SourceError::Sampler)?;
+                    self.detector.restart();
                 }
                 link.set_state(self.tracker.state());
             }
@@ -291,21 +290,10 @@ impl Pipeline {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::{RepEvent, SetEvent};
+    use crate::event::SetEvent;
 
     fn rep(set: u32, rep: u32, perfect: bool) -> Event {
-        Event::Rep(RepEvent {
-            t_ms: 0,
-            set,
-            rep,
-            perfect,
-            arched: !perfect,
-            rushed: false,
-            descent_ms: 3456,
-            ascent_ms: None,
-            bounce: false,
-            depth: None,
-        })
+        Event::test_rep(set, rep, perfect, 3456)
     }
 
     fn session(phase: Phase) -> Event {

@@ -10,12 +10,11 @@
 //! - [`contact_loss`]: the person's reference and arches;
 //! - [`rep_counter`]: reps, sets and their quality.
 
-mod config;
 pub mod contact_loss;
 pub mod rep_counter;
 pub mod taxels;
 
-pub use config::DetectorConfig;
+pub use crate::config::DetectorConfig;
 pub use contact_loss::{ArchChange, ContactLoss, Posture};
 pub use rep_counter::{Loads, RepCounter};
 pub use taxels::{HealthChange, TaxelConditioner};
@@ -145,10 +144,22 @@ impl Summary {
 }
 
 impl Detector {
-    pub fn new(grid: Grid, config: DetectorConfig) -> Result<Self, String> {
+    /// A detector for `grid`; a setting that does not fit the grid is
+    /// refused with its key.
+    pub fn new(grid: Grid, config: DetectorConfig) -> Result<Self, crate::config::Invalid> {
         config.validate(grid.rows)?;
+        Ok(Detector::build(grid, config))
+    }
+
+    /// Forgets the person (reference, set, counters) and starts afresh with
+    /// the same settings: a `new_set` or `rereference` command.
+    pub fn restart(&mut self) {
+        *self = Detector::build(self.grid, self.config.clone());
+    }
+
+    fn build(grid: Grid, config: DetectorConfig) -> Self {
         let taxels = TaxelConditioner::new(grid.len(), grid.cols, config.full_scale(), config.stuck_s);
-        Ok(Detector {
+        Detector {
             contact: ContactLoss::new(&config),
             reps: RepCounter::new(&config),
             taxels,
@@ -166,7 +177,7 @@ impl Detector {
             presence_counts: (config.presence_level * config.full_scale() as f64) as u16,
             grid,
             config,
-        })
+        }
     }
 
     pub fn grid(&self) -> Grid {

@@ -2,16 +2,15 @@
 //! contract ([`crate::wire`]) and reads the outbox ([`crate::outbox`]); it
 //! knows nothing of the daemon, the detector or where frames come from.
 //!
-//! - [`config`]: the `[mqtt]` section, the broker URL, credentials;
-//! - [`options`]: the section resolved for rumqttc (TLS, login, client id),
-//!   and connection errors in words;
+//! - [`options`]: the `[mqtt]` section ([`crate::config::MqttConfig`])
+//!   resolved for rumqttc (the gateway id, login, TLS), and connection
+//!   errors in words;
 //! - [`tls`]: rustls (ring) client configuration;
 //! - [`session`]: the publisher's session, pure: what to publish and when;
 //! - [`publisher`]: the I/O around the session (rumqttc, tokio);
 //! - [`subscriber`]: a subscribing connection (`flatback watch`, the web view);
 //! - [`purge`]: removes a gateway's retained discovery configs.
 
-pub mod config;
 pub mod options;
 pub mod publisher;
 pub mod purge;
@@ -19,5 +18,5 @@ pub mod session;
 pub mod subscriber;
 pub mod tls;
 
-pub use config::MqttConfig;
+pub use crate::config::MqttConfig;
 pub use options::Options;

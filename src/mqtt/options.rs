@@ -1,7 +1,10 @@
 //! What the publisher needs, resolved from the `[mqtt]` section: the
-//! broker, topics, client id, credentials and TLS; rumqttc's options, and
-//! connection errors put in words with the setting to check.
+//! broker, topics, the gateway's id, the credentials (the password read from
+//! its file or variable, never printed) and TLS; rumqttc's options, and
+//! connection errors put in words with the setting to check. Every error
+//! names its key.
 
+use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -10,7 +13,7 @@ use rumqttc::{
     TlsConfiguration, Transport,
 };
 
-use super::config::{BrokerUrl, MqttConfig};
+use crate::config::{check_id, BrokerUrl, Invalid, MqttConfig};
 use crate::wire::payload::OFFLINE;
 use crate::wire::Topics;
 
@@ -34,7 +37,7 @@ pub struct Options {
     pub heartbeat: Duration,
     pub discovery: bool,
     pub discovery_resend_max: Duration,
-    credentials: Option<super::config::Credentials>,
+    credentials: Option<Credentials>,
     tls: Option<Arc<rustls::ClientConfig>>,
     ca_file: Option<std::path::PathBuf>,
 }
@@ -42,11 +45,11 @@ pub struct Options {
 impl Options {
     /// Resolves `config` (reads the password and the TLS files). Errors name
     /// the key.
-    pub fn from_config(config: &MqttConfig) -> Result<Options, String> {
+    pub fn from_config(config: &MqttConfig) -> Result<Options, Invalid> {
         config.validate()?;
         let broker = config.broker()?;
-        let gateway = config.resolved_gateway_id();
-        super::config::check_id("gateway id", &gateway)?;
+        let gateway = gateway_id(config);
+        check_id(&gateway).map_err(|e| Invalid::new("mqtt.gateway_id", format!("derived from the host name: {e}")))?;
         let tls = if broker.tls {
             Some(Arc::new(super::tls::client_config(config)?))
         } else {
@@ -54,7 +57,11 @@ impl Options {
         };
         Ok(Options {
             topics: Topics::new(&config.base_topic, &gateway, &config.discovery_prefix),
-            gateway_name: config.resolved_gateway_name(&gateway),
+            gateway_name: if config.gateway_name.is_empty() {
+                format!("flatback {gateway}")
+            } else {
+                config.gateway_name.clone()
+            },
             client_id: format!("flatback-{gateway}"),
             keep_alive: Duration::from_secs(config.keep_alive_s),
             reconnect_min: Duration::from_secs_f64(config.reconnect_min_s),
@@ -63,7 +70,7 @@ impl Options {
             heartbeat: Duration::from_secs_f64(config.heartbeat_s),
             discovery: config.discovery,
             discovery_resend_max: Duration::from_secs_f64(config.discovery_resend_max_s),
-            credentials: config.credentials()?,
+            credentials: credentials(config)?,
             tls,
             ca_file: config.ca_file.clone(),
             broker,
@@ -162,5 +169,158 @@ impl Options {
             ConnectionError::NetworkTimeout => format!("broker {b}: connection timed out"),
             other => format!("broker {b}: {other}"),
         }
+    }
+}
+
+/// A password: compared and moved, never printed.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(s: String) -> Self {
+        Secret(s)
+    }
+    /// The secret itself, for the one place that needs it (the CONNECT).
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+/// User name and password, resolved from the config.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Credentials {
+    pub username: String,
+    pub password: Option<Secret>,
+}
+
+/// Reads the password from its file or environment variable. The error
+/// names the file or variable, never the value.
+pub fn credentials(config: &MqttConfig) -> Result<Option<Credentials>, Invalid> {
+    if config.username.is_empty() {
+        return Ok(None);
+    }
+    let password = if let Some(path) = &config.password_file {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| Invalid::new("mqtt.password_file", format!("{}: {e}", path.display())))?;
+        let line = text.lines().next().unwrap_or("").trim_end_matches('\r').to_string();
+        if line.is_empty() {
+            return Err(Invalid::new(
+                "mqtt.password_file",
+                format!("{}: the file is empty", path.display()),
+            ));
+        }
+        Some(Secret::new(line))
+    } else if let Some(var) = &config.password_env {
+        match std::env::var(var) {
+            Ok(v) if !v.is_empty() => Some(Secret::new(v)),
+            Ok(_) => {
+                return Err(Invalid::new(
+                    "mqtt.password_env",
+                    format!("environment variable {var} is empty"),
+                ))
+            }
+            Err(_) => {
+                return Err(Invalid::new(
+                    "mqtt.password_env",
+                    format!("environment variable {var} is not set"),
+                ))
+            }
+        }
+    } else {
+        None
+    };
+    Ok(Some(Credentials {
+        username: config.username.clone(),
+        password,
+    }))
+}
+
+/// The gateway id: the configured one, else derived from the host.
+pub fn gateway_id(config: &MqttConfig) -> String {
+    if !config.gateway_id.is_empty() {
+        return config.gateway_id.clone();
+    }
+    let host = std::fs::read_to_string("/etc/hostname")
+        .ok()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "flatback".into());
+    let machine = std::fs::read_to_string("/etc/machine-id").unwrap_or_default();
+    derive_gateway_id(&host, machine.trim())
+}
+
+/// `host` cleaned to the id alphabet, plus `-` and the first 6 hex digits of
+/// the machine id when there is one.
+pub fn derive_gateway_id(host: &str, machine_id: &str) -> String {
+    let mut id: String = host
+        .split('.')
+        .next()
+        .unwrap_or("")
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(48)
+        .collect();
+    if id.is_empty() {
+        id = "flatback".into();
+    }
+    let suffix: String = machine_id.chars().filter(|c| c.is_ascii_hexdigit()).take(6).collect();
+    if suffix.len() == 6 {
+        id.push('-');
+        id.push_str(&suffix.to_ascii_lowercase());
+    }
+    id
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids() {
+        assert!(check_id("mat-1_A").is_ok());
+        for bad in ["", "a/b", "a+b", "a#", "a b", "é", &"x".repeat(65)] {
+            assert!(check_id(bad).is_err(), "{bad:?}");
+        }
+        assert_eq!(derive_gateway_id("raspberrypi", "3F2a1b00aa"), "raspberrypi-3f2a1b");
+        assert_eq!(derive_gateway_id("gym.local", ""), "gym");
+        assert_eq!(derive_gateway_id("", "zz"), "flatback");
+        assert!(check_id(&derive_gateway_id("a host!", "0123456789")).is_ok());
+    }
+
+    #[test]
+    fn secrets_are_never_printed() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("pw");
+        std::fs::write(&f, "hunter2\nignored\n").unwrap();
+        let c = MqttConfig {
+            username: "coach".into(),
+            password_file: Some(f),
+            ..MqttConfig::default()
+        };
+        let creds = credentials(&c).unwrap().unwrap();
+        assert_eq!(creds.password.as_ref().unwrap().expose(), "hunter2");
+        let shown = format!("{creds:?}");
+        assert!(!shown.contains("hunter2") && shown.contains("***"), "{shown}");
+        let c = MqttConfig {
+            username: "coach".into(),
+            password_env: Some("FLATBACK_TEST_SURELY_UNSET_VAR".into()),
+            ..MqttConfig::default()
+        };
+        let e = credentials(&c).unwrap_err();
+        assert_eq!(e.key, "mqtt.password_env");
+        assert!(e.message.contains("FLATBACK_TEST_SURELY_UNSET_VAR"));
     }
 }

@@ -11,28 +11,29 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
 
-use super::config::MqttConfig;
+use crate::config::{Invalid, MqttConfig};
 
 fn provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
-fn read_certs(key: &str, path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
-    let bytes = std::fs::read(path).map_err(|e| format!("mqtt.{key} {}: {e}", path.display()))?;
+fn read_certs(key: &str, path: &Path) -> Result<Vec<CertificateDer<'static>>, Invalid> {
+    let bad = |m: String| Invalid::new(format!("mqtt.{key}"), format!("{}: {m}", path.display()));
+    let bytes = std::fs::read(path).map_err(|e| bad(e.to_string()))?;
     let certs = CertificateDer::pem_slice_iter(&bytes)
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| format!("mqtt.{key} {}: not PEM certificates: {e}", path.display()))?;
+        .map_err(|e| bad(format!("not PEM certificates: {e}")))?;
     if certs.is_empty() {
-        return Err(format!("mqtt.{key} {}: no certificate in the file", path.display()));
+        return Err(bad("no certificate in the file".into()));
     }
     Ok(certs)
 }
 
 /// The rustls configuration for `config` (only called for `mqtts://`).
-pub fn client_config(config: &MqttConfig) -> Result<ClientConfig, String> {
+pub fn client_config(config: &MqttConfig) -> Result<ClientConfig, Invalid> {
     let builder = ClientConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
-        .map_err(|e| format!("TLS: {e}"))?;
+        .map_err(|e| Invalid::new("mqtt.url", format!("TLS: {e}")))?;
     let builder = if config.insecure_skip_verify {
         tracing::warn!("mqtt.insecure_skip_verify = true: the broker's certificate is NOT checked");
         builder
@@ -45,18 +46,18 @@ pub fn client_config(config: &MqttConfig) -> Result<ClientConfig, String> {
                 for cert in read_certs("ca_file", path)? {
                     roots
                         .add(cert)
-                        .map_err(|e| format!("mqtt.ca_file {}: {e}", path.display()))?;
+                        .map_err(|e| Invalid::new("mqtt.ca_file", format!("{}: {e}", path.display())))?;
                 }
             }
             None => {
                 let found = rustls_native_certs::load_native_certs();
                 let (added, _) = roots.add_parsable_certificates(found.certs);
                 if added == 0 {
-                    return Err(
-                        "mqtts without mqtt.ca_file: no trusted root certificates found on this system \
-                         (install ca-certificates, or set mqtt.ca_file)"
-                            .into(),
-                    );
+                    return Err(Invalid::new(
+                        "mqtt.ca_file",
+                        "unset, and no trusted root certificates found on this system for mqtts \
+                         (install ca-certificates, or set mqtt.ca_file)",
+                    ));
                 }
             }
         }
@@ -65,12 +66,13 @@ pub fn client_config(config: &MqttConfig) -> Result<ClientConfig, String> {
     match (&config.client_cert_file, &config.client_key_file) {
         (Some(cert), Some(key)) => {
             let chain = read_certs("client_cert_file", cert)?;
-            let key_bytes = std::fs::read(key).map_err(|e| format!("mqtt.client_key_file {}: {e}", key.display()))?;
-            let key = PrivateKeyDer::from_pem_slice(&key_bytes)
-                .map_err(|e| format!("mqtt.client_key_file {}: no PEM private key: {e}", key.display()))?;
+            let bad_key = |m: String| Invalid::new("mqtt.client_key_file", format!("{}: {m}", key.display()));
+            let key_bytes = std::fs::read(key).map_err(|e| bad_key(e.to_string()))?;
+            let key =
+                PrivateKeyDer::from_pem_slice(&key_bytes).map_err(|e| bad_key(format!("no PEM private key: {e}")))?;
             builder
                 .with_client_auth_cert(chain, key)
-                .map_err(|e| format!("mqtt.client_cert_file / client_key_file: {e}"))
+                .map_err(|e| Invalid::new("mqtt.client_cert_file", format!("with client_key_file: {e}")))
         }
         _ => Ok(builder.with_no_client_auth()),
     }
@@ -129,7 +131,8 @@ mod tests {
             ..MqttConfig::default()
         };
         let e = client_config(&c).unwrap_err();
-        assert!(e.contains("mqtt.ca_file") && e.contains("nope.pem"), "{e}");
+        assert_eq!(e.key, "mqtt.ca_file");
+        assert!(e.to_string().contains("nope.pem"), "{e}");
         let junk = dir.path().join("junk.pem");
         std::fs::write(&junk, "not a certificate").unwrap();
         let c = MqttConfig {
@@ -137,7 +140,7 @@ mod tests {
             ..c
         };
         let e = client_config(&c).unwrap_err();
-        assert!(e.contains("no certificate"), "{e}");
+        assert!(e.to_string().contains("no certificate"), "{e}");
     }
 
     #[test]

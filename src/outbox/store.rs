@@ -47,6 +47,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::config::SyncMode;
+
 pub const MAX_SEGMENTS: usize = 4;
 const HEADER: usize = 8;
 const SLOT: u64 = 16 * 1024;
@@ -117,19 +119,6 @@ fn boot_id() -> String {
     std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
         .map(|s| s.trim().to_string())
         .unwrap_or_default()
-}
-
-/// When an appended record is synced to the device.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum SyncMode {
-    /// Written at once (a crash of the process loses nothing), synced by a
-    /// background thread within milliseconds (group commit); publishing
-    /// does not wait for the device.
-    #[default]
-    Background,
-    /// Synced before `append` returns, so before the event is published.
-    EveryEvent,
 }
 
 #[derive(Debug, Clone, Copy)]

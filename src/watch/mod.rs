@@ -49,7 +49,7 @@ pub fn run(opts: &WatchOptions) -> Result<()> {
 pub fn run_until(opts: &WatchOptions, stop: &AtomicBool) -> Result<()> {
     // The publisher's own resolution: the same URL, login and TLS settings
     // reach the same broker (the gateway-only parts go unused).
-    let mqtt = Options::from_config(&opts.mqtt).map_err(anyhow::Error::msg)?;
+    let mqtt = Options::from_config(&opts.mqtt).map_err(crate::config::ConfigError::from)?;
     let broker = mqtt.broker.to_string();
     let base = opts.mqtt.base_topic.as_str();
     let describe = {

@@ -663,7 +663,7 @@ fn opt<T: std::fmt::Display>(v: Option<T>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::{ArchEvent, RepEvent, SetEvent};
+    use crate::event::{ArchEvent, SetEvent};
 
     fn event_json(e: &Event, mat: &str, seq: u64) -> Vec<u8> {
         let mut v = serde_json::to_value(e).unwrap();
@@ -674,18 +674,7 @@ mod tests {
     }
 
     fn rep(set: u32, n: u32, perfect: bool, descent_ms: u64) -> Event {
-        Event::Rep(RepEvent {
-            t_ms: 1000 * n as u64,
-            set,
-            rep: n,
-            perfect,
-            arched: !perfect,
-            rushed: false,
-            descent_ms,
-            ascent_ms: Some(1000),
-            bounce: false,
-            depth: None,
-        })
+        Event::test_rep(set, n, perfect, descent_ms)
     }
 
     fn arch(phase: Phase, contact: Option<f64>) -> Event {

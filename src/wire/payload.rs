@@ -195,6 +195,8 @@ mod tests {
             (v["contact"].as_u64(), v["queued_events"].as_u64()),
             (Some(87), Some(3))
         );
+        assert!(v.get("counters").is_none(), "the counters are flat in the state: {v}");
+        assert_eq!(serde_json::from_value::<MatState>(v).unwrap(), s, "and read back");
         let empty: Value =
             serde_json::from_str(&state_payload(&MatState::default(), OutboxFigures::default(), at(0, 0))).unwrap();
         assert!(empty["contact"].is_null() && empty["last_descent_s"].is_null());

@@ -118,21 +118,10 @@ impl MatState {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::{ArchEvent, RepEvent, SetEvent};
+    use crate::event::{ArchEvent, SetEvent};
 
     fn rep(set: u32, rep: u32, perfect: bool) -> Event {
-        Event::Rep(RepEvent {
-            t_ms: 0,
-            set,
-            rep,
-            perfect,
-            arched: !perfect,
-            rushed: false,
-            descent_ms: 3000,
-            ascent_ms: None,
-            bounce: false,
-            depth: None,
-        })
+        Event::test_rep(set, rep, perfect, 3000)
     }
 
     #[test]
@@ -180,24 +169,6 @@ mod tests {
             phase: Phase::Start,
         });
         assert_eq!((c.set, c.set_reps, c.set_perfect), (0, 0, 0));
-    }
-
-    #[test]
-    fn the_state_is_flat_json_and_reads_back() {
-        let s = MatState {
-            occupied: true,
-            contact: Some(87),
-            counters: Counters {
-                set: 2,
-                reps: 9,
-                ..Counters::default()
-            },
-            ..MatState::default()
-        };
-        let v = serde_json::to_value(&s).unwrap();
-        assert_eq!((v["set"].as_u64(), v["reps"].as_u64()), (Some(2), Some(9)));
-        assert!(v.get("counters").is_none(), "{v}");
-        assert_eq!(serde_json::from_value::<MatState>(v).unwrap(), s);
     }
 
     #[test]

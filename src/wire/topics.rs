@@ -76,23 +76,6 @@ pub fn matches(filter: &str, topic: &str) -> bool {
     levels.next().is_none()
 }
 
-/// An id usable in topics, client ids and `unique_id`s: 1 to 64 of
-/// `A-Z a-z 0-9 _ -`.
-pub fn check_id(what: &str, id: &str) -> Result<(), String> {
-    if id.is_empty() || id.len() > 64 {
-        return Err(format!("{what} \"{id}\": must be 1 to 64 characters"));
-    }
-    if let Some(c) = id
-        .chars()
-        .find(|c| !(c.is_ascii_alphanumeric() || *c == '_' || *c == '-'))
-    {
-        return Err(format!(
-            "{what} \"{id}\": character {c:?} not allowed (only letters, digits, _ and -)"
-        ));
-    }
-    Ok(())
-}
-
 /// Topic builder for one gateway.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Topics {

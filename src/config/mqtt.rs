@@ -1,16 +1,15 @@
-//! The `[mqtt]` section of the configuration file, and what it resolves to
-//! at start-up (the broker address, the gateway id, the credentials).
+//! The `[mqtt]` section of the configuration file, and the broker URL.
 //!
 //! Every key has a default (see `config/flatback.toml`); the password is
 //! never in the file itself, only the name of a file or of an environment
-//! variable that holds it, and it is never printed (`Secret`'s `Debug`).
+//! variable that holds it (read by `mqtt::options`, never printed).
 
 use std::fmt;
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-pub use crate::wire::topics::check_id;
+use super::{check_id, Invalid};
 
 /// `[mqtt]`: the broker, the topics, Home Assistant discovery, the outbox.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -66,7 +65,7 @@ pub struct MqttConfig {
     /// `background`: events are written at once and synced by a background
     /// thread within milliseconds, publishing does not wait for the device;
     /// `every_event`: synced before being published (slower on SD cards).
-    pub outbox_sync: crate::outbox::SyncMode,
+    pub outbox_sync: SyncMode,
 }
 
 impl Default for MqttConfig {
@@ -93,9 +92,22 @@ impl Default for MqttConfig {
             heartbeat_s: 60.0,
             outbox_dir: PathBuf::from("/var/lib/flatback/outbox"),
             outbox_max_bytes: 8 * 1024 * 1024,
-            outbox_sync: crate::outbox::SyncMode::Background,
+            outbox_sync: SyncMode::Background,
         }
     }
+}
+
+/// When an appended event is synced to the device (`outbox_sync`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SyncMode {
+    /// Written at once (a crash of the process loses nothing), synced by a
+    /// background thread within milliseconds (group commit); publishing
+    /// does not wait for the device.
+    #[default]
+    Background,
+    /// Synced before `append` returns, so before the event is published.
+    EveryEvent,
 }
 
 /// Where the broker is.
@@ -168,60 +180,34 @@ impl BrokerUrl {
     }
 }
 
-/// A password: compared and moved, never printed.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(s: String) -> Self {
-        Secret(s)
-    }
-    /// The secret itself, for the one place that needs it (the CONNECT).
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret(***)")
-    }
-}
-
-/// User name and password, resolved from the config.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Credentials {
-    pub username: String,
-    pub password: Option<Secret>,
-}
-
 /// A topic prefix: not empty, no wildcard, no leading or trailing `/`.
-fn check_prefix(what: &str, p: &str) -> Result<(), String> {
+fn check_prefix(p: &str) -> Result<(), String> {
     if p.is_empty() {
-        return Err(format!("{what} is empty"));
+        return Err("is empty".into());
     }
     if p.contains(['+', '#', '\0']) {
-        return Err(format!("{what} \"{p}\": no MQTT wildcards (+ #) allowed"));
+        return Err(format!("\"{p}\": no MQTT wildcards (+ #) allowed"));
     }
     if p.starts_with('/') || p.ends_with('/') || p.contains("//") {
         return Err(format!(
-            "{what} \"{p}\": no empty topic levels (leading, trailing or double /)"
+            "\"{p}\": no empty topic levels (leading, trailing or double /)"
         ));
     }
     Ok(())
 }
 
 impl MqttConfig {
-    /// Checks every value; errors name the key as `mqtt.KEY`.
-    pub fn validate(&self) -> Result<(), String> {
-        BrokerUrl::parse(&self.url).map_err(|e| format!("mqtt.url {e}"))?;
+    /// Checks every value; errors name the key (`mqtt.KEY`).
+    pub fn validate(&self) -> Result<(), Invalid> {
+        let bad = |key: &str, message: String| Err(Invalid::new(format!("mqtt.{key}"), message));
+        self.broker()?;
         if !self.gateway_id.is_empty() {
-            check_id("mqtt.gateway_id", &self.gateway_id)?;
+            check_id(&self.gateway_id).or_else(|m| bad("gateway_id", m))?;
         }
-        check_prefix("mqtt.base_topic", &self.base_topic)?;
-        check_prefix("mqtt.discovery_prefix", &self.discovery_prefix)?;
+        check_prefix(&self.base_topic).or_else(|m| bad("base_topic", m))?;
+        check_prefix(&self.discovery_prefix).or_else(|m| bad("discovery_prefix", m))?;
         if !(5..=3600).contains(&self.keep_alive_s) {
-            return Err(format!("mqtt.keep_alive_s = {}: must be 5..=3600", self.keep_alive_s));
+            return bad("keep_alive_s", format!("{}: must be 5..=3600", self.keep_alive_s));
         }
         let positive = [
             ("reconnect_min_s", self.reconnect_min_s),
@@ -231,122 +217,57 @@ impl MqttConfig {
         ];
         for (key, v) in positive {
             if !(v.is_finite() && v > 0.0) {
-                return Err(format!("mqtt.{key} = {v}: must be a positive number of seconds"));
+                return bad(key, format!("{v}: must be a positive number of seconds"));
             }
         }
         if self.reconnect_max_s < self.reconnect_min_s {
-            return Err(format!(
-                "mqtt.reconnect_max_s = {} is below mqtt.reconnect_min_s = {}",
-                self.reconnect_max_s, self.reconnect_min_s
-            ));
+            return bad(
+                "reconnect_max_s",
+                format!(
+                    "{} is below mqtt.reconnect_min_s = {}",
+                    self.reconnect_max_s, self.reconnect_min_s
+                ),
+            );
         }
         if !(self.discovery_resend_max_s.is_finite() && self.discovery_resend_max_s >= 0.0) {
-            return Err(format!(
-                "mqtt.discovery_resend_max_s = {}: must be 0 or more",
-                self.discovery_resend_max_s
-            ));
+            return bad(
+                "discovery_resend_max_s",
+                format!("{}: must be 0 or more", self.discovery_resend_max_s),
+            );
         }
         if self.outbox_max_bytes < 64 * 1024 {
-            return Err(format!(
-                "mqtt.outbox_max_bytes = {}: must be at least 65536",
-                self.outbox_max_bytes
-            ));
+            return bad(
+                "outbox_max_bytes",
+                format!("{}: must be at least 65536", self.outbox_max_bytes),
+            );
         }
         if self.client_cert_file.is_some() != self.client_key_file.is_some() {
-            return Err("mqtt.client_cert_file and mqtt.client_key_file go together: set both or neither".into());
+            let key = if self.client_cert_file.is_some() {
+                "client_key_file"
+            } else {
+                "client_cert_file"
+            };
+            return bad(
+                key,
+                "client_cert_file and client_key_file go together: set both or neither".into(),
+            );
         }
         if self.password_file.is_some() && self.password_env.is_some() {
-            return Err("mqtt.password_file and mqtt.password_env: set one, not both".into());
+            return bad(
+                "password_env",
+                "password_file and password_env: set one, not both".into(),
+            );
         }
         if (self.password_file.is_some() || self.password_env.is_some()) && self.username.is_empty() {
-            return Err("mqtt.username is empty but a password is configured".into());
+            return bad("username", "empty, but a password is configured".into());
         }
         Ok(())
     }
 
-    pub fn broker(&self) -> Result<BrokerUrl, String> {
-        BrokerUrl::parse(&self.url).map_err(|e| format!("mqtt.url {e}"))
+    /// The broker's address, parsed from `url`.
+    pub fn broker(&self) -> Result<BrokerUrl, Invalid> {
+        BrokerUrl::parse(&self.url).map_err(|m| Invalid::new("mqtt.url", m))
     }
-
-    /// The gateway id: the configured one, else derived from the host.
-    pub fn resolved_gateway_id(&self) -> String {
-        if !self.gateway_id.is_empty() {
-            return self.gateway_id.clone();
-        }
-        let host = std::fs::read_to_string("/etc/hostname")
-            .ok()
-            .map(|s| s.trim().to_string())
-            .filter(|s| !s.is_empty())
-            .or_else(|| std::env::var("HOSTNAME").ok())
-            .unwrap_or_else(|| "flatback".into());
-        let machine = std::fs::read_to_string("/etc/machine-id").unwrap_or_default();
-        derive_gateway_id(&host, machine.trim())
-    }
-
-    pub fn resolved_gateway_name(&self, id: &str) -> String {
-        if self.gateway_name.is_empty() {
-            format!("flatback {id}")
-        } else {
-            self.gateway_name.clone()
-        }
-    }
-
-    /// Reads the password from its file or environment variable. The error
-    /// names the file or variable, never the value.
-    pub fn credentials(&self) -> Result<Option<Credentials>, String> {
-        if self.username.is_empty() {
-            return Ok(None);
-        }
-        let password = if let Some(path) = &self.password_file {
-            let text =
-                std::fs::read_to_string(path).map_err(|e| format!("mqtt.password_file {}: {e}", path.display()))?;
-            let line = text.lines().next().unwrap_or("").trim_end_matches('\r').to_string();
-            if line.is_empty() {
-                return Err(format!("mqtt.password_file {}: the file is empty", path.display()));
-            }
-            Some(Secret::new(line))
-        } else if let Some(var) = &self.password_env {
-            match std::env::var(var) {
-                Ok(v) if !v.is_empty() => Some(Secret::new(v)),
-                Ok(_) => return Err(format!("mqtt.password_env: environment variable {var} is empty")),
-                Err(_) => return Err(format!("mqtt.password_env: environment variable {var} is not set")),
-            }
-        } else {
-            None
-        };
-        Ok(Some(Credentials {
-            username: self.username.clone(),
-            password,
-        }))
-    }
-}
-
-/// `host` cleaned to the id alphabet, plus `-` and the first 6 hex digits of
-/// the machine id when there is one.
-pub fn derive_gateway_id(host: &str, machine_id: &str) -> String {
-    let mut id: String = host
-        .split('.')
-        .next()
-        .unwrap_or("")
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .take(48)
-        .collect();
-    if id.is_empty() {
-        id = "flatback".into();
-    }
-    let suffix: String = machine_id.chars().filter(|c| c.is_ascii_hexdigit()).take(6).collect();
-    if suffix.len() == 6 {
-        id.push('-');
-        id.push_str(&suffix.to_ascii_lowercase());
-    }
-    id
 }
 
 #[cfg(test)]
@@ -383,56 +304,23 @@ mod tests {
     }
 
     #[test]
-    fn ids() {
-        assert!(check_id("x", "mat-1_A").is_ok());
-        for bad in ["", "a/b", "a+b", "a#", "a b", "é", &"x".repeat(65)] {
-            assert!(check_id("x", bad).is_err(), "{bad:?}");
-        }
-        assert_eq!(derive_gateway_id("raspberrypi", "3F2a1b00aa"), "raspberrypi-3f2a1b");
-        assert_eq!(derive_gateway_id("gym.local", ""), "gym");
-        assert_eq!(derive_gateway_id("", "zz"), "flatback");
-        assert!(check_id("g", &derive_gateway_id("a host!", "0123456789")).is_ok());
-    }
-
-    #[test]
     fn validation_names_the_key() {
         let mut c = MqttConfig::default();
         assert!(c.validate().is_ok());
         c.base_topic = "a/#".into();
-        assert!(c.validate().unwrap_err().contains("mqtt.base_topic"));
+        assert_eq!(c.validate().unwrap_err().key, "mqtt.base_topic");
         let mut c = MqttConfig {
             client_cert_file: Some("c.pem".into()),
             ..MqttConfig::default()
         };
-        assert!(c.validate().unwrap_err().contains("client_key_file"));
+        assert_eq!(c.validate().unwrap_err().key, "mqtt.client_key_file");
         c.client_cert_file = None;
         c.password_env = Some("P".into());
-        assert!(c.validate().unwrap_err().contains("username"));
+        assert_eq!(c.validate().unwrap_err().key, "mqtt.username");
         c.username = "u".into();
         assert!(c.validate().is_ok());
         c.keep_alive_s = 1;
-        assert!(c.validate().unwrap_err().contains("keep_alive_s"));
-    }
-
-    #[test]
-    fn secrets_are_never_printed() {
-        let dir = tempfile::tempdir().unwrap();
-        let f = dir.path().join("pw");
-        std::fs::write(&f, "hunter2\nignored\n").unwrap();
-        let c = MqttConfig {
-            username: "coach".into(),
-            password_file: Some(f),
-            ..MqttConfig::default()
-        };
-        let creds = c.credentials().unwrap().unwrap();
-        assert_eq!(creds.password.as_ref().unwrap().expose(), "hunter2");
-        let shown = format!("{creds:?}");
-        assert!(!shown.contains("hunter2") && shown.contains("***"), "{shown}");
-        let c = MqttConfig {
-            username: "coach".into(),
-            password_env: Some("FLATBACK_TEST_SURELY_UNSET_VAR".into()),
-            ..MqttConfig::default()
-        };
-        assert!(c.credentials().unwrap_err().contains("FLATBACK_TEST_SURELY_UNSET_VAR"));
+        assert_eq!(c.validate().unwrap_err().key, "mqtt.keep_alive_s");
+        assert!(c.validate().unwrap_err().to_string().contains("5..=3600"));
     }
 }

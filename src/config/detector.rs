@@ -2,6 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::Invalid;
+
 /// The `[detector]` section of the config file. Every field has a default
 /// that fits the reference mat (4 x 4, 10-bit), so an empty section works.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -60,10 +62,12 @@ impl DetectorConfig {
         ((1u32 << self.adc_bits) - 1) as u16
     }
 
-    /// Checks the settings against a grid of `rows` rows.
-    pub fn validate(&self, rows: usize) -> Result<(), String> {
+    /// Checks the settings against a grid of `rows` rows; errors name the
+    /// key (`detector.KEY`).
+    pub fn validate(&self, rows: usize) -> Result<(), Invalid> {
+        let bad = |key: &str, message: String| Err(Invalid::new(format!("detector.{key}"), message));
         if !(8..=16).contains(&self.adc_bits) {
-            return Err(format!("adc_bits = {} (must be 8..=16)", self.adc_bits));
+            return bad("adc_bits", format!("{}: must be 8..=16", self.adc_bits));
         }
         for (name, list) in [
             ("upper_rows", &self.upper_rows),
@@ -71,20 +75,34 @@ impl DetectorConfig {
             ("sacral_rows", &self.sacral_rows),
         ] {
             if list.is_empty() {
-                return Err(format!("{name} is empty"));
+                return bad(name, "is empty".into());
             }
             if let Some(r) = list.iter().find(|&&r| r >= rows) {
-                return Err(format!("{name} names row {r}, but the grid has {rows} rows"));
+                return bad(name, format!("names row {r}, but the grid has {rows} rows"));
             }
         }
         if !(0.0 < self.arch_contact && self.arch_contact < self.arch_release && self.arch_release < 1.0) {
-            return Err(format!(
-                "need 0 < arch_contact ({}) < arch_release ({}) < 1",
-                self.arch_contact, self.arch_release
-            ));
+            let key = if self.arch_contact > 0.0 && self.arch_contact < 1.0 {
+                "arch_release"
+            } else {
+                "arch_contact"
+            };
+            return bad(
+                key,
+                format!(
+                    "need 0 < arch_contact ({}) < arch_release ({}) < 1",
+                    self.arch_contact, self.arch_release
+                ),
+            );
         }
-        if self.min_descent_s <= 0.0 || self.set_rest_s <= 0.0 || self.stuck_s <= 0.0 {
-            return Err("min_descent_s, set_rest_s and stuck_s must be positive".into());
+        for (key, v) in [
+            ("min_descent_s", self.min_descent_s),
+            ("set_rest_s", self.set_rest_s),
+            ("stuck_s", self.stuck_s),
+        ] {
+            if !(v.is_finite() && v > 0.0) {
+                return bad(key, format!("{v}: must be a positive number of seconds"));
+            }
         }
         Ok(())
     }

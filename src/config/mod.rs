@@ -1,15 +1,24 @@
-//! The configuration file (TOML). Every section and key has a default, so an
-//! empty file, or none, is a valid configuration for the reference mat.
+//! The configuration file (TOML): every section's structs, with serde
+//! defaults, so an empty file, or none, is a valid configuration for the
+//! reference mat. This module imports nothing else of the application:
+//! everyone else imports their section from here.
 //!
 //! Errors name the file, the line and the key: unknown keys and wrong types
-//! come from the TOML parser, values out of range from [`Config::validate`],
-//! located in the text afterwards.
+//! come from the TOML parser, values that cannot be used from each section's
+//! `validate` (an [`Invalid`] with its key), located in the text afterwards.
+//! Checks that need the rest of the application (the wiring, the scenarios)
+//! come through [`Config::load_with`].
+
+pub mod detector;
+pub mod mqtt;
+
+pub use detector::DetectorConfig;
+pub use mqtt::{BrokerUrl, MqttConfig, SyncMode};
 
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::detector::DetectorConfig;
 use crate::hardware::HardwareConfig;
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -19,7 +28,7 @@ pub struct Config {
     pub detector: DetectorConfig,
     /// How the mat is wired to the Pi (SPI ADCs, GPIO rows).
     pub hardware: HardwareConfig,
-    pub mqtt: crate::mqtt::MqttConfig,
+    pub mqtt: MqttConfig,
     pub log: LogConfig,
     /// The mats of this gateway (`[[mats]]`). None: one mat, `[mat] id`,
     /// read through `[hardware]`.
@@ -132,72 +141,99 @@ impl Default for MatConfig {
 #[error("{0}")]
 pub struct ConfigError(pub String);
 
-/// One step of a key's path: a table key or an array index.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Key {
-    Name(String),
-    Index(usize),
-}
-
-impl From<&str> for Key {
-    fn from(s: &str) -> Key {
-        Key::Name(s.to_string())
+impl From<Invalid> for ConfigError {
+    /// Not located in a file: a configuration built or resolved at run time.
+    fn from(e: Invalid) -> ConfigError {
+        ConfigError(e.to_string())
     }
 }
 
-impl From<usize> for Key {
-    fn from(i: usize) -> Key {
-        Key::Index(i)
-    }
-}
-
-/// A value the parser accepted but that cannot be used, and its key.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Problem {
-    pub key: Vec<Key>,
+/// A value the parser accepted but that cannot be used: its key, as the
+/// file writes it (`mqtt.keep_alive_s`, `mats[1].hardware`), and why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{key}: {message}")]
+pub struct Invalid {
+    pub key: String,
     pub message: String,
 }
 
-impl Problem {
-    fn new(key: Vec<Key>, message: impl Into<String>) -> Problem {
-        Problem {
-            key,
+impl Invalid {
+    pub fn new(key: impl Into<String>, message: impl Into<String>) -> Invalid {
+        Invalid {
+            key: key.into(),
             message: message.into(),
         }
     }
 
-    /// `mats[1].hardware`
-    pub fn key_name(&self) -> String {
-        let mut s = String::new();
-        for k in &self.key {
-            match k {
-                Key::Name(n) if s.is_empty() => s.push_str(n),
-                Key::Name(n) => {
-                    s.push('.');
-                    s.push_str(n);
-                }
-                Key::Index(i) => s.push_str(&format!("[{i}]")),
-            }
-        }
-        s
+    /// Located in `text` (the file `origin`): the file, the line where the
+    /// key is written (or the nearest table above it), the key, the message.
+    pub fn locate(&self, origin: &str, text: &str) -> ConfigError {
+        let at = line_of(text, &self.key).map_or(String::new(), |l| format!(" line {l}:"));
+        ConfigError(format!("{origin}:{at} {self}"))
     }
+}
+
+/// An id usable in topics, client ids and Home Assistant's `unique_id`s: 1
+/// to 64 of `A-Z a-z 0-9 _ -`.
+pub fn check_id(id: &str) -> Result<(), String> {
+    if id.is_empty() || id.len() > 64 {
+        return Err(format!("\"{id}\": must be 1 to 64 characters"));
+    }
+    if let Some(c) = id
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || *c == '_' || *c == '-'))
+    {
+        return Err(format!(
+            "\"{id}\": character {c:?} not allowed (only letters, digits, _ and -)"
+        ));
+    }
+    Ok(())
+}
+
+/// One step of a key's path: a table key or an array index.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Step<'a> {
+    Name(&'a str),
+    Index(usize),
+}
+
+/// `mats[1].hardware` -> `mats`, `1`, `hardware`.
+fn steps(key: &str) -> Vec<Step<'_>> {
+    let mut out = Vec::new();
+    for part in key.split('.') {
+        let mut rest = part;
+        if let Some(open) = rest.find('[') {
+            out.push(Step::Name(&rest[..open]));
+            rest = &rest[open..];
+            while let Some(inner) = rest.strip_prefix('[') {
+                let Some((n, after)) = inner.split_once(']') else { break };
+                if let Ok(i) = n.parse() {
+                    out.push(Step::Index(i));
+                }
+                rest = after;
+            }
+        } else {
+            out.push(Step::Name(rest));
+        }
+    }
+    out
 }
 
 /// The 1-based line where `key` is written in `text`, or where the nearest
 /// written table above it is (a key left to its default has no line).
-pub fn line_of(text: &str, key: &[Key]) -> Option<usize> {
+pub fn line_of(text: &str, key: &str) -> Option<usize> {
     use toml::de::{DeTable, DeValue};
     let doc = DeTable::parse(text).ok()?;
     let mut span = None;
     let mut value: Option<&DeValue> = None;
     let mut table = Some(doc.get_ref());
-    for k in key {
+    for k in steps(key) {
         let next = match (k, table, value) {
-            (Key::Name(n), Some(t), _) => t.iter().find(|(name, _)| name.get_ref() == n).map(|(name, v)| {
+            (Step::Name(n), Some(t), _) => t.iter().find(|(name, _)| name.get_ref() == n).map(|(name, v)| {
                 span = Some(name.span());
                 v
             }),
-            (Key::Index(i), _, Some(DeValue::Array(a))) => a.get(*i).inspect(|v| span = Some(v.span())),
+            (Step::Index(i), _, Some(DeValue::Array(a))) => a.get(i).inspect(|v| span = Some(v.span())),
             _ => None,
         };
         let Some(v) = next else { break };
@@ -212,30 +248,27 @@ pub fn line_of(text: &str, key: &[Key]) -> Option<usize> {
 }
 
 /// The default configuration, commented: what `flatback config default` prints.
-pub const DEFAULT_TOML: &str = include_str!("../config/flatback.toml");
+pub const DEFAULT_TOML: &str = include_str!("../../config/flatback.toml");
 
 impl Config {
-    /// Parses TOML text; `origin` names the file in errors, which also give
-    /// the line, column and key.
+    /// Parses TOML text and checks each section; `origin` names the file
+    /// in errors, which also give the line, column and key.
     pub fn parse(text: &str, origin: &str) -> Result<Self, ConfigError> {
+        Config::parse_with(text, origin, |_| Ok(()))
+    }
+
+    /// As [`Config::parse`], then `check` (what needs the rest of the
+    /// application), its error located too.
+    pub fn parse_with(
+        text: &str,
+        origin: &str,
+        check: impl FnOnce(&Config) -> Result<(), Invalid>,
+    ) -> Result<Self, ConfigError> {
         let config: Config = toml::from_str(text).map_err(|e| ConfigError(format!("{origin}: {e}")))?;
-        config.validate().map_err(|mut p| {
-            // A problem found for a whole section: the first of its keys
-            // that the message names and the file sets is the one to show.
-            if p.key.len() == 1 {
-                let named = p
-                    .message
-                    .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
-                    .filter(|w| !w.is_empty())
-                    .map(|w| vec![p.key[0].clone(), Key::from(w)])
-                    .find(|k| line_of(text, k).is_some_and(|l| Some(l) != line_of(text, &k[..1])));
-                if let Some(k) = named {
-                    p.key = k;
-                }
-            }
-            let at = line_of(text, &p.key).map_or(String::new(), |l| format!(" line {l}:"));
-            ConfigError(format!("{origin}:{at} {}: {}", p.key_name(), p.message))
-        })?;
+        config
+            .validate()
+            .and_then(|()| check(&config))
+            .map_err(|e| e.locate(origin, text))?;
         Ok(config)
     }
 
@@ -257,55 +290,35 @@ impl Config {
         mat.hardware.as_ref().unwrap_or(&self.hardware)
     }
 
-    /// Checks what the parser cannot: ranges, references between keys,
-    /// duplicate mat ids, two mats on one chip select.
-    pub fn validate(&self) -> Result<(), Problem> {
-        let grid = crate::frame::Grid::new(self.mat.rows, self.mat.cols);
+    /// Checks what the parser cannot, section by section: ranges, ids,
+    /// references between keys, two mats on one chip select.
+    pub fn validate(&self) -> Result<(), Invalid> {
         if !(1..=64).contains(&self.mat.rows) || !(1..=64).contains(&self.mat.cols) {
-            return Err(Problem::new(
-                vec!["mat".into(), "rows".into()],
+            return Err(Invalid::new(
+                "mat.rows",
                 format!(
                     "a {}x{} grid: rows and cols must be 1..=64",
                     self.mat.rows, self.mat.cols
                 ),
             ));
         }
-        self.detector.validate(self.mat.rows).map_err(|m| {
-            let key = m.split([' ', ',']).next().unwrap_or("").to_string();
-            let mut path = vec![Key::from("detector")];
-            if !key.is_empty() && DEFAULT_TOML.contains(&format!("\n{key} =")) {
-                path.push(Key::Name(key));
-            }
-            Problem::new(path, m)
-        })?;
-        self.mqtt.validate().map_err(|m| {
-            let key = m.strip_prefix("mqtt.").and_then(|r| r.split([' ', ',', ':']).next());
-            let mut path = vec![Key::from("mqtt")];
-            path.extend(key.map(Key::from));
-            Problem::new(path, m)
-        })?;
+        self.detector.validate(self.mat.rows)?;
+        self.mqtt.validate()?;
         if !matches!(self.log.level.as_str(), "error" | "warn" | "info" | "debug" | "trace") {
-            return Err(Problem::new(
-                vec!["log".into(), "level".into()],
+            return Err(Invalid::new(
+                "log.level",
                 format!("\"{}\": one of error, warn, info, debug, trace", self.log.level),
             ));
         }
-        let wiring_problem = |key: Vec<Key>, e: crate::hardware::WiringError| Problem::new(key, e.to_string());
         if self.mats.is_empty() {
-            crate::wire::topics::check_id("mat id", &self.mat.id)
-                .map_err(|e| Problem::new(vec!["mat".into(), "id".into()], e))?;
-            let wiring = self
-                .hardware
-                .wiring(grid)
-                .map_err(|e| wiring_problem(vec!["hardware".into()], e))?;
-            check_bits(&wiring, self.detector.adc_bits, vec!["hardware".into()])?;
+            check_id(&self.mat.id).map_err(|e| Invalid::new("mat.id", e))?;
         }
         let mut selects: Vec<(usize, u8, u8)> = Vec::new();
         for (i, m) in self.mats.iter().enumerate() {
-            let at = |k: &str| vec![Key::from("mats"), Key::Index(i), Key::from(k)];
-            crate::wire::topics::check_id("mat id", &m.id).map_err(|e| Problem::new(at("id"), e))?;
+            let at = |k: &str| format!("mats[{i}].{k}");
+            check_id(&m.id).map_err(|e| Invalid::new(at("id"), e))?;
             if let Some(j) = self.mats[..i].iter().position(|o| o.id == m.id) {
-                return Err(Problem::new(
+                return Err(Invalid::new(
                     at("id"),
                     format!(
                         "mat id \"{}\" is also the id of mats[{j}]: each mat needs its own",
@@ -313,53 +326,40 @@ impl Config {
                     ),
                 ));
             }
-            if m.source != MatSourceKind::Replay {
-                let hw = self.hardware_of(m);
-                let key = if m.hardware.is_some() {
-                    at("hardware")
-                } else {
-                    vec![Key::from("hardware")]
-                };
-                let wiring = hw.wiring(grid).map_err(|e| wiring_problem(key.clone(), e))?;
-                check_bits(&wiring, self.detector.adc_bits, key)?;
-                if m.source == MatSourceKind::Spi {
-                    for a in &hw.adc {
-                        if let Some(&(j, _, _)) = selects.iter().find(|&&(_, b, c)| (b, c) == (a.bus, a.cs)) {
-                            return Err(Problem::new(
-                                at("source"),
-                                format!(
-                                    "mats[{j}] ({}) and mats[{i}] ({}) both read SPI{} CE{}: two mats cannot \
-                                     share a chip select; give this mat its own [mats.hardware] chips",
-                                    self.mats[j].id, m.id, a.bus, a.cs
-                                ),
-                            ));
-                        }
-                        selects.push((i, a.bus, a.cs));
+            if m.source == MatSourceKind::Spi {
+                for a in &self.hardware_of(m).adc {
+                    if let Some(&(j, _, _)) = selects.iter().find(|&&(_, b, c)| (b, c) == (a.bus, a.cs)) {
+                        return Err(Invalid::new(
+                            at("source"),
+                            format!(
+                                "mats[{j}] ({}) and mats[{i}] ({}) both read SPI{} CE{}: two mats cannot \
+                                 share a chip select; give this mat its own [mats.hardware] chips",
+                                self.mats[j].id, m.id, a.bus, a.cs
+                            ),
+                        ));
                     }
+                    selects.push((i, a.bus, a.cs));
                 }
             }
             match m.source {
                 MatSourceKind::Sim => {
-                    m.kind
-                        .parse::<crate::sim::Kind>()
-                        .map_err(|e| Problem::new(at("kind"), e.to_string()))?;
                     if !(50.0..=2000.0).contains(&m.rate_hz) {
-                        return Err(Problem::new(at("rate_hz"), format!("{}: must be 50..=2000", m.rate_hz)));
+                        return Err(Invalid::new(at("rate_hz"), format!("{}: must be 50..=2000", m.rate_hz)));
                     }
                     if m.seconds.is_some_and(|s| !(s.is_finite() && s > 0.0)) {
-                        return Err(Problem::new(at("seconds"), "must be a positive number of seconds"));
+                        return Err(Invalid::new(at("seconds"), "must be a positive number of seconds"));
                     }
                     if m.bus_fault_at_s.is_some_and(|t| !(t.is_finite() && t >= 0.0))
                         || !(m.bus_fault_for_s.is_finite() && m.bus_fault_for_s > 0.0)
                     {
-                        return Err(Problem::new(
+                        return Err(Invalid::new(
                             at("bus_fault_at_s"),
                             "bus_fault_at_s must be 0 or more and bus_fault_for_s positive",
                         ));
                     }
                 }
                 MatSourceKind::Replay if m.file.is_none() => {
-                    return Err(Problem::new(at("source"), "source = \"replay\" needs file = \"...\""));
+                    return Err(Invalid::new(at("source"), "source = \"replay\" needs file = \"...\""));
                 }
                 _ => {}
             }
@@ -369,26 +369,14 @@ impl Config {
 
     /// Reads and checks the file at `path`.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|e| ConfigError(format!("{}: {e}", path.display())))?;
-        Self::parse(&text, &path.display().to_string())
+        Config::load_with(path, |_| Ok(()))
     }
-}
 
-/// The wired chip converts with the detector's resolution.
-fn check_bits(wiring: &crate::hardware::Wiring, adc_bits: u32, key: Vec<Key>) -> Result<(), Problem> {
-    if adc_bits == wiring.chip.bits() {
-        return Ok(());
+    /// Reads the file at `path`, checks each section, then `check`.
+    pub fn load_with(path: &Path, check: impl FnOnce(&Config) -> Result<(), Invalid>) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError(format!("{}: {e}", path.display())))?;
+        Config::parse_with(&text, &path.display().to_string(), check)
     }
-    Err(Problem::new(
-        key,
-        format!(
-            "chip = \"{}\" is {}-bit but [detector] adc_bits = {}: set adc_bits = {}",
-            wiring.chip,
-            wiring.chip.bits(),
-            adc_bits,
-            wiring.chip.bits()
-        ),
-    ))
 }
 
 #[cfg(test)]
