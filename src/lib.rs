@@ -34,9 +34,11 @@ pub mod config;
 pub mod daemon;
 pub mod detector;
 pub mod event;
+pub mod floor;
 pub mod frame;
 pub mod hardware;
 pub mod mcp3x08;
+pub mod metrics;
 pub mod mqtt;
 pub mod outbox;
 #[cfg(feature = "plot")]
@@ -48,4 +50,5 @@ pub mod sim;
 pub mod sources;
 #[cfg(feature = "watch")]
 pub mod watch;
+pub mod web;
 pub mod wire;

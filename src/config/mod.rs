@@ -11,9 +11,11 @@
 
 pub mod detector;
 pub mod mqtt;
+pub mod web;
 
 pub use detector::DetectorConfig;
 pub use mqtt::{BrokerUrl, MqttConfig, SyncMode};
+pub use web::WebConfig;
 
 use std::path::{Path, PathBuf};
 
@@ -30,6 +32,8 @@ pub struct Config {
     pub hardware: HardwareConfig,
     pub mqtt: MqttConfig,
     pub log: LogConfig,
+    /// The gateway's web view, `/metrics` and `/health`.
+    pub web: WebConfig,
     /// The mats of this gateway (`[[mats]]`). None: one mat, `[mat] id`,
     /// read through `[hardware]`.
     pub mats: Vec<MatEntry>,
@@ -304,6 +308,7 @@ impl Config {
         }
         self.detector.validate(self.mat.rows)?;
         self.mqtt.validate()?;
+        self.web.validate()?;
         if !matches!(self.log.level.as_str(), "error" | "warn" | "info" | "debug" | "trace") {
             return Err(Invalid::new(
                 "log.level",

@@ -19,6 +19,7 @@
 //! ([`crate::mqtt::publisher`]) takes them to the broker on tokio.
 
 pub mod check;
+pub mod descent;
 pub mod pipeline;
 pub mod signals;
 pub mod supervise;
@@ -121,6 +122,23 @@ pub fn run(config: &Config, options: &RunOptions, notifier: &Notifier) -> Result
         .build()
         .context("starting the async runtime")?;
     let finished = runtime.block_on(async {
+        // The web view: a gateway runs without it rather than not at all.
+        let web = match crate::web::start(config, &opts, &outbox).await {
+            Ok(web) => web,
+            Err(e) => {
+                tracing::error!("web view off: {e:#}");
+                None
+            }
+        };
+        #[cfg(feature = "plot")]
+        if let Some(web) = web.as_ref().filter(|_| config.web.pictures_per_mat > 0) {
+            let (tx, rx) = std::sync::mpsc::sync_channel(crate::web::pictures::QUEUE);
+            outbox.record_sessions(tx);
+            let (pictures, detector) = (web.pictures.clone(), config.detector.clone());
+            let _ = std::thread::Builder::new()
+                .name("web-pictures".into())
+                .spawn(move || crate::web::pictures::draw_sessions(rx, pictures, detector));
+        }
         let watchdog = tokio::spawn(watchdog::run(notifier.clone_handle(), alive));
         let stopping = notifier.clone_handle();
         let stop_mats = stop.clone();
@@ -143,6 +161,7 @@ pub fn run(config: &Config, options: &RunOptions, notifier: &Notifier) -> Result
         };
         let finished = crate::mqtt::publisher::run(opts, outbox, shutdown, options.exit_when_done).await;
         watchdog.abort();
+        drop(web);
         finished
     });
     stop.store(true, Ordering::Relaxed);

@@ -16,11 +16,16 @@
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use super::descent::DescentTracker;
 use crate::detector::{Detector, DetectorConfig};
 use crate::event::{Event, Phase};
 use crate::frame::{Frame, FrameSource, SourceError};
 use crate::outbox::MatLink;
 use crate::wire::{Command, MatState};
+
+/// How often the mat's live look (its raw frame, for the web view's grid)
+/// is handed over, milliseconds of wall time.
+const LIVE_EVERY_MS: u64 = 100;
 
 /// If the restarted detector sees nobody within this time, the session the
 /// restart kept open is ended after all.
@@ -191,6 +196,14 @@ pub struct Pipeline {
     frame: Frame,
     events: Vec<Event>,
     run: MatRun,
+    descent: DescentTracker,
+    /// When the live look is handed over next ([`crate::metrics::now_ms`]).
+    next_live_ms: u64,
+    /// The session recorded for the web view's pictures, when it draws them.
+    #[cfg(feature = "plot")]
+    recorder: Option<crate::web::pictures::SessionRecorder>,
+    #[cfg(feature = "plot")]
+    recorder_checked: bool,
 }
 
 impl Pipeline {
@@ -201,6 +214,12 @@ impl Pipeline {
             frame: Frame::zeroed(grid),
             events: Vec::with_capacity(16),
             run: MatRun::default(),
+            descent: DescentTracker::new(),
+            next_live_ms: 0,
+            #[cfg(feature = "plot")]
+            recorder: None,
+            #[cfg(feature = "plot")]
+            recorder_checked: false,
         })
     }
 
@@ -218,11 +237,31 @@ impl Pipeline {
     }
 
     fn drain(&mut self, link: &MatLink) {
-        for e in self.events.drain(..) {
+        let mut events = std::mem::take(&mut self.events);
+        for e in events.drain(..) {
             if let Some(out) = self.tracker.on_event(&e) {
                 link.emit(&out);
                 self.run.events += 1;
+                #[cfg(feature = "plot")]
+                self.record_event(link, &out);
             }
+        }
+        // The buffer goes back, its capacity kept.
+        self.events = events;
+    }
+
+    /// The session's events into its recording (sessions start recording
+    /// once someone draws them).
+    #[cfg(feature = "plot")]
+    fn record_event(&mut self, link: &MatLink, e: &Event) {
+        if !self.recorder_checked || (self.recorder.is_none() && matches!(e, Event::Session { .. })) {
+            self.recorder_checked = true;
+            self.recorder = link
+                .session_sink()
+                .map(|sink| crate::web::pictures::SessionRecorder::new(link.id(), self.detector.grid(), sink));
+        }
+        if let Some(r) = self.recorder.as_mut() {
+            r.event(e);
         }
     }
 
@@ -270,10 +309,43 @@ impl Pipeline {
             if let Some(held) = self.tracker.on_frame(t_us, occupied, in_arch, contact) {
                 link.emit(&held);
                 self.run.events += 1;
+                #[cfg(feature = "plot")]
+                self.record_event(link, &held);
+            }
+            #[cfg(feature = "plot")]
+            if let Some(r) = self.recorder.as_mut() {
+                r.frame(&self.frame);
+            }
+            let probe = self.detector.probe();
+            self.descent.push(t_us, &probe);
+            let now_ms = link.metrics().frame();
+            if now_ms >= self.next_live_ms {
+                self.next_live_ms = now_ms + LIVE_EVERY_MS;
+                self.hand_live(link, &probe);
             }
             on_frame(self);
             link.set_state(self.tracker.state());
         }
+    }
+
+    /// The mat's live look for the web view: the raw frame, the detector's
+    /// view of it, the descent under way.
+    fn hand_live(&self, link: &MatLink, probe: &crate::detector::Probe) {
+        let (frame, grid, full_scale) = (&self.frame, self.detector.grid(), self.detector.config().full_scale());
+        let descent_ms = self.descent.descent_ms(frame.t_us);
+        link.set_live(|live| {
+            live.t_ms = frame.t_ms();
+            live.rows = grid.rows;
+            live.cols = grid.cols;
+            live.counts.clear();
+            live.counts.extend_from_slice(&frame.counts);
+            live.full_scale = full_scale;
+            live.occupied = probe.occupied;
+            live.settled = probe.settled;
+            live.in_arch = probe.in_arch;
+            live.contact = probe.contact;
+            live.descent_ms = descent_ms;
+        });
     }
 
     /// The mat is done: close what is open (the set, the session) and say so.

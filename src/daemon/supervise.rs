@@ -50,7 +50,10 @@ pub fn mat(config: &Config, mat: &MatEntry, speed: f64, link: &MatLink, stop: &A
             // The sampler's figures sit behind a lock and change slowly: a
             // look every 256 frames (a quarter second at 1 kHz) is enough.
             if let Some(sampler) = sampler.filter(|_| p.figures().frames % 256 == 0) {
-                p.tracker_mut().set_overruns(overruns_before + sampler.stats().overruns);
+                let stats = sampler.stats();
+                let overruns = overruns_before + stats.overruns;
+                p.tracker_mut().set_overruns(overruns);
+                link.metrics().sampler(overruns, stats.jitter_p50_us, stats.jitter_p99_us);
             }
         });
         if pipeline.figures().frames > frames_before {
@@ -97,6 +100,7 @@ fn wait_after_failure(
     let wait = backoff.fail();
     let failures = backoff.failures();
     link.set_available(false);
+    link.metrics().source_failures.fetch_add(1, Ordering::Relaxed);
     if failures == 1 || failures.is_power_of_two() {
         tracing::error!(
             mat = mat.id,

@@ -19,6 +19,7 @@
 //! `Outgoing::Publish(pkid)`.
 
 use std::collections::VecDeque;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -153,6 +154,9 @@ impl Logic {
         match msg {
             FromDriver::Connected => {
                 tracing::info!(broker = %self.opts.broker, client_id = %self.opts.client_id, "connected");
+                let metrics = self.outbox.metrics();
+                metrics.mqtt_connected.store(true, Ordering::Relaxed);
+                metrics.mqtt_connections.fetch_add(1, Ordering::Relaxed);
                 self.last_error = None;
                 self.waiting.clear();
                 let views = self.outbox.views();
@@ -165,6 +169,7 @@ impl Logic {
             FromDriver::Lost { error, quiesced } => {
                 let queued = self.outbox.queued();
                 tracing::warn!("lost the connection: {error}; {queued} events wait in the outbox");
+                self.outbox.metrics().mqtt_connected.store(false, Ordering::Relaxed);
                 self.session.lost();
                 self.waiting.clear();
                 let _ = quiesced.send(());
@@ -178,6 +183,7 @@ impl Logic {
                 self.last_error = Some(error);
             }
             FromDriver::Stopped => {
+                self.outbox.metrics().mqtt_connected.store(false, Ordering::Relaxed);
                 self.session.lost();
                 self.stopped = true;
             }

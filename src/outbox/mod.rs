@@ -5,7 +5,10 @@
 //!   only when the broker has acknowledged them;
 //! - each mat's latest state and availability sit in a slot, versioned, for
 //!   the publisher to publish on change (rate-limited);
-//! - commands for a mat wait in its channel until its thread takes them.
+//! - commands for a mat wait in its channel until its thread takes them;
+//! - each mat's live look (its latest raw frame and the detector's view of
+//!   it, a few times a second) sits in a slot of its own for the web view;
+//! - the gateway's figures ([`crate::metrics`]) are bumped on the way.
 //!
 //! Mat threads never wait for the network: `emit` appends to the store (a
 //! disk write; synced by a background thread, group commit) and wakes the
@@ -23,6 +26,7 @@ use std::time::SystemTime;
 use tokio::sync::Notify;
 
 use crate::event::Event;
+use crate::metrics::{MatMetrics, Registry};
 use crate::wire::payload::{self, OutboxFigures};
 use crate::wire::{Command, MatState};
 
@@ -33,12 +37,50 @@ struct MatSlot {
     available: Mutex<(bool, u64)>,
     commands: Mutex<Sender<Command>>,
     finished: AtomicBool,
+    live: Mutex<Live>,
+}
+
+/// A mat's session as recorded while it lasted (for the web view's
+/// pictures): a recording (gzip-compressed CSV, thinned) and its events.
+#[derive(Debug, Clone)]
+pub struct FinishedSession {
+    pub mat: String,
+    pub recording: Vec<u8>,
+    pub events: Vec<Event>,
+    pub started: SystemTime,
+}
+
+/// A mat's live look, for the web view: its latest raw frame and what the
+/// detector made of it, handed over a few times a second (not per frame).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Live {
+    /// Bumped on every hand-over (0: nothing yet).
+    pub version: u64,
+    /// The frame's time on the source's clock.
+    pub t_ms: u64,
+    pub rows: usize,
+    pub cols: usize,
+    /// Raw ADC counts, row-major.
+    pub counts: Vec<u16>,
+    pub full_scale: u16,
+    pub occupied: bool,
+    /// The person's reference is taken: `contact` means something.
+    pub settled: bool,
+    pub in_arch: bool,
+    /// Lumbar contact, share of the reference.
+    pub contact: f32,
+    /// The legs are being lowered now, for this long (source clock).
+    pub descent_ms: Option<u64>,
 }
 
 struct Shared {
     store: Mutex<Store>,
     wake: Notify,
     mats: Vec<MatSlot>,
+    metrics: Arc<Registry>,
+    /// Where mats hand their finished sessions (the web view's pictures);
+    /// none: mats record nothing.
+    sessions: Mutex<Option<std::sync::mpsc::SyncSender<FinishedSession>>>,
     /// (records to sync, stop) for the background syncer.
     sync: (Mutex<(bool, bool)>, Condvar),
 }
@@ -89,6 +131,7 @@ impl Outbox {
                 available: Mutex::new((false, 0)),
                 commands: Mutex::new(tx),
                 finished: AtomicBool::new(false),
+                live: Mutex::new(Live::default()),
             });
             receivers.push(rx);
         }
@@ -96,6 +139,8 @@ impl Outbox {
             store: Mutex::new(store),
             wake: Notify::new(),
             mats: slots,
+            metrics: Arc::new(Registry::new(mats)),
+            sessions: Mutex::new(None),
             sync: (Mutex::new((false, false)), Condvar::new()),
         });
         // Group commit: one sync for whatever was appended meanwhile, off
@@ -141,6 +186,36 @@ impl Outbox {
     /// The store, locked (keep it short: the mats append through it).
     pub fn store(&self) -> MutexGuard<'_, Store> {
         self.shared.store()
+    }
+
+    /// The gateway's figures.
+    pub fn metrics(&self) -> &Arc<Registry> {
+        &self.shared.metrics
+    }
+
+    /// The outbox's figures into [`Outbox::metrics`] (queued and dropped
+    /// events), read now.
+    pub fn refresh_metrics(&self) {
+        let (queued, dropped) = {
+            let store = self.shared.store();
+            (store.queued(), store.dropped())
+        };
+        self.shared.metrics.outbox_queued.store(queued, Ordering::Relaxed);
+        self.shared.metrics.outbox_dropped.store(dropped, Ordering::Relaxed);
+    }
+
+    /// Mat `mat`'s live look, if it is one of this gateway's and its version
+    /// is newer than `seen`.
+    pub fn live(&self, mat: &str, seen: u64) -> Option<Live> {
+        let slot = self.shared.mats.iter().find(|m| m.id == mat)?;
+        let live = slot.live.lock().unwrap_or_else(|p| p.into_inner());
+        (live.version > seen).then(|| live.clone())
+    }
+
+    /// Mats that start a session from now on record it and hand it to
+    /// `sink` when it ends.
+    pub fn record_sessions(&self, sink: std::sync::mpsc::SyncSender<FinishedSession>) {
+        *self.shared.sessions.lock().unwrap_or_else(|p| p.into_inner()) = Some(sink);
     }
 
     /// Events waiting for the broker's acknowledgement.
@@ -216,6 +291,25 @@ impl MatLink {
         &self.shared.mats[self.index]
     }
 
+    /// This mat's figures.
+    pub fn metrics(&self) -> &MatMetrics {
+        &self.shared.metrics.mats[self.index]
+    }
+
+    /// Where finished sessions go, if anyone draws them.
+    pub fn session_sink(&self) -> Option<std::sync::mpsc::SyncSender<FinishedSession>> {
+        self.shared.sessions.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Hands the mat's live look over: `update` fills it in place (keep it
+    /// short: the web view reads it under the same lock). Called a few times
+    /// a second, not per frame.
+    pub fn set_live(&self, update: impl FnOnce(&mut Live)) {
+        let mut live = self.slot().live.lock().unwrap_or_else(|p| p.into_inner());
+        update(&mut live);
+        live.version += 1;
+    }
+
     /// Puts an event in the store for delivery; returns its `seq`. Never
     /// waits for the network. A store that cannot write logs the error and
     /// the event is lost.
@@ -232,9 +326,16 @@ impl MatLink {
             cv.notify_one();
         }
         self.shared.wake.notify_one();
+        let metrics = &self.shared.metrics;
         match result {
-            Ok(a) => Some(a.seq),
+            Ok(a) => {
+                metrics.mats[self.index].event(event);
+                metrics.outbox_accepting.store(true, Ordering::Relaxed);
+                Some(a.seq)
+            }
             Err(e) => {
+                metrics.outbox_failures.fetch_add(1, Ordering::Relaxed);
+                metrics.outbox_accepting.store(false, Ordering::Relaxed);
                 tracing::error!(mat, error = %e, "outbox: cannot store an event; it is lost");
                 None
             }
@@ -255,6 +356,7 @@ impl MatLink {
     /// Whether the mat delivers frames (its availability topic).
     pub fn set_available(&self, on: bool) {
         let mut a = self.slot().available.lock().unwrap_or_else(|p| p.into_inner());
+        self.metrics().available.store(on, Ordering::Relaxed);
         if a.0 != on || a.1 == 0 {
             a.0 = on;
             a.1 += 1;
@@ -271,6 +373,7 @@ impl MatLink {
     /// The mat's source ended: it goes `offline`.
     pub fn finish(&self) {
         self.set_available(false);
+        self.metrics().finished.store(true, Ordering::Relaxed);
         self.slot().finished.store(true, Ordering::Release);
         self.shared.wake.notify_one();
     }

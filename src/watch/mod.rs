@@ -1,14 +1,15 @@
 //! `flatback watch`: the coach's view of every mat on a broker.
 //!
-//! - [`model`]: the dashboard's state, messages in, tiles out (pure; the
-//!   topics and payloads are the wire contract's, [`crate::wire`]);
+//! - [`model`]: the dashboard's state, messages in, tiles out: the floor's
+//!   model ([`crate::floor`]), which the web view shares (pure; the topics
+//!   and payloads are the wire contract's, [`crate::wire`]);
 //! - [`render`]: the tiles drawn with ratatui (pure, on any buffer);
 //! - the MQTT connection is a [`crate::mqtt::subscriber`].
 //!
 //! [`run`] ties them: a full-screen dashboard on a terminal, or one plain
 //! line per event when standard output is not a terminal.
 
-pub mod model;
+pub use crate::floor as model;
 pub mod render;
 
 use std::io::{self, IsTerminal, Write};

@@ -1,4 +1,7 @@
-//! The dashboard's state: MQTT messages in, tiles out (pure, synchronous).
+//! The coach's floor: MQTT messages in, tiles out (pure, synchronous). One
+//! model for every view of the floor: `flatback watch` draws its tiles in a
+//! terminal ([`crate::watch`]), the gateway's web view ([`crate::web`]) in a
+//! browser.
 //!
 //! Every mat seen under the base topic gets a tile. A mat's counters come
 //! from its retained state (the publisher's own count, right after a reset

@@ -1,0 +1,334 @@
+//! The floor as the browsers see it: every mat of every gateway on the
+//! broker, followed by the same model as `flatback watch`
+//! ([`crate::floor::Dashboard`]) on a subscribing connection of its own, and
+//! turned into JSON tiles for the pages.
+//!
+//! A thread takes the broker's messages in batches (whatever has arrived),
+//! applies them to the model, and compares each tile's JSON with the one
+//! sent before: only the tiles that changed go out, as one update, on a
+//! broadcast channel every browser's stream reads. A browser that falls
+//! behind skips to the whole floor ([`Floor::snapshot`]). The JSON leaves out
+//! what changes with the clock alone (ages), so a tile is sent only when
+//! something about the mat changed.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use serde_json::{json, Value};
+use tokio::sync::broadcast;
+
+use crate::floor::{Dashboard, Link, Screen, Status, Tile, Tone};
+use crate::mqtt::subscriber::LinkEvent;
+use crate::wire::topics::{self, Subject};
+
+/// Updates kept for browsers that are a little behind.
+const BACKLOG: usize = 64;
+
+/// One update of the floor, as the browsers' streams send it.
+#[derive(Debug, Clone)]
+pub enum Update {
+    /// The whole floor changed shape (a mat appeared, the broker link
+    /// changed): every tile, in order.
+    Floor(Bytes),
+    /// These tiles changed.
+    Tiles(Bytes),
+}
+
+/// What a mat's last event was, from its envelope.
+#[derive(Debug, Clone, Default, PartialEq)]
+struct LastEvent {
+    kind: String,
+    seq: Option<u64>,
+    time: Option<String>,
+}
+
+#[derive(serde::Deserialize)]
+struct Envelope {
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    seq: Option<u64>,
+    time: Option<String>,
+}
+
+struct Model {
+    dashboard: Dashboard,
+    gateway: String,
+    own: Vec<String>,
+    last_events: HashMap<(String, String), LastEvent>,
+    /// Each tile's JSON as last sent, in order.
+    sent: Vec<(String, Bytes)>,
+    link: Value,
+}
+
+/// The floor shared between its thread and the web server.
+pub struct Floor {
+    model: Mutex<Model>,
+    updates: broadcast::Sender<Update>,
+    started: Instant,
+}
+
+fn status_name(s: Status) -> &'static str {
+    match s {
+        Status::Offline => "offline",
+        Status::Arching => "arching",
+        Status::Occupied => "occupied",
+        Status::Empty => "empty",
+        Status::Unknown => "unknown",
+    }
+}
+
+fn tone_name(t: Tone) -> &'static str {
+    match t {
+        Tone::Good => "good",
+        Tone::Bad => "bad",
+        Tone::Info => "info",
+        Tone::Warn => "warn",
+    }
+}
+
+/// A tile's JSON: what the pages draw (no ages: the page keeps time).
+fn tile_json(t: &Tile, own: bool, last: Option<&LastEvent>) -> Value {
+    let c = &t.counters;
+    json!({
+        "id": format!("{}/{}", t.key.gateway, t.key.mat),
+        "gateway": t.key.gateway,
+        "mat": t.key.mat,
+        "label": t.label,
+        "own": own,
+        "status": status_name(t.status),
+        "contact": t.contact,
+        "set": c.set,
+        "set_reps": c.set_reps,
+        "set_perfect": c.set_perfect,
+        "reps": c.reps,
+        "perfect_reps": c.perfect_reps,
+        "arches": c.arches,
+        "last_descent_s": t.last_descent_s,
+        "last_rushed": t.last_rushed,
+        "log": t.events.iter().map(|(_, e)| json!({"text": e.text, "tone": tone_name(e.tone)})).collect::<Vec<_>>(),
+        "event": last.map(|e| json!({"type": e.kind, "seq": e.seq, "time": e.time})),
+    })
+}
+
+fn link_json(link: &Link) -> Value {
+    match link {
+        Link::Connecting => json!({"state": "connecting"}),
+        Link::Connected => json!({"state": "connected"}),
+        Link::Lost(why) => json!({"state": "lost", "why": why}),
+    }
+}
+
+impl Model {
+    /// The tiles in the page's order: this gateway's own mats first.
+    fn ordered(&self, screen: &Screen) -> Vec<(String, Bytes)> {
+        let mut tiles: Vec<&Tile> = screen.tiles.iter().collect();
+        tiles.sort_by_key(|t| t.key.gateway != self.gateway);
+        tiles
+            .into_iter()
+            .map(|t| {
+                let own = t.key.gateway == self.gateway && self.own.contains(&t.key.mat);
+                let last = self.last_events.get(&(t.key.gateway.clone(), t.key.mat.clone()));
+                let id = format!("{}/{}", t.key.gateway, t.key.mat);
+                (id, Bytes::from(tile_json(t, own, last).to_string()))
+            })
+            .collect()
+    }
+
+    fn floor_bytes(&self) -> Bytes {
+        let mut out = Vec::with_capacity(256 + self.sent.iter().map(|(_, b)| b.len() + 1).sum::<usize>());
+        out.extend_from_slice(format!("{{\"link\":{},\"tiles\":[", self.link).as_bytes());
+        for (i, (_, b)) in self.sent.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            out.extend_from_slice(b);
+        }
+        out.extend_from_slice(b"]}");
+        Bytes::from(out)
+    }
+}
+
+impl Floor {
+    /// The floor under `base`, as seen by gateway `gateway` whose own mats
+    /// are `own`; `arch_threshold` is the share of the reference below which
+    /// an arch starts.
+    pub fn new(base: &str, broker: &str, gateway: &str, own: &[String], arch_threshold: f64) -> Arc<Floor> {
+        let (updates, _) = broadcast::channel(BACKLOG);
+        Arc::new(Floor {
+            model: Mutex::new(Model {
+                dashboard: Dashboard::new(base, broker, arch_threshold),
+                gateway: gateway.to_string(),
+                own: own.to_vec(),
+                last_events: HashMap::new(),
+                sent: Vec::new(),
+                link: link_json(&Link::Connecting),
+            }),
+            updates,
+            started: Instant::now(),
+        })
+    }
+
+    fn model(&self) -> std::sync::MutexGuard<'_, Model> {
+        self.model.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The whole floor now, and a receiver of the updates after it.
+    pub fn subscribe(&self) -> (Bytes, broadcast::Receiver<Update>) {
+        // Subscribed under the lock: no update falls between the two.
+        let model = self.model();
+        let rx = self.updates.subscribe();
+        (model.floor_bytes(), rx)
+    }
+
+    /// The whole floor now.
+    pub fn snapshot(&self) -> Bytes {
+        self.model().floor_bytes()
+    }
+
+    /// The tile of `gateway`/`mat`, if the floor has one.
+    pub fn tile(&self, gateway: &str, mat: &str) -> Option<Bytes> {
+        let id = format!("{gateway}/{mat}");
+        self.model().sent.iter().find(|(i, _)| *i == id).map(|(_, b)| b.clone())
+    }
+
+    /// Applies a batch of the broker's news, then sends what changed.
+    pub fn apply(&self, batch: impl IntoIterator<Item = LinkEvent>) {
+        let now_ms = self.started.elapsed().as_millis() as u64;
+        let mut model = self.model();
+        let mut link_changed = false;
+        for event in batch {
+            match event {
+                LinkEvent::Subscribed => {
+                    model.dashboard.set_link(Link::Connected);
+                    link_changed = true;
+                }
+                LinkEvent::Lost(why) => {
+                    model.dashboard.set_link(Link::Lost(why));
+                    link_changed = true;
+                }
+                LinkEvent::Message { topic, payload } => {
+                    if let Some(Subject::MatEvent { gateway, mat }) = topics::parse(model.dashboard.base(), &topic) {
+                        if let Ok(env) = serde_json::from_slice::<Envelope>(&payload) {
+                            let last = LastEvent {
+                                kind: env.kind.unwrap_or_default(),
+                                seq: env.seq,
+                                time: env.time,
+                            };
+                            model.last_events.insert((gateway.to_string(), mat.to_string()), last);
+                        }
+                    }
+                    model.dashboard.apply(&topic, &payload, now_ms);
+                }
+            }
+        }
+        let screen = model.dashboard.screen(now_ms);
+        if link_changed {
+            model.link = link_json(&screen.link);
+        }
+        let tiles = model.ordered(&screen);
+        let same_shape =
+            tiles.len() == model.sent.len() && tiles.iter().zip(&model.sent).all(|((a, _), (b, _))| a == b);
+        if !same_shape || link_changed {
+            model.sent = tiles;
+            let floor = model.floor_bytes();
+            let _ = self.updates.send(Update::Floor(floor));
+            return;
+        }
+        let changed: Vec<Bytes> = tiles
+            .iter()
+            .zip(&model.sent)
+            .filter(|((_, a), (_, b))| a != b)
+            .map(|((_, a), _)| a.clone())
+            .collect();
+        model.sent = tiles;
+        if changed.is_empty() {
+            return;
+        }
+        let mut out = Vec::with_capacity(changed.iter().map(|b| b.len() + 1).sum::<usize>() + 2);
+        out.push(b'[');
+        for (i, b) in changed.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            out.extend_from_slice(b);
+        }
+        out.push(b']');
+        let _ = self.updates.send(Update::Tiles(Bytes::from(out)));
+    }
+
+    /// Follows `link` until it ends: each message, with whatever else has
+    /// arrived meanwhile, is one batch.
+    pub fn follow(self: Arc<Floor>, link: crate::mqtt::subscriber::MqttLink, stop: Arc<std::sync::atomic::AtomicBool>) {
+        use std::sync::atomic::Ordering;
+        use std::sync::mpsc::RecvTimeoutError;
+        while !stop.load(Ordering::Relaxed) {
+            let first = match link.recv_timeout(Duration::from_millis(250)) {
+                Ok(e) => e,
+                Err(RecvTimeoutError::Timeout) => continue,
+                Err(RecvTimeoutError::Disconnected) => return,
+            };
+            let mut batch = vec![first];
+            while batch.len() < 256 {
+                match link.try_recv() {
+                    Some(e) => batch.push(e),
+                    None => break,
+                }
+            }
+            self.apply(batch);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn msg(topic: &str, payload: &str) -> LinkEvent {
+        LinkEvent::Message {
+            topic: topic.into(),
+            payload: payload.as_bytes().to_vec(),
+        }
+    }
+
+    fn json_of(b: &Bytes) -> Value {
+        serde_json::from_slice(b).unwrap()
+    }
+
+    #[test]
+    fn own_mats_first_then_only_what_changed() {
+        let floor = Floor::new("flatback", "mqtt://x", "gw2", &["b".into()], 0.6);
+        let (first, mut rx) = floor.subscribe();
+        assert_eq!(json_of(&first)["tiles"], json!([]));
+        floor.apply([
+            LinkEvent::Subscribed,
+            msg("flatback/gw1/a/status", "online"),
+            msg("flatback/gw2/b/status", "online"),
+        ]);
+        let Ok(Update::Floor(f)) = rx.try_recv() else { panic!("a new floor") };
+        let f = json_of(&f);
+        let ids: Vec<&str> = f["tiles"].as_array().unwrap().iter().map(|t| t["id"].as_str().unwrap()).collect();
+        assert_eq!(ids, ["gw2/b", "gw1/a"], "this gateway's own first");
+        assert_eq!(f["tiles"][0]["own"], true);
+        assert_eq!(f["tiles"][1]["own"], false);
+        assert_eq!(f["link"]["state"], "connected");
+        // An arch on gw1/a: one update, with only that tile.
+        floor.apply([msg(
+            "flatback/gw1/a/event",
+            r#"{"type":"arch","phase":"start","t_ms":5,"contact":0.4,"mat":"a","seq":7,"time":"2024-01-01T00:00:00.000Z"}"#,
+        )]);
+        let Ok(Update::Tiles(t)) = rx.try_recv() else { panic!("tiles") };
+        let t = json_of(&t);
+        assert_eq!(t.as_array().unwrap().len(), 1);
+        assert_eq!(t[0]["id"], "gw1/a");
+        assert_eq!(t[0]["status"], "arching");
+        assert_eq!(t[0]["event"]["seq"], 7);
+        assert_eq!(t[0]["event"]["time"], "2024-01-01T00:00:00.000Z");
+        // Nothing new: nothing sent.
+        floor.apply([msg("flatback/gw1/a/status", "online")]);
+        assert!(rx.try_recv().is_err());
+        assert_eq!(json_of(&floor.tile("gw1", "a").unwrap())["status"], "arching");
+        assert!(floor.tile("gw1", "zz").is_none());
+    }
+}
