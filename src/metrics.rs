@@ -75,8 +75,10 @@ impl MatMetrics {
     pub fn sampler(&self, overruns: u64, jitter_p50_us: f64, jitter_p99_us: f64) {
         self.has_sampler.store(true, Ordering::Relaxed);
         self.overruns.store(overruns, Ordering::Relaxed);
-        self.jitter_p50_ns.store((jitter_p50_us * 1000.0) as u64, Ordering::Relaxed);
-        self.jitter_p99_ns.store((jitter_p99_us * 1000.0) as u64, Ordering::Relaxed);
+        self.jitter_p50_ns
+            .store((jitter_p50_us * 1000.0) as u64, Ordering::Relaxed);
+        self.jitter_p99_ns
+            .store((jitter_p99_us * 1000.0) as u64, Ordering::Relaxed);
     }
 }
 
@@ -215,13 +217,19 @@ impl Registry {
             "mat_available",
             "gauge",
             "1 while the mat delivers frames.",
-            &mut self.mats.iter().map(|m| (mat(m), u8::from(m.available.load(r)).to_string())),
+            &mut self
+                .mats
+                .iter()
+                .map(|m| (mat(m), u8::from(m.available.load(r)).to_string())),
         );
         family(
             "mat_source_failures_total",
             "counter",
             "Failures of the mat's source (it went unavailable), per mat.",
-            &mut self.mats.iter().map(|m| (mat(m), m.source_failures.load(r).to_string())),
+            &mut self
+                .mats
+                .iter()
+                .map(|m| (mat(m), m.source_failures.load(r).to_string())),
         );
         family(
             "sampler_jitter_seconds",

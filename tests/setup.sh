@@ -14,6 +14,11 @@ command -v systemd-analyze >/dev/null 2>&1 || need_apt+=(systemd)
 [ -x /usr/sbin/mosquitto ] && command -v mosquitto_passwd >/dev/null 2>&1 || need_apt+=(mosquitto)
 # tests/broker.rs checks the embedded broker with Mosquitto's own clients too.
 command -v mosquitto_sub >/dev/null 2>&1 && command -v mosquitto_pub >/dev/null 2>&1 || need_apt+=(mosquitto-clients)
+# tests/web.rs drives the web view in Debian's headless Chromium through
+# its WebDriver, and reads /metrics with Prometheus' Python parser.
+[ -x /usr/bin/chromium ] || need_apt+=(chromium)
+[ -x /usr/bin/chromedriver ] || need_apt+=(chromium-driver)
+/usr/bin/python3 -c 'import prometheus_client.parser' >/dev/null 2>&1 || need_apt+=(python3-prometheus-client)
 if [ ${#need_apt[@]} -gt 0 ]; then
     echo "tests/setup.sh: installing ${need_apt[*]}" >&2
     sudo=""

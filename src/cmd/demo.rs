@@ -42,6 +42,9 @@ pub fn config(mats: usize, url: &str, outbox: &std::path::Path) -> Config {
     config.mqtt.gateway_name = "flatback demo".into();
     config.mqtt.outbox_dir = outbox.to_path_buf();
     config.mqtt.discovery_resend_max_s = 1.0;
+    // The demo's view is the terminal's; its gateway serves no web view
+    // (several demos, and the tests', share a machine's ports).
+    config.web.listen = String::new();
     config.mats = (0..mats)
         .map(|k| MatEntry {
             id: format!("mat{}", k + 1),

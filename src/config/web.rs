@@ -67,7 +67,10 @@ impl WebConfig {
             ));
         }
         if self.token_file.as_ref().is_some_and(|p| p.as_os_str().is_empty()) {
-            return Err(Invalid::new("web.token_file", "an empty path: leave the key out for a read-only page"));
+            return Err(Invalid::new(
+                "web.token_file",
+                "an empty path: leave the key out for a read-only page",
+            ));
         }
         Ok(())
     }

@@ -145,7 +145,13 @@ mod tests {
     fn finds_the_descents_of_simulated_sets() {
         let (mut hits, mut reps, mut extra) = (0, 0, 0);
         let mut misses = Vec::new();
-        for (kind, seed) in [(Kind::CleanSet, 1), (Kind::CleanSet, 2), (Kind::Rushed, 3), (Kind::ThreeSets, 4), (Kind::Fatigue, 5)] {
+        for (kind, seed) in [
+            (Kind::CleanSet, 1),
+            (Kind::CleanSet, 2),
+            (Kind::Rushed, 3),
+            (Kind::ThreeSets, 4),
+            (Kind::Fatigue, 5),
+        ] {
             let (found, truth) = run(kind, seed);
             let mut used = vec![false; found.len()];
             for r in truth.reps() {

@@ -53,7 +53,8 @@ pub fn mat(config: &Config, mat: &MatEntry, speed: f64, link: &MatLink, stop: &A
                 let stats = sampler.stats();
                 let overruns = overruns_before + stats.overruns;
                 p.tracker_mut().set_overruns(overruns);
-                link.metrics().sampler(overruns, stats.jitter_p50_us, stats.jitter_p99_us);
+                link.metrics()
+                    .sampler(overruns, stats.jitter_p50_us, stats.jitter_p99_us);
             }
         });
         if pipeline.figures().frames > frames_before {

@@ -306,9 +306,16 @@ mod tests {
             msg("flatback/gw1/a/status", "online"),
             msg("flatback/gw2/b/status", "online"),
         ]);
-        let Ok(Update::Floor(f)) = rx.try_recv() else { panic!("a new floor") };
+        let Ok(Update::Floor(f)) = rx.try_recv() else {
+            panic!("a new floor")
+        };
         let f = json_of(&f);
-        let ids: Vec<&str> = f["tiles"].as_array().unwrap().iter().map(|t| t["id"].as_str().unwrap()).collect();
+        let ids: Vec<&str> = f["tiles"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["id"].as_str().unwrap())
+            .collect();
         assert_eq!(ids, ["gw2/b", "gw1/a"], "this gateway's own first");
         assert_eq!(f["tiles"][0]["own"], true);
         assert_eq!(f["tiles"][1]["own"], false);
@@ -318,7 +325,9 @@ mod tests {
             "flatback/gw1/a/event",
             r#"{"type":"arch","phase":"start","t_ms":5,"contact":0.4,"mat":"a","seq":7,"time":"2024-01-01T00:00:00.000Z"}"#,
         )]);
-        let Ok(Update::Tiles(t)) = rx.try_recv() else { panic!("tiles") };
+        let Ok(Update::Tiles(t)) = rx.try_recv() else {
+            panic!("tiles")
+        };
         let t = json_of(&t);
         assert_eq!(t.as_array().unwrap().len(), 1);
         assert_eq!(t[0]["id"], "gw1/a");

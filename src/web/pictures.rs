@@ -77,7 +77,11 @@ impl Pictures {
     /// Picture `n` of `mat`, while it is kept.
     pub fn get(&self, mat: &str, n: u64) -> Option<Bytes> {
         let mats = self.mats.lock().unwrap_or_else(|p| p.into_inner());
-        mats.get(mat)?.1.iter().find(|(k, _)| *k == n).map(|(_, p)| p.svg.clone())
+        mats.get(mat)?
+            .1
+            .iter()
+            .find(|(k, _)| *k == n)
+            .map(|(_, p)| p.svg.clone())
     }
 
     /// How many pictures `mat` has now.
@@ -194,7 +198,12 @@ mod recorder {
         let dir = std::env::temp_dir();
         for s in sessions {
             let date = date(s.started);
-            let stem = format!("flatback-web-{}-{}-{}", std::process::id(), s.mat, date.replace([' ', ':'], "-"));
+            let stem = format!(
+                "flatback-web-{}-{}-{}",
+                std::process::id(),
+                s.mat,
+                date.replace([' ', ':'], "-")
+            );
             let recording = dir.join(format!("{stem}.csv.gz"));
             let events = dir.join(format!("{stem}.events.jsonl"));
             let lines: String = s.events.iter().map(|e| e.to_json() + "\n").collect();

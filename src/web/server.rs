@@ -120,7 +120,8 @@ async fn handle(web: &Arc<Web>, req: Request<Incoming>) -> Response<Body> {
     }
     if method != Method::GET && method != Method::HEAD {
         let mut r = error(StatusCode::METHOD_NOT_ALLOWED, "GET, HEAD or POST");
-        r.headers_mut().insert(header::ALLOW, HeaderValue::from_static("GET, HEAD, POST"));
+        r.headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD, POST"));
         return r;
     }
     match parts.as_slice() {
@@ -136,14 +137,22 @@ async fn handle(web: &Arc<Web>, req: Request<Incoming>) -> Response<Body> {
         ["api", "mat", gw, mat] if id(gw).is_some() && id(mat).is_some() => mat_stream(web, gw, mat),
         ["api", "pictures", mat] if web.own.iter().any(|m| m == mat) => json(StatusCode::OK, web.pictures.list(mat)),
         ["api", "pictures", mat, n] if web.own.iter().any(|m| m == mat) => {
-            match n.strip_suffix(".svg").and_then(|n| n.parse().ok()).and_then(|n| web.pictures.get(mat, n)) {
+            match n
+                .strip_suffix(".svg")
+                .and_then(|n| n.parse().ok())
+                .and_then(|n| web.pictures.get(mat, n))
+            {
                 Some(svg) => full(StatusCode::OK, "image/svg+xml", svg),
                 None => error(StatusCode::NOT_FOUND, "no such picture"),
             }
         }
         ["metrics"] => {
             web.outbox.refresh_metrics();
-            full(StatusCode::OK, "text/plain; version=0.0.4; charset=utf-8", web.metrics().render())
+            full(
+                StatusCode::OK,
+                "text/plain; version=0.0.4; charset=utf-8",
+                web.metrics().render(),
+            )
         }
         ["health"] => {
             let h = web.metrics().health(crate::metrics::now_ms());
@@ -180,19 +189,27 @@ fn command(web: &Web, req: &Request<Incoming>, mat: &str, name: &str) -> Respons
             "a wrong or missing token"
         };
         let mut r = error(StatusCode::UNAUTHORIZED, why);
-        r.headers_mut()
-            .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"flatback\""));
+        r.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Bearer realm=\"flatback\""),
+        );
         return r;
     }
     let Some(command) = Command::ALL.into_iter().find(|c| c.name() == name) else {
-        return error(StatusCode::NOT_FOUND, "unknown command: reset_counters, new_set or rereference");
+        return error(
+            StatusCode::NOT_FOUND,
+            "unknown command: reset_counters, new_set or rereference",
+        );
     };
     if !web.own.iter().any(|m| m == mat) {
         return error(StatusCode::NOT_FOUND, "not a mat of this gateway");
     }
     web.outbox.command(mat, command);
     tracing::info!(mat, command = %command, "command from the web view");
-    json(StatusCode::OK, serde_json::json!({ "mat": mat, "command": command.name() }).to_string())
+    json(
+        StatusCode::OK,
+        serde_json::json!({ "mat": mat, "command": command.name() }).to_string(),
+    )
 }
 
 /// A server-sent events body fed by a channel; the stream's task ends when

@@ -17,6 +17,8 @@ pub struct Msg {
     pub topic: String,
     pub payload: Vec<u8>,
     pub retain: bool,
+    /// When it arrived, milliseconds since the epoch.
+    pub received_ms: u64,
 }
 
 impl Msg {
@@ -80,6 +82,9 @@ impl Subscriber {
                                 topic: p.topic.clone(),
                                 payload: p.payload.to_vec(),
                                 retain: p.retain,
+                                received_ms: std::time::SystemTime::now()
+                                    .duration_since(std::time::UNIX_EPOCH)
+                                    .map_or(0, |d| d.as_millis() as u64),
                             });
                             cv.notify_all();
                         }
@@ -315,12 +320,18 @@ impl Drop for Daemon {
     }
 }
 
-/// A config file for `flatback publish` against `url`.
+/// A config file for `flatback publish` against `url`. Its web view is off
+/// unless `extra` has a `[web]` section (tests listen on loopback only).
 pub fn write_config(dir: &Path, url: &str, gateway: &str, extra: &str) -> std::path::PathBuf {
     let outbox = dir.join(format!("outbox-{gateway}"));
+    let web = if extra.contains("[web]") {
+        ""
+    } else {
+        "[web]\nlisten = \"\"\n"
+    };
     let text = format!(
         "[mqtt]\nurl = \"{url}\"\ngateway_id = \"{gateway}\"\noutbox_dir = \"{}\"\n\
-         reconnect_min_s = 0.2\nreconnect_max_s = 1.0\ndiscovery_resend_max_s = 0.5\n{extra}",
+         reconnect_min_s = 0.2\nreconnect_max_s = 1.0\ndiscovery_resend_max_s = 0.5\n{web}{extra}",
         outbox.display()
     );
     let path = dir.join(format!("{gateway}.toml"));

@@ -60,8 +60,12 @@ function drawTile(n, t) {
     n.classList.remove("arching", "occupied", "empty", "offline", "unknown");
     n.classList.add(t.status);
     n.dataset.status = t.status;
-    // When this page showed the change (ms since the epoch): the tests read it.
+    // When this page showed the change (ms since the epoch) and in what
+    // colour: the tests read it.
     n.dataset.statusAt = String(Date.now());
+    const log = (window.flatbackChanges = window.flatbackChanges || []);
+    log.push({ id: t.id, status: t.status, at: Date.now(), color: getComputedStyle(n).backgroundColor });
+    if (log.length > 500) log.shift();
   }
   n.querySelector(".status").textContent = STATUS[t.status] || t.status;
   const fill = n.querySelector(".fill");

@@ -1,0 +1,319 @@
+//! Web helpers for the tests and the web bench: a small HTTP/1.1 client on
+//! loopback (requests, server-sent event streams), and a W3C WebDriver
+//! client driving Debian's headless Chromium through its chromedriver.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+pub const CHROMIUM: &str = "/usr/bin/chromium";
+pub const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+
+/// A response: status, headers (lower-case names), body.
+#[derive(Debug, Clone)]
+pub struct Response {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap_or(Value::Null)
+    }
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+    }
+}
+
+/// One request on a connection of its own (`Connection: close`); `headers`
+/// as `("Name", "value")`.
+pub fn request(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Response {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    for (n, v) in headers {
+        head.push_str(&format!("{n}: {v}\r\n"));
+    }
+    if !body.is_empty() || method == "POST" {
+        head.push_str(&format!("Content-Length: {}\r\n", body.len()));
+    }
+    head.push_str("\r\n");
+    s.write_all(head.as_bytes()).unwrap();
+    s.write_all(body).unwrap();
+    let mut raw = Vec::new();
+    let _ = s.read_to_end(&mut raw);
+    parse_response(&raw).unwrap_or_else(|| {
+        panic!(
+            "{method} {path}: no HTTP response in {:?}",
+            String::from_utf8_lossy(&raw)
+        )
+    })
+}
+
+pub fn get(addr: SocketAddr, path: &str) -> Response {
+    request(addr, "GET", path, &[], b"")
+}
+
+fn parse_response(raw: &[u8]) -> Option<Response> {
+    let end = raw.windows(4).position(|w| w == b"\r\n\r\n")?;
+    let head = std::str::from_utf8(&raw[..end]).ok()?;
+    let mut lines = head.split("\r\n");
+    let status = lines.next()?.split(' ').nth(1)?.parse().ok()?;
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    let mut body = raw[end + 4..].to_vec();
+    if headers
+        .iter()
+        .any(|(n, v)| n == "transfer-encoding" && v.contains("chunked"))
+    {
+        body = dechunk(&body);
+    }
+    Some(Response { status, headers, body })
+}
+
+fn dechunk(mut b: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    while let Some(eol) = b.windows(2).position(|w| w == b"\r\n") {
+        let size = usize::from_str_radix(std::str::from_utf8(&b[..eol]).unwrap_or("0").trim(), 16).unwrap_or(0);
+        if size == 0 || b.len() < eol + 2 + size {
+            break;
+        }
+        out.extend_from_slice(&b[eol + 2..eol + 2 + size]);
+        b = &b[(eol + 4 + size).min(b.len())..];
+    }
+    out
+}
+
+/// A server-sent events stream, read line by line.
+pub struct EventStream {
+    reader: BufReader<TcpStream>,
+    chunked: bool,
+    pending: Vec<u8>,
+}
+
+/// One server-sent event.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sse {
+    pub event: String,
+    pub data: String,
+}
+
+impl EventStream {
+    pub fn open(addr: SocketAddr, path: &str) -> EventStream {
+        let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).expect("connect");
+        s.set_nodelay(true).unwrap();
+        s.write_all(format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nAccept: text/event-stream\r\n\r\n").as_bytes())
+            .unwrap();
+        let mut reader = BufReader::new(s);
+        let mut chunked = false;
+        let mut line = String::new();
+        reader.read_line(&mut line).unwrap();
+        assert!(line.contains(" 200 "), "{path}: {line}");
+        loop {
+            line.clear();
+            reader.read_line(&mut line).unwrap();
+            if line == "\r\n" || line.is_empty() {
+                break;
+            }
+            let l = line.to_ascii_lowercase();
+            if l.starts_with("transfer-encoding") && l.contains("chunked") {
+                chunked = true;
+            }
+        }
+        EventStream {
+            reader,
+            chunked,
+            pending: Vec::new(),
+        }
+    }
+
+    /// The next event, waiting at most `timeout` (`None` then).
+    pub fn next(&mut self, timeout: Duration) -> Option<Sse> {
+        let until = Instant::now() + timeout;
+        loop {
+            if let Some(end) = self.pending.windows(2).position(|w| w == b"\n\n") {
+                let block: Vec<u8> = self.pending.drain(..end + 2).collect();
+                let text = String::from_utf8_lossy(&block);
+                let mut ev = Sse {
+                    event: "message".into(),
+                    data: String::new(),
+                };
+                let mut any = false;
+                for l in text.lines() {
+                    if let Some(e) = l.strip_prefix("event: ") {
+                        ev.event = e.to_string();
+                        any = true;
+                    } else if let Some(d) = l.strip_prefix("data: ") {
+                        ev.data.push_str(d);
+                        any = true;
+                    }
+                }
+                if any {
+                    return Some(ev);
+                }
+                continue;
+            }
+            let now = Instant::now();
+            if now >= until {
+                return None;
+            }
+            self.reader.get_ref().set_read_timeout(Some(until - now)).unwrap();
+            if self.chunked {
+                let mut size = String::new();
+                if self.reader.read_line(&mut size).ok()? == 0 {
+                    return None;
+                }
+                let n = usize::from_str_radix(size.trim(), 16).ok()?;
+                let mut buf = vec![0; n + 2];
+                self.reader.read_exact(&mut buf).ok()?;
+                buf.truncate(n);
+                self.pending.extend_from_slice(&buf);
+            } else {
+                let mut buf = [0u8; 4096];
+                let n = self.reader.read(&mut buf).ok()?;
+                if n == 0 {
+                    return None;
+                }
+                self.pending.extend_from_slice(&buf[..n]);
+            }
+        }
+    }
+}
+
+/// Milliseconds since the epoch, the clock the pages stamp with.
+pub fn epoch_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+}
+
+/// Fails with a clear message when Chromium or its driver is missing.
+pub fn require_chromium() {
+    assert!(
+        Path::new(CHROMIUM).exists() && Path::new(CHROMEDRIVER).exists(),
+        "these tests need Debian's chromium and chromium-driver ({CHROMIUM}, {CHROMEDRIVER}): run tests/setup.sh"
+    );
+}
+
+/// chromedriver on a free loopback port, and one headless Chromium session.
+pub struct Browser {
+    driver: Child,
+    port: u16,
+    session: String,
+    _profile: tempfile::TempDir,
+}
+
+fn driver_call(port: u16, method: &str, path: &str, body: Option<&Value>) -> Value {
+    let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+    let text = body.map(|b| b.to_string()).unwrap_or_default();
+    let headers: &[(&str, &str)] = if body.is_some() {
+        &[("Content-Type", "application/json")]
+    } else {
+        &[]
+    };
+    let r = request(addr, method, path, headers, text.as_bytes());
+    let v = r.json();
+    assert!(r.status == 200, "WebDriver {method} {path}: {} {}", r.status, r.text());
+    v["value"].clone()
+}
+
+impl Browser {
+    /// Starts chromedriver and a headless Chromium of `width` x `height`.
+    pub fn start(width: u32, height: u32) -> Browser {
+        require_chromium();
+        let port = super::mosquitto::free_port();
+        let driver = Command::new(CHROMEDRIVER)
+            .arg(format!("--port={port}"))
+            .arg("--allowed-ips=127.0.0.1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start chromedriver");
+        let until = Instant::now() + Duration::from_secs(20);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < until, "chromedriver did not listen on {port}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let profile = tempfile::tempdir().unwrap();
+        let caps = json!({"capabilities": {"alwaysMatch": {
+            "browserName": "chrome",
+            "goog:chromeOptions": {
+                "binary": CHROMIUM,
+                "args": [
+                    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                    "--disable-dev-shm-usage", "--hide-scrollbars", "--mute-audio",
+                    format!("--user-data-dir={}", profile.path().display()),
+                    format!("--window-size={width},{height}"),
+                ]
+            }
+        }}});
+        let v = driver_call(port, "POST", "/session", Some(&caps));
+        let session = v["sessionId"].as_str().expect("a session id").to_string();
+        let b = Browser {
+            driver,
+            port,
+            session,
+            _profile: profile,
+        };
+        b.call("POST", "/window/rect", Some(&json!({"width": width, "height": height})));
+        b
+    }
+
+    fn call(&self, method: &str, path: &str, body: Option<&Value>) -> Value {
+        driver_call(self.port, method, &format!("/session/{}{path}", self.session), body)
+    }
+
+    pub fn goto(&self, url: &str) {
+        self.call("POST", "/url", Some(&json!({ "url": url })));
+    }
+
+    /// Runs `script` (a function body; `arguments` are `args`) in the page.
+    pub fn eval(&self, script: &str, args: &[Value]) -> Value {
+        self.call("POST", "/execute/sync", Some(&json!({"script": script, "args": args})))
+    }
+
+    /// Waits until `script` returns something other than null or false;
+    /// returns it. Polled every 20 ms until `timeout`.
+    pub fn wait(&self, what: &str, timeout: Duration, script: &str, args: &[Value]) -> Value {
+        let until = Instant::now() + timeout;
+        loop {
+            let v = self.eval(script, args);
+            if !v.is_null() && v != Value::Bool(false) {
+                return v;
+            }
+            assert!(Instant::now() < until, "timed out after {timeout:?} waiting for {what}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// A PNG of the viewport.
+    pub fn screenshot(&self) -> Vec<u8> {
+        use base64::Engine;
+        let v = self.call("GET", "/screenshot", None);
+        base64::engine::general_purpose::STANDARD
+            .decode(v.as_str().expect("base64"))
+            .expect("a PNG")
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        let addr: SocketAddr = ([127, 0, 0, 1], self.port).into();
+        let _ = std::panic::catch_unwind(|| request(addr, "DELETE", &format!("/session/{}", self.session), &[], b""));
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+    }
+}
