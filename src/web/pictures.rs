@@ -195,17 +195,14 @@ mod recorder {
 
     /// Draws the sessions handed over, until every sender is gone.
     pub fn draw_sessions(sessions: Receiver<FinishedSession>, pictures: Arc<Pictures>, config: DetectorConfig) {
-        let dir = std::env::temp_dir();
+        // A directory of this process's own: the file's name is the
+        // picture's title (the mat and the session's start).
+        let dir = std::env::temp_dir().join(format!("flatback-web-{}", std::process::id()));
         for s in sessions {
             let date = date(s.started);
-            let stem = format!(
-                "flatback-web-{}-{}-{}",
-                std::process::id(),
-                s.mat,
-                date.replace([' ', ':'], "-")
-            );
-            let recording = dir.join(format!("{stem}.csv.gz"));
-            let events = dir.join(format!("{stem}.events.jsonl"));
+            let _ = std::fs::create_dir_all(&dir);
+            let recording = dir.join(format!("{} {date} UTC.csv.gz", s.mat));
+            let events = dir.join(format!("{}.events.jsonl", s.mat));
             let lines: String = s.events.iter().map(|e| e.to_json() + "\n").collect();
             let drawn = std::fs::write(&recording, &s.recording)
                 .and_then(|()| std::fs::write(&events, lines))
@@ -213,6 +210,7 @@ mod recorder {
                 .and_then(|()| crate::plot::load(&recording, &config, Some(&events)));
             let _ = std::fs::remove_file(&recording);
             let _ = std::fs::remove_file(&events);
+            let _ = std::fs::remove_dir(&dir);
             match drawn {
                 Ok(session) => {
                     let svg = crate::plot::svg::build(&session);
