@@ -34,10 +34,14 @@ pub struct Picture {
     pub svg: Bytes,
 }
 
+/// A mat's pictures: the number the next one gets, and the kept ones with
+/// theirs, oldest first.
+type Kept = (u64, VecDeque<(u64, Picture)>);
+
 /// Every mat's last pictures.
 pub struct Pictures {
     per_mat: usize,
-    mats: Mutex<HashMap<String, (u64, VecDeque<(u64, Picture)>)>>,
+    mats: Mutex<HashMap<String, Kept>>,
 }
 
 impl Pictures {
