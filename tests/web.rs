@@ -165,13 +165,22 @@ fn pages_in_a_real_browser() {
             .filter(|m| m.json()["set_perfect"].as_u64().unwrap_or(0) > 0)
             .map(|_| ())
     });
-    let shown = browser.wait(
-        "the page's counter equal to the published one",
-        T,
-        "const t=document.getElementById('set-perfect').textContent; return t===arguments[0] ? t : null;",
-        &[json!(latest_state(&sub, "right").unwrap()["set_perfect"].to_string())],
-    );
-    assert_ne!(shown, json!("0"));
+    // The page and the broker agree (both move on as reps come: compared
+    // at the same moment, until they do).
+    let until = Instant::now() + T;
+    let shown = loop {
+        let published = latest_state(&sub, "right").unwrap()["set_perfect"].to_string();
+        let page = browser.eval("return document.getElementById('set-perfect').textContent;", &[]);
+        if page == json!(published) && published != "0" {
+            break published;
+        }
+        assert!(
+            Instant::now() < until,
+            "the page shows {page} perfect reps, the broker {published}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_ne!(shown, "0");
     // The buttons are there (a token is configured) but none is kept yet.
     assert_eq!(
         browser.eval("return document.getElementById('cmd-reset_counters').disabled;", &[]),
