@@ -1098,7 +1098,7 @@ fn heatmap(s: &Session, o: &mut String) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::{ArchEvent, SetEvent};
+    use crate::event::{ArchEvent, Phase, SetEvent};
 
     fn rep(t_ms: u64, set: u32, n: u32, perfect: bool) -> Event {
         Event::Rep(RepEvent {
@@ -1271,6 +1271,379 @@ mod tests {
             .collect();
         let svg = build(&session(cols, events));
         assert!(svg.len() < 400_000, "{} bytes", svg.len());
+    }
+
+    /// The points of every path of class exactly `class`.
+    fn points(svg: &str, class: &str) -> Vec<(f64, f64)> {
+        svg.split(&format!(r#"class="{class}" d=""#))
+            .skip(1)
+            .flat_map(|rest| {
+                let d = rest.split('"').next().unwrap();
+                d.split(['M', 'L', 'Z'])
+                    .filter(|p| !p.trim().is_empty())
+                    .map(|p| {
+                        let (x, y) = p.trim().split_once(' ').unwrap();
+                        (x.parse::<f64>().unwrap(), y.parse::<f64>().unwrap())
+                    })
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    }
+
+    /// `name="..."` of every element whose tag starts with `start`.
+    fn attrs(svg: &str, start: &str, name: &str) -> Vec<String> {
+        svg.split(start)
+            .skip(1)
+            .map(|rest| {
+                let tag = rest.split('>').next().unwrap();
+                tag.split(&format!(r#" {name}=""#))
+                    .nth(1)
+                    .unwrap_or_else(|| panic!("no {name} in {tag}"))
+                    .split('"')
+                    .next()
+                    .unwrap()
+                    .to_string()
+            })
+            .collect()
+    }
+
+    /// Five reps, 10 .. 40 s: legs resting on the floor (signal 0.3)
+    /// before and after, hovering (0.7) in between, each rep's top at 0.5.
+    fn leg_lifts() -> (Vec<Bucket>, Vec<Event>) {
+        let rep_at = |k: u64| 10_000 + 6_000 * k;
+        let signal = |t: f64| -> f32 {
+            if !(9_000.0..41_000.0).contains(&t) {
+                return 0.3;
+            }
+            for k in 0..5 {
+                let r = (t - rep_at(k) as f64) / 1000.0;
+                let v = match r {
+                    r if (0.5..1.5).contains(&r) => 0.7 - 0.2 * (r - 0.5),
+                    r if (1.5..2.0).contains(&r) => 0.5,
+                    r if (2.0..5.0).contains(&r) => 0.5 + 0.2 * (r - 2.0) / 3.0,
+                    _ => continue,
+                };
+                return v as f32;
+            }
+            0.7
+        };
+        let columns = (0..PLOT_W)
+            .map(|i| {
+                let t = (i as f64 + 0.5) * 60_000.0 / PLOT_W as f64;
+                let v = signal(t);
+                Bucket {
+                    seesaw: Some((v, v)),
+                    ..bucket(10, Some(1.0), 0.5)
+                }
+            })
+            .collect();
+        let mut events = vec![Event::Session {
+            t_ms: 1_000,
+            phase: Phase::Start,
+        }];
+        for k in 0..5 {
+            events.push(Event::Rep(RepEvent {
+                t_ms: rep_at(k) + 5_000,
+                set: 1,
+                rep: k as u32 + 1,
+                perfect: true,
+                arched: false,
+                rushed: false,
+                descent_ms: 3000,
+                ascent_ms: Some(1000),
+                bounce: false,
+                depth: None,
+            }));
+        }
+        events.push(Event::Set(SetEvent {
+            t_ms: 50_000,
+            set: 1,
+            reps: 5,
+            perfect: 5,
+            arches: 0,
+        }));
+        events.push(Event::Session {
+            t_ms: 58_000,
+            phase: Phase::End,
+        });
+        (columns, events)
+    }
+
+    /// Where the legs' trace is, at its highest near each rep's top and at
+    /// its lowest near each rep's end.
+    fn rep_tops_and_bottoms(s: &Session, svg: &str) -> Vec<(f64, f64)> {
+        let pts = points(svg, "seesaw");
+        reps(&s.events)
+            .map(|r| {
+                let near = |t_ms: u64| {
+                    let x = s.x(t_ms);
+                    pts.iter().filter(move |p| (p.0 - x).abs() < 1.0).map(|p| p.1)
+                };
+                let top = near(r.t_ms - r.descent_ms).fold(f64::MAX, f64::min);
+                let bottom = near(r.t_ms).fold(f64::MIN, f64::max);
+                (top, bottom)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn legs_up_is_up_and_a_rep_swings_over_most_of_the_lane() {
+        let (columns, events) = leg_lifts();
+        let s = session(columns.clone(), events.clone());
+        let svg = build(&s);
+        let swings = rep_tops_and_bottoms(&s, &svg);
+        assert_eq!(swings.len(), 5);
+        for &(top, bottom) in &swings {
+            // SVG's y grows downward.
+            assert!(top < bottom, "legs up drawn below legs down: {swings:?}");
+            assert!(bottom - top > 0.6 * REPS_H, "a rep swings over {:.0} px", bottom - top);
+            assert!(top >= REPS_Y && bottom <= REPS_Y + REPS_H);
+        }
+        // The legs resting on the floor, before and after the set, are not
+        // drawn (they would read as legs up).
+        let pts = points(&svg, "seesaw");
+        assert!(!pts.is_empty());
+        assert!(pts.iter().all(|p| p.0 > s.x(8_000) && p.0 < s.x(42_000)));
+
+        // One glitch (a column swinging over the whole signal's range) does
+        // not change the scale.
+        let mut glitched = columns;
+        glitched[s.column_of(23_000)].seesaw = Some((-1.0, 1.0));
+        let g = session(glitched, events);
+        let with_glitch = rep_tops_and_bottoms(&g, &build(&g));
+        assert_eq!(with_glitch[0], swings[0]);
+        assert_eq!(with_glitch[4], swings[4]);
+    }
+
+    #[test]
+    fn nothing_is_drawn_while_nobody_is_on_the_mat_nor_while_getting_up() {
+        // Contact from 0 to 60 s (as an events file could have it), but the
+        // session runs 5 .. 50 s, and its last 3 s are getting up: the lumbar
+        // region unloads first.
+        let mut columns = vec![bucket(10, Some(1.0), 0.5); PLOT_W];
+        let s = session(Vec::new(), Vec::new());
+        for c in &mut columns[s.column_of(47_000)..=s.column_of(50_000)] {
+            c.contact = Some((0.02, 0.02));
+        }
+        let events = vec![
+            Event::Session {
+                t_ms: 5_000,
+                phase: Phase::Start,
+            },
+            Event::Session {
+                t_ms: 50_000,
+                phase: Phase::End,
+            },
+        ];
+        let s = session(columns, events);
+        let svg = build(&s);
+        let contact = points(&svg, "contact");
+        assert!(!contact.is_empty());
+        assert!(contact
+            .iter()
+            .all(|p| p.0 >= s.x(5_000) - 1.0 && p.0 <= s.x(47_000) + 1.0));
+        // Greyed: before the session, and from getting up to the end.
+        let xs = attrs(&svg, r#"<rect class="off""#, "x");
+        let widths = attrs(&svg, r#"<rect class="off""#, "width");
+        let off: Vec<(f64, f64)> = xs
+            .iter()
+            .zip(&widths)
+            .map(|(x, w)| {
+                (
+                    x.parse::<f64>().unwrap(),
+                    x.parse::<f64>().unwrap() + w.parse::<f64>().unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(off.len(), 2, "{off:?}");
+        assert!((off[0].0 - X0).abs() < 0.2 && (off[0].1 - s.x(5_000)).abs() < 1.0);
+        assert!((off[1].0 - s.x(47_000)).abs() < 1.5 && (off[1].1 - s.x(60_000)).abs() < 0.2);
+    }
+
+    #[test]
+    fn an_arch_open_when_the_person_gets_up_is_shaded_to_the_session_end_only() {
+        let events = vec![
+            Event::Session {
+                t_ms: 1_000,
+                phase: Phase::Start,
+            },
+            Event::Arch(ArchEvent {
+                t_ms: 30_000,
+                phase: Phase::Start,
+                onset_ms: Some(29_900),
+                contact: Some(0.4),
+                duration_ms: None,
+                min_contact: None,
+            }),
+            Event::Session {
+                t_ms: 40_000,
+                phase: Phase::End,
+            },
+        ];
+        let s = session(vec![bucket(10, Some(1.0), 0.5); PLOT_W], events);
+        let svg = build(&s);
+        let x: f64 = attrs(&svg, r#"<rect class="arch""#, "x")[0].parse().unwrap();
+        let w: f64 = attrs(&svg, r#"<rect class="arch""#, "width")[0].parse().unwrap();
+        assert!((x - s.x(29_900)).abs() < 0.1);
+        assert!(x + w <= s.x(40_000) + 0.1, "shaded past the session's end: {}", x + w);
+    }
+
+    #[test]
+    fn the_last_sets_bracket_ends_at_its_last_rep() {
+        // The set's event comes when the person gets up, long after.
+        let events = vec![
+            Event::Session {
+                t_ms: 1_000,
+                phase: Phase::Start,
+            },
+            rep(10_000, 1, 1, true),
+            rep(16_000, 1, 2, false),
+            rep(22_000, 1, 3, true),
+            Event::Set(SetEvent {
+                t_ms: 50_000,
+                set: 1,
+                reps: 3,
+                perfect: 2,
+                arches: 1,
+            }),
+            Event::Session {
+                t_ms: 50_000,
+                phase: Phase::End,
+            },
+        ];
+        let s = session(vec![bucket(10, Some(1.0), 0.5); PLOT_W], events);
+        let svg = build(&s);
+        let d = svg.split(r#"<g class="set"><path d=""#).nth(1).unwrap();
+        let x1: f64 = d.split('H').nth(1).unwrap().split('V').next().unwrap().parse().unwrap();
+        assert!((x1 - s.x(22_000)).abs() < 0.1, "{x1} vs {}", s.x(22_000));
+        let x0: f64 = d[1..].split(' ').next().unwrap().parse().unwrap();
+        // The first rep began one ascent and one descent before its event.
+        assert!((x0 - s.x(10_000 - 4_500)).abs() < 0.1, "{x0}");
+    }
+
+    #[test]
+    fn title_and_legend() {
+        let s = session(vec![bucket(10, Some(1.0), 0.25); PLOT_W], vec![]);
+        let svg = build(&s);
+        let title = svg
+            .split(r#"class="title""#)
+            .nth(1)
+            .unwrap()
+            .split("</text>")
+            .next()
+            .unwrap();
+        assert!(title.ends_with(">test &lt;recording&gt; · 2025-03-14"), "{title}");
+        let legend = svg.split(r#"<g class="legend""#).nth(1).unwrap();
+        let keys = attrs(legend, r#"<g class="key""#, "data-key");
+        assert_eq!(
+            keys,
+            [
+                "perfect",
+                "flawed",
+                "arch",
+                "threshold",
+                "reference",
+                "set",
+                "off",
+                "heat"
+            ]
+        );
+        for label in [
+            "perfect rep",
+            "not perfect",
+            "arch",
+            "arch threshold",
+            "pressed flat",
+            "off the mat",
+        ] {
+            assert!(legend.contains(&format!(">{label}")), "{label}");
+        }
+        // The heatmap's colours, from 0 to the session's highest mean
+        // (a quarter of 1023 counts).
+        let heat = legend
+            .split(r#"data-key="heat""#)
+            .nth(1)
+            .unwrap()
+            .split("</g>")
+            .next()
+            .unwrap();
+        assert!(heat.contains("counts: 0<"), "{heat}");
+        assert_eq!(heat.matches("<rect").count(), HEAT.len());
+        assert!(heat.contains(">256</text>"), "{heat}");
+        // Every key fits in the picture's width.
+        let last_x: f64 = attrs(legend, "<text", "x").last().unwrap().parse().unwrap();
+        assert!(last_x + 30.0 < WIDTH as f64, "{last_x}");
+    }
+
+    #[test]
+    fn every_rep_is_written_out_and_why_it_was_not_perfect() {
+        // 20 reps a second apart: their marks crowd, their notes must not.
+        let events: Vec<Event> = (0..20u32)
+            .map(|k| {
+                Event::Rep(RepEvent {
+                    t_ms: 10_000 + 1_000 * k as u64,
+                    set: 1,
+                    rep: k + 1,
+                    perfect: k % 3 == 0,
+                    arched: k % 3 == 1,
+                    rushed: k % 3 == 2 || k == 4,
+                    descent_ms: 1_000 + 100 * k as u64,
+                    ascent_ms: None,
+                    bounce: k == 5,
+                    depth: None,
+                })
+            })
+            .collect();
+        let s = session(vec![bucket(10, Some(1.0), 0.5); PLOT_W], events);
+        let svg = build(&s);
+        let notes: Vec<&str> = svg
+            .split(r#"<g class="rep-note""#)
+            .skip(1)
+            .map(|n| n.split("</g>").next().unwrap())
+            .collect();
+        assert_eq!(notes.len(), 20);
+        let mut places = Vec::new();
+        for (k, r) in reps(&s.events).enumerate() {
+            let note = notes[k];
+            assert!(
+                note.contains(&format!(r#"data-set="1" data-rep="{}""#, r.rep)),
+                "{note}"
+            );
+            assert!(note.contains(&format!(">{} · {:.1} s<", r.rep, r.descent_ms as f64 / 1000.0)));
+            let flaws: Vec<&str> = note
+                .split(r#"class="flaw""#)
+                .skip(1)
+                .map(|f| f.split('>').nth(1).unwrap().split('<').next().unwrap())
+                .collect();
+            assert_eq!(flaws, r.flaws(), "rep {}", r.rep);
+            let (x, y) = note
+                .split("translate(")
+                .nth(1)
+                .unwrap()
+                .split(')')
+                .next()
+                .unwrap()
+                .split_once(' ')
+                .unwrap();
+            places.push((x.parse::<f64>().unwrap(), y.parse::<f64>().unwrap(), flaws.len()));
+        }
+        // No two notes overlap: side by side a cell apart, or one below
+        // the other's last flaw.
+        for (i, a) in places.iter().enumerate() {
+            for b in &places[i + 1..] {
+                let apart = (a.0 - b.0).abs() >= NOTE_W - 0.1;
+                let (upper, lower) = if a.1 <= b.1 { (a, b) } else { (b, a) };
+                let below = lower.1 - upper.1 >= NOTE_LINE_H + FLAW_LINE_H * upper.2 as f64;
+                assert!(apart || below, "{a:?} and {b:?} overlap");
+            }
+        }
+        // The table fits in the picture.
+        let lowest = places
+            .iter()
+            .map(|p| p.1 + NOTE_LINE_H + FLAW_LINE_H * p.2 as f64)
+            .fold(0.0, f64::max);
+        assert!(lowest < s.height() as f64, "{lowest} > {}", s.height());
+        assert!(places.iter().all(|p| p.0 + NOTE_W <= WIDTH as f64));
     }
 
     #[test]
