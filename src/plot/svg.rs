@@ -699,34 +699,52 @@ pub fn build(s: &Session) -> String {
     o.push_str("</g>\n");
 
     // Sets: a bracket over each set's reps (the `set` event comes later:
-    // after the legs rested a while, or when the person got up).
+    // after the legs rested a while, or when the person got up), labelled
+    // as fully as the room between its neighbours allows.
     o.push_str("<g class=\"sets\">\n");
-    for set in &sets {
-        let (a, b) = set.span();
-        let (x0, x1) = (s.x(a), s.x(b));
-        let text = match set.summary {
-            Some(sum) => format!(
-                "set {}: {} reps, {} perfect, {} arch{}",
-                sum.set,
-                sum.reps,
-                sum.perfect,
-                sum.arches,
-                if sum.arches == 1 { "" } else { "es" }
-            ),
-            None => format!(
-                "set {} (not closed): {} reps, {} perfect",
-                set.number(),
-                set.reps.len(),
-                set.reps.iter().filter(|r| r.perfect).count()
-            ),
+    let brackets: Vec<(f64, f64)> = sets
+        .iter()
+        .map(|set| {
+            let (a, b) = set.span();
+            (s.x(a), s.x(b))
+        })
+        .collect();
+    for (k, set) in sets.iter().enumerate() {
+        let (x0, x1) = brackets[k];
+        let reps = set.reps.len();
+        let perfect = set.reps.iter().filter(|r| r.perfect).count();
+        let labels = match set.summary {
+            Some(sum) => [
+                format!(
+                    "set {}: {} reps, {} perfect, {} arch{}",
+                    sum.set,
+                    sum.reps,
+                    sum.perfect,
+                    sum.arches,
+                    if sum.arches == 1 { "" } else { "es" }
+                ),
+                format!("set {}: {} reps, {} perfect", sum.set, sum.reps, sum.perfect),
+                format!("set {}", sum.set),
+            ],
+            None => [
+                format!("set {} (not closed): {reps} reps, {perfect} perfect", set.number()),
+                format!("set {}: {reps} reps, {perfect} perfect", set.number()),
+                format!("set {}", set.number()),
+            ],
         };
+        let centre = (x0 + x1) / 2.0;
+        let left = if k == 0 { 4.0 } else { (brackets[k - 1].1 + x0) / 2.0 };
+        let right = brackets
+            .get(k + 1)
+            .map_or(WIDTH as f64 - 4.0, |next| (x1 + next.0) / 2.0);
+        let room = 2.0 * (centre - left).min(right - centre);
+        let label = labels.iter().find(|l| text_w(l, 11.0) <= room).unwrap_or(&labels[2]);
         let _ = writeln!(
             o,
-            r##"<g class="{}"><path d="M{x0:.1} {:.1}V{SETS_Y}H{x1:.1}V{:.1}" fill="none" stroke="#333333"/><text x="{:.1}" y="{:.1}" text-anchor="middle" font-size="11">{text}</text></g>"##,
+            r##"<g class="{}"><path d="M{x0:.1} {:.1}V{SETS_Y}H{x1:.1}V{:.1}" fill="none" stroke="#333333"/><text x="{centre:.1}" y="{:.1}" text-anchor="middle" font-size="11">{label}</text></g>"##,
             if set.summary.is_some() { "set" } else { "set open" },
             SETS_Y + 6.0,
             SETS_Y + 6.0,
-            (x0 + x1) / 2.0,
             SETS_Y - 4.0,
         );
     }
