@@ -19,7 +19,8 @@
 //! Around it: [`config`] (the configuration file), [`cli`] and [`cmd`] (the
 //! command line, a file per subcommand), [`sim`] (the simulator, with ground
 //! truth), [`replay`] (a detector over any source), [`score`] (the scoring
-//! rules of `shared/eval/score.py`), [`backoff`], [`check`] (the installer's
+//! rules of `shared/eval/score.py`), [`backoff`], [`repeated`] (warnings
+//! that repeat, rate-limited), [`check`] (the installer's
 //! live look at the mat), and behind cargo features [`watch`] (the coach's
 //! terminal dashboard), [`plot`] (the picture of a session) and [`broker`]
 //! (the demo's embedded MQTT broker).
@@ -41,6 +42,7 @@ pub mod mqtt;
 pub mod outbox;
 #[cfg(feature = "plot")]
 pub mod plot;
+pub mod repeated;
 pub mod replay;
 pub mod sampler;
 pub mod score;
