@@ -7,9 +7,9 @@
 //! - [`detector`]: the contact-loss detector, rep counter and judge;
 //! - [`event`]: the events of the contract (replay output, MQTT payloads);
 //! - [`score`]: scores events against ground truth, like `shared/eval/score.py`;
-//! - [`mcp3x08`]: the SPI ADC driver (MCP3004/3008/3204/3208) and its emulator;
-//! - [`hardware`]: wiring from the config, the grid scanner, the Raspberry Pi
-//!   backend (rppal), an emulated mat;
+//! - [`hardware`]: wiring from the config, the grid scanner over the `mcp3x08`
+//!   driver (its own crate, `mcp3x08/`), the Raspberry Pi backend (rppal), an
+//!   emulated mat;
 //! - [`sampler`]: the real-time sampler thread and its frame ring;
 //! - [`mat`]: one mat's pipeline (source, detector, state, commands);
 //! - [`mqtt`]: MQTT, Home Assistant discovery, the outbox;
@@ -34,7 +34,6 @@ pub mod frame;
 pub mod hardware;
 pub mod live;
 pub mod mat;
-pub mod mcp3x08;
 pub mod mqtt;
 pub mod pacing;
 pub mod plot;

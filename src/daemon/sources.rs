@@ -11,10 +11,11 @@ use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
+use mcp3x08::emulator::Emulator;
+
 use crate::config::{Config, MatEntry, MatSourceKind};
 use crate::frame::{Frame, FrameSource, Grid, SourceError};
 use crate::hardware::{EmulatedMat, GridScanner};
-use crate::mcp3x08::emulator::Emulator;
 use crate::pacing::Paced;
 use crate::recording::RecordingReader;
 use crate::sampler::{GridScan, Sampler, SamplerConfig};
