@@ -11,6 +11,7 @@
 //! VDD and VREF to 3.3 V), and run as a user in the `spi` group.
 
 use std::error::Error;
+use std::process::ExitCode;
 use std::thread::sleep;
 use std::time::Duration;
 
@@ -18,13 +19,25 @@ use linux_embedded_hal::spidev::{SpiModeFlags, SpidevOptions};
 use linux_embedded_hal::SpidevDevice;
 use mcp3x08::{Chip, Input, Mcp3x08, MAX_SCAN};
 
-fn main() -> Result<(), Box<dyn Error>> {
+fn main() -> ExitCode {
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("read_channels: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> Result<(), Box<dyn Error>> {
     let mut args = std::env::args().skip(1);
     let device = args.next().unwrap_or_else(|| "/dev/spidev0.0".into());
-    let chip: Chip = args.next().as_deref().unwrap_or("mcp3008").parse()?;
+    let name = args.next().unwrap_or_else(|| "mcp3008".into());
+    let chip: Chip = name.parse().map_err(|e| format!("{name:?}: {e}"))?;
     // 1 MHz: inputs with up to ~10 kOhm source impedance settle in the
     // chip's 1.5-clock sampling window (the chip itself goes to 3.6 MHz at 5 V).
-    let clock_hz: u32 = args.next().as_deref().unwrap_or("1000000").parse()?;
+    let clock = args.next().unwrap_or_else(|| "1000000".into());
+    let clock_hz: u32 = clock.parse().map_err(|e| format!("clock {clock:?}: {e}"))?;
 
     let mut spi = SpidevDevice::open(&device).map_err(|e| format!("{device}: {e}"))?;
     // Mode 0,0: the chip latches DIN on rising clock edges, shifts DOUT on falling ones.
