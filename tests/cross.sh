@@ -87,7 +87,8 @@ for target in "${targets[@]}"; do
         "$qemu" "$binary" replay "$recording" >"$out/$name.$target.jsonl"
         [ -s "$out/$name.native.jsonl" ] || fail "the native replay of $recording gave no event"
         if ! differ=$(cmp "$out/$name.native.jsonl" "$out/$name.$target.jsonl" 2>&1); then
-            line=$(sed -n 's/.*line \([0-9]*\).*/\1/p' <<<"$differ")
+            # "differ: byte B, line N" (not "EOF on ...": one output is the other's start).
+            line=$(sed -n 's/.* differ: .*line \([0-9]*\).*/\1/p' <<<"$differ")
             echo "tests/cross.sh: $target: replay of $recording differs from the native run ($differ)" >&2
             if [ -n "$line" ]; then
                 echo "  native:  $(sed -n "${line}p" "$out/$name.native.jsonl")" >&2
