@@ -4,7 +4,8 @@
 //! - [`sources`]: where frames come from (recordings, the simulator through
 //!   emulated ADCs, the mat's SPI ADCs), each a [`frame::FrameSource`];
 //! - [`hardware`]: the mat's wiring, the grid scanner, the Raspberry Pi
-//!   backend (rppal), emulated chips; [`mcp3x08`]: the ADC driver;
+//!   backend (rppal), emulated chips, over the `mcp3x08` driver (its own
+//!   crate, `mcp3x08/`);
 //! - [`sampler`]: the real-time sampler thread and its frame ring;
 //! - [`detector`]: the contact-loss detector, rep counter and judge, frames
 //!   in, [`event`]s out;
@@ -37,7 +38,6 @@ pub mod detector;
 pub mod event;
 pub mod frame;
 pub mod hardware;
-pub mod mcp3x08;
 pub mod mqtt;
 pub mod outbox;
 #[cfg(feature = "plot")]
