@@ -11,8 +11,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 targets=(${CROSS_TARGETS:-aarch64-unknown-linux-musl})
-# The gateway's cargo features: one place to switch to the lean build
-# (GATEWAY_FEATURES=--no-default-features) once the optional features land.
+# The gateway's cargo features: the lean build by default (no watch, plot or
+# demo: what a Pi runs); GATEWAY_FEATURES="" builds everything.
 read -r -a gateway_features <<<"${GATEWAY_FEATURES---no-default-features}"
 data=../shared/data/dev
 
