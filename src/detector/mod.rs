@@ -38,6 +38,12 @@ const SETTLE_STEADY_S: f32 = 0.75;
 /// they are getting up: no new arches or reps while the rows unload.
 const LEAVING: f32 = 0.6;
 const TOTAL_TAU_S: f32 = 30.0;
+/// Row loads pass two first-order low-passes of this time constant: mains
+/// hum (50-60 Hz, a few counts on every taxel of a mat with long leads) is
+/// cut to a seventh, white noise by half, for about 16 ms of delay. At a
+/// slow sampler's 50 Hz they barely smooth (hum aliases into slow beats
+/// there, which no filter removes).
+const ROW_TAU_S: f32 = 0.008;
 
 /// A person's usual level of some load (the whole body's, the trunk ends'),
 /// learnt when they settle and followed slowly while it stays near.
@@ -90,8 +96,12 @@ pub struct Detector {
     /// takes the ends' load away, getting up does.
     ends_reference: UsualLoad,
     last_t_us: Option<u64>,
-    /// Per-row force sums of the healthy taxels, scaled to the full row.
+    /// Per-row force sums of the healthy taxels, scaled to the full row,
+    /// low-passed (`ROW_TAU_S`): the first stage, and the output.
+    rows_stage: Vec<f32>,
     rows: Vec<f32>,
+    /// This frame's row sums before the low-pass.
+    rows_raw: Vec<f32>,
     lumbar: Vec<f32>,
     health: Vec<HealthChange>,
     /// `presence_level` in counts.
@@ -160,7 +170,9 @@ impl Detector {
             total_reference: UsualLoad::default(),
             ends_reference: UsualLoad::default(),
             last_t_us: None,
+            rows_stage: vec![0.0; grid.rows],
             rows: vec![0.0; grid.rows],
+            rows_raw: vec![0.0; grid.rows],
             lumbar: vec![0.0; config.lumbar_rows.len()],
             health: Vec::with_capacity(grid.len()),
             presence_counts: (config.presence_level * config.full_scale() as f64) as u16,
@@ -223,7 +235,7 @@ impl Detector {
         }
 
         self.update_presence(t_us, out);
-        let summary = self.summarise();
+        let summary = self.summarise(dt_s);
         if !self.occupied() {
             return;
         }
@@ -399,11 +411,16 @@ impl Detector {
         }
     }
 
-    /// Row sums of the healthy taxels, and what the rows say.
-    fn summarise(&mut self) -> Summary {
-        let mut rows = std::mem::take(&mut self.rows);
-        self.row_sums(|i| self.taxels.is_healthy(i), &mut rows);
-        self.rows = rows;
+    /// Row sums of the healthy taxels, low-passed, and what the rows say.
+    fn summarise(&mut self, dt_s: f32) -> Summary {
+        let mut raw = std::mem::take(&mut self.rows_raw);
+        self.row_sums(|i| self.taxels.is_healthy(i), &mut raw);
+        let a = dt_s / (ROW_TAU_S + dt_s);
+        for ((x, stage), out) in raw.iter().zip(&mut self.rows_stage).zip(&mut self.rows) {
+            *stage += a * (x - *stage);
+            *out += a * (*stage - *out);
+        }
+        self.rows_raw = raw;
         for (l, &r) in self.lumbar.iter_mut().zip(&self.config.lumbar_rows) {
             *l = self.rows[r];
         }
@@ -437,6 +454,11 @@ impl Detector {
         let mut new = vec![0.0; self.grid.rows];
         self.row_sums(|i| self.taxels.is_healthy(i), &mut new);
         let ratio = |r: usize| if old[r] > 0.0 { new[r] / old[r] } else { 1.0 };
+        // The low-passed rows follow the new taxels from their current level.
+        for (r, (stage, out)) in self.rows_stage.iter_mut().zip(&mut self.rows).enumerate() {
+            *stage *= ratio(r);
+            *out *= ratio(r);
+        }
         let lumbar: Vec<f32> = self.config.lumbar_rows.iter().map(|&r| ratio(r)).collect();
         let (o, n) = (self.summary_of(&old), self.summary_of(&new));
         let upper = if o.upper > 0.0 { n.upper / o.upper } else { 1.0 };
