@@ -38,9 +38,80 @@ const SAT_UP_RECOVERED: f32 = 0.8;
 /// it is an arch. With the legs
 /// lifted an arch starts on the first frame below the threshold.
 const LEGS_DOWN_CONFIRM_US: u64 = 500_000;
+/// While the legs work, each lumbar row also carries part of the upper back
+/// and of the sacrum, which the legs' lever unloads and loads: for a person
+/// lying off the middle of the grid, or who slid along it mid-set, a lumbar
+/// row can lose a third of its load at every bottom of a rep. So with the
+/// legs lifted each row is compared with what its load is at this seesaw,
+/// from a least-squares line of its clean frames (forgetting over this many
+/// seconds of lifted legs: it follows a slide within a few reps).
+const FIT_TAU_S: f32 = 20.0;
+/// The line is used once it holds this many seconds of frames; its slope
+/// once the seesaw has swung (variance of this much).
+const FIT_MIN_S: f32 = 1.0;
+const FIT_MIN_VAR: f32 = 4e-4;
+/// Frames are clean enough to learn from at least this long after an arch,
+/// and outside a fast drop.
+const FIT_AFTER_ARCH_US: u64 = 1_000_000;
+/// What tells an arch or a wobble from a slide or creep is speed: the lumbar
+/// region loses its load within a few hundred milliseconds, a slide moves it
+/// over tens of seconds. Contact falling below this share of its level of
+/// the last `DROP_TAU_S` is a fast drop: nothing learns from the rows until
+/// contact is back within `HOLD_RELEASE` of where it was, or `HOLD_MAX_US`
+/// has passed (no arch lasts that long).
+const DROP: f32 = 0.85;
+const DROP_TAU_S: f32 = 0.3;
+const HOLD_RELEASE: f32 = 0.9;
+const HOLD_MAX_US: u64 = 15_000_000;
+/// With the legs down for this long and contact steady, the reference
+/// follows the rows quickly and in a wide band: a person who slid along
+/// the mat during the set rests in a new place.
+const REST_FOLLOW_US: u64 = 5_000_000;
+const REST_TAU_S: f32 = 5.0;
+const REST_BAND: (f32, f32) = (0.65, 2.0);
+
+/// A least-squares line `load = a + b * seesaw` of one lumbar row, from
+/// exponentially forgotten sums.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+struct LeverFit {
+    w: f32,
+    x: f32,
+    y: f32,
+    xx: f32,
+    xy: f32,
+}
+
+impl LeverFit {
+    fn add(&mut self, dt_s: f32, x: f32, y: f32) {
+        let keep = 1.0 - dt_s / (FIT_TAU_S + dt_s);
+        for v in [&mut self.w, &mut self.x, &mut self.y, &mut self.xx, &mut self.xy] {
+            *v *= keep;
+        }
+        self.w += dt_s;
+        self.x += dt_s * x;
+        self.y += dt_s * y;
+        self.xx += dt_s * x * x;
+        self.xy += dt_s * x * y;
+    }
+
+    /// The row's expected load at seesaw `x`, once there is enough data.
+    fn predict(&self, x: f32) -> Option<f32> {
+        if self.w < FIT_MIN_S {
+            return None;
+        }
+        let (mx, my) = (self.x / self.w, self.y / self.w);
+        let var = self.xx / self.w - mx * mx;
+        let slope = if var >= FIT_MIN_VAR {
+            (self.xy / self.w - mx * my) / var
+        } else {
+            0.0
+        };
+        Some(my + slope * (x - mx))
+    }
+}
 
 /// What the rest of the body says on this frame, as far as an arch cares.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Posture {
     /// False while the person is leaving the mat: no arch starts.
     pub may_start: bool,
@@ -51,6 +122,8 @@ pub struct Posture {
     /// pelvis. Sitting up takes the trunk's weight off instead, so an upper
     /// back that empties now is a leg lift (the lever), not sitting up.
     pub legs_weight: bool,
+    /// The legs' lever: `(sacral - upper) / (sacral + upper)`.
+    pub seesaw: f32,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -74,6 +147,20 @@ pub struct ContactLoss {
     /// Sitting up: the upper-back level before it fell.
     sat_up: Option<f32>,
     contact: f32,
+    /// Per lumbar row, its load against the seesaw with the legs lifted.
+    fits: Vec<LeverFit>,
+    /// The last arch ended at this time.
+    arch_end_us: Option<u64>,
+    /// The legs have been down (not lifted) since this time.
+    down_since_us: Option<u64>,
+    /// This frame's expected load per lumbar row (scratch).
+    expected: Vec<f32>,
+    /// Contact over the last `DROP_TAU_S`, and whether the legs were
+    /// lifted on the last frame (the expectation changes then).
+    recent: f32,
+    was_lifted: bool,
+    /// A fast drop: since when, and the contact before it.
+    hold: Option<(u64, f32)>,
 }
 
 impl ContactLoss {
@@ -88,6 +175,13 @@ impl ContactLoss {
             candidate_us: None,
             sat_up: None,
             contact: 1.0,
+            fits: Vec::new(),
+            arch_end_us: None,
+            down_since_us: None,
+            expected: Vec::new(),
+            recent: 1.0,
+            was_lifted: false,
+            hold: None,
         }
     }
 
@@ -101,6 +195,15 @@ impl ContactLoss {
         self.candidate_us = None;
         self.sat_up = None;
         self.contact = 1.0;
+        self.fits.clear();
+        self.fits.resize(lumbar.len(), LeverFit::default());
+        self.expected.clear();
+        self.expected.resize(lumbar.len(), 0.0);
+        self.arch_end_us = None;
+        self.down_since_us = None;
+        self.recent = 1.0;
+        self.was_lifted = false;
+        self.hold = None;
     }
 
     pub fn is_settled(&self) -> bool {
@@ -124,8 +227,10 @@ impl ContactLoss {
     /// Rescales the references after the set of healthy taxels changed:
     /// `ratio[i]` is new/old row value on the same frame.
     pub fn rescale(&mut self, lumbar_ratio: &[f32], upper_ratio: f32) {
-        for (r, k) in self.reference.iter_mut().zip(lumbar_ratio) {
+        for ((r, fit), k) in self.reference.iter_mut().zip(&mut self.fits).zip(lumbar_ratio) {
             *r *= *k;
+            fit.y *= *k;
+            fit.xy *= *k;
         }
         self.upper_recent *= upper_ratio;
     }
@@ -138,6 +243,7 @@ impl ContactLoss {
 
     fn end_arch(&mut self, t_us: u64) -> Option<ArchChange> {
         let (onset, min) = self.arch.take()?;
+        self.arch_end_us = Some(t_us);
         Some(ArchChange::End {
             duration_us: t_us.saturating_sub(onset),
             min_contact: min,
@@ -150,25 +256,61 @@ impl ContactLoss {
             may_start,
             legs_lifted,
             legs_weight,
+            seesaw,
         } = posture;
         if self.reference.is_empty() {
             return None;
         }
         self.since_settled_s += dt_s;
+        if legs_lifted {
+            self.down_since_us = None;
+        } else if self.down_since_us.is_none() {
+            self.down_since_us = Some(t_us);
+        }
+        // What each row should carry now: with the legs lifted, its line
+        // against the seesaw; else the pressed-flat reference.
+        for ((e, r), fit) in self.expected.iter_mut().zip(&self.reference).zip(&self.fits) {
+            *e = match legs_lifted.then(|| fit.predict(seesaw)).flatten() {
+                Some(p) => p.max(0.25 * r),
+                None => *r,
+            };
+        }
         let best = self.reference.iter().cloned().fold(0.0f32, f32::max);
         let mut contact = f32::INFINITY;
         let (mut region, mut region_ref) = (0.0, 0.0);
-        for (x, r) in lumbar.iter().zip(&self.reference) {
+        for ((x, r), e) in lumbar.iter().zip(&self.reference).zip(&self.expected) {
             if *r > ROW_SHARE * best && *r > 0.0 {
-                contact = contact.min(x / r);
+                contact = contact.min(x / e);
                 region += x;
-                region_ref += r;
+                region_ref += e;
             }
         }
         if !contact.is_finite() {
             return None;
         }
         self.contact = contact;
+        tracing::trace!(t_ms = t_us / 1000, seesaw, ?lumbar, expected = ?self.expected, contact, legs_lifted, "contact");
+        if legs_lifted != self.was_lifted {
+            // The expectation changed, not the body.
+            self.recent = contact;
+            self.was_lifted = legs_lifted;
+        }
+        self.recent += dt_s / (DROP_TAU_S + dt_s) * (contact - self.recent);
+        match self.hold {
+            None if contact < DROP * self.recent => self.hold = Some((t_us, self.recent)),
+            Some((since, before)) if contact >= HOLD_RELEASE * before || t_us >= since + HOLD_MAX_US => {
+                self.hold = None
+            }
+            _ => {}
+        }
+        let clean = self.arch.is_none()
+            && self.hold.is_none()
+            && self.arch_end_us.is_none_or(|end| t_us >= end + FIT_AFTER_ARCH_US);
+        if legs_lifted && clean {
+            for (fit, x) in self.fits.iter_mut().zip(lumbar) {
+                fit.add(dt_s, seesaw, *x);
+            }
+        }
         let upper_ratio = if self.upper_recent > 0.0 {
             upper / self.upper_recent
         } else {
@@ -183,18 +325,22 @@ impl ContactLoss {
             self.upper_recent += dt_s / (UPPER_TAU_S + dt_s) * (upper - self.upper_recent);
         }
 
-        // Follow slow changes only near the reference and outside arches.
-        if self.arch.is_none() {
-            let tau = if self.since_settled_s < EARLY_S {
-                TAU_EARLY_S
+        // Follow slow changes only near the reference and outside arches;
+        // with the legs down for a while, in a wider band and faster.
+        if clean && !legs_lifted {
+            let resting = self.down_since_us.is_some_and(|d| t_us >= d + REST_FOLLOW_US);
+            let (tau, band) = if resting {
+                (REST_TAU_S, REST_BAND)
+            } else if self.since_settled_s < EARLY_S {
+                (TAU_EARLY_S, TRACK_BAND)
             } else {
-                TAU_LATE_S
+                (TAU_LATE_S, TRACK_BAND)
             };
             let a = dt_s / (tau + dt_s);
             let all_near = lumbar
                 .iter()
                 .zip(&self.reference)
-                .all(|(x, r)| *r <= 0.0 || (TRACK_BAND.0..TRACK_BAND.1).contains(&(x / r)));
+                .all(|(x, r)| *r <= 0.0 || (band.0..band.1).contains(&(x / r)));
             if all_near {
                 for (r, x) in self.reference.iter_mut().zip(lumbar) {
                     *r += a * (x - *r);
@@ -250,11 +396,13 @@ mod tests {
         may_start: true,
         legs_lifted: true,
         legs_weight: true,
+        seesaw: 0.4,
     };
     const DOWN: Posture = Posture {
         may_start: true,
         legs_lifted: false,
         legs_weight: false,
+        seesaw: 0.1,
     };
 
     fn cl() -> ContactLoss {

@@ -252,6 +252,7 @@ impl Detector {
             may_start: !leaving,
             legs_lifted: self.reps.legs_lifted(t_us),
             legs_weight: self.reps.legs_weight(summary.total),
+            seesaw: s,
         };
         match self.contact.push(t_us, dt_s, &self.lumbar, summary.upper, posture) {
             Some(ArchChange::Start { onset_us, contact }) => {
