@@ -19,6 +19,13 @@ const TRACK_BAND: (f32, f32) = (0.82, 1.3);
 /// A lumbar row takes part only if its reference holds this share of the
 /// best-loaded lumbar row (an edge row with little load is mostly noise).
 const ROW_SHARE: f32 = 0.45;
+/// An FSR turns on only above some force, so a taxel carrying little (a
+/// light person, a row at the edge of the lumbar region) switches off and
+/// on as the load wobbles: a row whose taxels carry less than this each on
+/// average (about 110 counts of 10 bits) loses far more than the region
+/// does. It takes part only if it is the best row; when even that one is
+/// this weak (a light person), contact is the whole lumbar region's.
+const MARGINAL_TAXEL: f32 = 0.1;
 /// Sitting up to get off the mat unloads the upper back together with the
 /// lumbar rows; an arch leaves the upper back loaded. Below this share of its
 /// level of the last seconds, the upper back says "sitting up", not "arch".
@@ -58,11 +65,15 @@ const FIT_AFTER_ARCH_US: u64 = 1_000_000;
 /// over tens of seconds. Contact falling below this share of its level of
 /// the last `DROP_TAU_S` is a fast drop: nothing learns from the rows until
 /// contact is back within `HOLD_RELEASE` of where it was, or `HOLD_MAX_US`
-/// has passed (no arch lasts that long).
+/// has passed (a wobble is over by then, and an arch has crossed the
+/// threshold; what stays is a step: a taxel that switched off).
 const DROP: f32 = 0.85;
 const DROP_TAU_S: f32 = 0.3;
 const HOLD_RELEASE: f32 = 0.9;
-const HOLD_MAX_US: u64 = 15_000_000;
+const HOLD_MAX_US: u64 = 3_000_000;
+/// An arch lasts until the legs come back up or drop, seconds at most: a
+/// loss that lasts this long is a new posture, learnt afresh.
+const ARCH_MAX_US: u64 = 20_000_000;
 /// With the legs down for this long and contact steady, the reference
 /// follows the rows quickly and in a wide band: a person who slid along
 /// the mat during the set rests in a new place.
@@ -161,6 +172,8 @@ pub struct ContactLoss {
     was_lifted: bool,
     /// A fast drop: since when, and the contact before it.
     hold: Option<(u64, f32)>,
+    /// Taxels per row (the rows' loads are sums).
+    row_taxels: f32,
 }
 
 impl ContactLoss {
@@ -182,7 +195,13 @@ impl ContactLoss {
             recent: 1.0,
             was_lifted: false,
             hold: None,
+            row_taxels: 4.0,
         }
+    }
+
+    /// The grid's taxels per row (4 unless told).
+    pub fn set_row_taxels(&mut self, n: usize) {
+        self.row_taxels = n.max(1) as f32;
     }
 
     /// Starts a new person's reference from their settled lumbar rows.
@@ -276,17 +295,24 @@ impl ContactLoss {
             };
         }
         let best = self.reference.iter().cloned().fold(0.0f32, f32::max);
+        let best_expected = self.expected.iter().cloned().fold(0.0f32, f32::max);
+        let marginal = MARGINAL_TAXEL * self.row_taxels;
         let mut contact = f32::INFINITY;
         let (mut region, mut region_ref) = (0.0, 0.0);
         for ((x, r), e) in lumbar.iter().zip(&self.reference).zip(&self.expected) {
             if *r > ROW_SHARE * best && *r > 0.0 {
-                contact = contact.min(x / e);
+                if *e >= marginal || *e >= best_expected {
+                    contact = contact.min(x / e);
+                }
                 region += x;
                 region_ref += e;
             }
         }
-        if !contact.is_finite() {
+        if !contact.is_finite() || region_ref <= 0.0 {
             return None;
+        }
+        if best_expected < marginal {
+            contact = region / region_ref;
         }
         self.contact = contact;
         tracing::trace!(t_ms = t_us / 1000, seesaw, ?lumbar, expected = ?self.expected, contact, legs_lifted, "contact");
@@ -348,8 +374,14 @@ impl ContactLoss {
             }
         }
 
-        if let Some((_, min)) = &mut self.arch {
+        if let Some((onset, min)) = &mut self.arch {
             *min = min.min(contact);
+            if t_us >= *onset + ARCH_MAX_US {
+                // Not an arch any more: the person lies differently now.
+                self.reference.copy_from_slice(lumbar);
+                self.fits.fill(LeverFit::default());
+                return self.end_arch(t_us);
+            }
             return if contact > self.arch_release {
                 self.end_arch(t_us)
             } else {

@@ -158,8 +158,10 @@ impl Detector {
     pub fn new(grid: Grid, config: DetectorConfig) -> Result<Self, String> {
         config.validate(grid.rows)?;
         let taxels = TaxelConditioner::new(grid.len(), grid.cols, config.full_scale(), config.stuck_s);
+        let mut contact = ContactLoss::new(&config);
+        contact.set_row_taxels(grid.cols);
         Ok(Detector {
-            contact: ContactLoss::new(&config),
+            contact,
             reps: RepCounter::new(&config),
             taxels,
             presence: Presence::Empty { since_us: None },

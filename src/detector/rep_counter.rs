@@ -174,6 +174,8 @@ pub struct RepCounter {
     trace: Vec<(u64, f32)>,
     /// Lifted legs near the rest level since this time.
     near_rest_us: Option<u64>,
+    /// The legs' weight is off the pelvis on this frame (see `lifted`).
+    weight_off: bool,
     lifted_us: u64,
     set_open: bool,
     set_no: u32,
@@ -204,6 +206,7 @@ impl RepCounter {
             last_swing: None,
             trace: Vec::with_capacity(TRACE_LEN),
             near_rest_us: None,
+            weight_off: false,
             lifted_us: 0,
             set_open: false,
             set_no: 0,
@@ -259,9 +262,12 @@ impl RepCounter {
 
     /// Whether the legs are off the floor, and have been since at least
     /// `LIFTED_SURE_US` before `t_us` (sitting up also raises the seesaw, but
-    /// the upper back collapses within half a second of it).
+    /// the upper back collapses within half a second of it). Legs whose
+    /// weight is off the pelvis are down at once here, though the set only
+    /// ends once they stay near rest (`REST_S`): a person often gets up soon
+    /// after.
     pub fn legs_lifted(&self, t_us: u64) -> bool {
-        self.legs == Legs::Lifted && t_us.saturating_sub(self.lifted_us) >= LIFTED_SURE_US
+        self.legs == Legs::Lifted && t_us.saturating_sub(self.lifted_us) >= LIFTED_SURE_US && !self.weight_off
     }
 
     /// Whether the whole load `total` is above its rest level by what lifted
@@ -344,6 +350,7 @@ impl RepCounter {
                 } else if t_us.saturating_sub(since_us) as f32 >= LIFT_S * 1e6 {
                     self.legs = Legs::Lifted;
                     self.lifted_us = t_us;
+                    self.weight_off = false;
                     self.lifted_gain = self.total_ratio - 1.0;
                     tracing::debug!(t_ms, seesaw = s, rest, "legs lifted");
                     self.bottom = s;
@@ -374,6 +381,10 @@ impl RepCounter {
         // as at rest; the legs' weight on the pelvis still tells them apart.
         let floor_load = 1.0 + (0.5 * self.lifted_gain).max(LEGS_DOWN_GAIN);
         let near_rest = s - rest < (0.5 * LIFT).max(0.2 * height) && self.total_ratio < floor_load;
+        // For arches, the legs are down as soon as their weight is off the
+        // pelvis and the seesaw is in the lower half of its swing (a person
+        // who slid along the mat during the set rests at another level).
+        self.weight_off = s - rest < (0.5 * LIFT).max(0.5 * height) && self.total_ratio < floor_load;
         let near_rest_since = if near_rest {
             *self.near_rest_us.get_or_insert(t_us)
         } else {
