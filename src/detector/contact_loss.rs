@@ -23,9 +23,20 @@ const ROW_SHARE: f32 = 0.45;
 /// light person, a row at the edge of the lumbar region) switches off and
 /// on as the load wobbles: a row whose taxels carry less than this each on
 /// average (about 110 counts of 10 bits) loses far more than the region
-/// does. It takes part only if it is the best row; when even that one is
-/// this weak (a light person), contact is the whole lumbar region's.
+/// does. Contact is the lowest of the strong rows' and the whole lumbar
+/// region's (where a weak row counts by its load); when even the best row
+/// is this weak (a light person), the region's.
 const MARGINAL_TAXEL: f32 = 0.1;
+/// A row judged weak (on its expected load over the last `LEVEL_TAU_S`)
+/// takes part again above this many times `MARGINAL_TAXEL`.
+const MARGINAL_HYSTERESIS: f32 = 1.25;
+const LEVEL_TAU_S: f32 = 2.0;
+/// An arch leaves the upper back loaded (it loses under a tenth). With the
+/// legs lifted, the upper back falling to this share of its level of the
+/// last `DROP_TAU_S`, and further than the best lumbar row falls, is the
+/// lever emptying taxels near their turn-on (the upper back's, and a lumbar
+/// row's share of it), not an arch.
+const UPPER_COLLAPSE: f32 = 0.7;
 /// Sitting up to get off the mat unloads the upper back together with the
 /// lumbar rows; an arch leaves the upper back loaded. Below this share of its
 /// level of the last seconds, the upper back says "sitting up", not "arch".
@@ -174,6 +185,13 @@ pub struct ContactLoss {
     hold: Option<(u64, f32)>,
     /// Taxels per row (the rows' loads are sums).
     row_taxels: f32,
+    /// Per lumbar row: its expected load over the last `LEVEL_TAU_S`,
+    /// whether it is weak (see `MARGINAL_TAXEL`), and its load over the last
+    /// `DROP_TAU_S`; the same for the upper back.
+    level: Vec<f32>,
+    weak: Vec<bool>,
+    rows_fast: Vec<f32>,
+    upper_fast: f32,
 }
 
 impl ContactLoss {
@@ -196,6 +214,10 @@ impl ContactLoss {
             was_lifted: false,
             hold: None,
             row_taxels: 4.0,
+            level: Vec::new(),
+            weak: Vec::new(),
+            rows_fast: Vec::new(),
+            upper_fast: 0.0,
         }
     }
 
@@ -223,6 +245,14 @@ impl ContactLoss {
         self.recent = 1.0;
         self.was_lifted = false;
         self.hold = None;
+        self.level.clear();
+        self.level.extend_from_slice(lumbar);
+        let marginal = MARGINAL_TAXEL * self.row_taxels;
+        self.weak.clear();
+        self.weak.extend(lumbar.iter().map(|&x| x < marginal));
+        self.rows_fast.clear();
+        self.rows_fast.extend_from_slice(lumbar);
+        self.upper_fast = upper;
     }
 
     pub fn is_settled(&self) -> bool {
@@ -246,11 +276,14 @@ impl ContactLoss {
     /// Rescales the references after the set of healthy taxels changed:
     /// `ratio[i]` is new/old row value on the same frame.
     pub fn rescale(&mut self, lumbar_ratio: &[f32], upper_ratio: f32) {
-        for ((r, fit), k) in self.reference.iter_mut().zip(&mut self.fits).zip(lumbar_ratio) {
-            *r *= *k;
-            fit.y *= *k;
-            fit.xy *= *k;
+        for (i, k) in lumbar_ratio.iter().enumerate() {
+            self.reference[i] *= k;
+            self.fits[i].y *= k;
+            self.fits[i].xy *= k;
+            self.level[i] *= k;
+            self.rows_fast[i] *= k;
         }
+        self.upper_fast *= upper_ratio;
         self.upper_recent *= upper_ratio;
     }
 
@@ -295,13 +328,33 @@ impl ContactLoss {
             };
         }
         let best = self.reference.iter().cloned().fold(0.0f32, f32::max);
-        let best_expected = self.expected.iter().cloned().fold(0.0f32, f32::max);
         let marginal = MARGINAL_TAXEL * self.row_taxels;
+        let a_level = dt_s / (LEVEL_TAU_S + dt_s);
+        let a_fast = dt_s / (DROP_TAU_S + dt_s);
+        for (((level, weak), fast), (e, x)) in self
+            .level
+            .iter_mut()
+            .zip(&mut self.weak)
+            .zip(&mut self.rows_fast)
+            .zip(self.expected.iter().zip(lumbar))
+        {
+            *level += a_level * (e - *level);
+            if *weak && *level > MARGINAL_HYSTERESIS * marginal {
+                *weak = false;
+            } else if !*weak && *level < marginal {
+                *weak = true;
+            }
+            *fast += a_fast * (x - *fast);
+        }
+        // The best row: the one expected to carry the most.
+        let strongest = (0..self.expected.len())
+            .max_by(|&a, &b| self.expected[a].total_cmp(&self.expected[b]))
+            .unwrap_or(0);
         let mut contact = f32::INFINITY;
         let (mut region, mut region_ref) = (0.0, 0.0);
-        for ((x, r), e) in lumbar.iter().zip(&self.reference).zip(&self.expected) {
+        for (i, ((x, r), e)) in lumbar.iter().zip(&self.reference).zip(&self.expected).enumerate() {
             if *r > ROW_SHARE * best && *r > 0.0 {
-                if *e >= marginal || *e >= best_expected {
+                if !self.weak[i] || i == strongest {
                     contact = contact.min(x / e);
                 }
                 region += x;
@@ -311,11 +364,20 @@ impl ContactLoss {
         if !contact.is_finite() || region_ref <= 0.0 {
             return None;
         }
-        if best_expected < marginal {
-            contact = region / region_ref;
-        }
+        // The region counts each row by its load, so a weak row (where an
+        // arch may show best, with its neighbours' share of the load on the
+        // strong one) still counts, but by its weight only.
+        contact = if self.weak[strongest] {
+            region / region_ref
+        } else {
+            contact.min(region / region_ref)
+        };
+        let best_fall = lumbar[strongest] / self.rows_fast[strongest].max(1e-6);
+        let upper_fall = upper / self.upper_fast.max(1e-6);
+        self.upper_fast += a_fast * (upper - self.upper_fast);
+        let upper_collapsed = upper_fall < UPPER_COLLAPSE && upper_fall < best_fall;
         self.contact = contact;
-        tracing::trace!(t_ms = t_us / 1000, seesaw, ?lumbar, expected = ?self.expected, contact, legs_lifted, "contact");
+        tracing::trace!(t_ms = t_us / 1000, seesaw, upper, ?lumbar, expected = ?self.expected, contact, legs_lifted, "contact");
         if legs_lifted != self.was_lifted {
             // The expectation changed, not the body.
             self.recent = contact;
@@ -393,6 +455,9 @@ impl ContactLoss {
             return None;
         }
         let onset_us = if legs_lifted {
+            if upper_collapsed {
+                return None;
+            }
             t_us
         } else {
             // With the legs down the whole lumbar region must have lost
