@@ -134,10 +134,12 @@ struct Summary {
 
 impl Summary {
     fn loads(&self) -> Loads {
+        let pelvis = self.total - self.upper;
         Loads {
             seesaw: self.seesaw(),
             total: self.total,
             upper: self.upper,
+            pelvis: if pelvis > 0.0 { self.sacral / pelvis } else { 0.0 },
         }
     }
 
@@ -266,7 +268,7 @@ impl Detector {
                     duration_ms: None,
                     min_contact: None,
                 }));
-                self.reps.arch_started(s);
+                self.reps.arch_started(t_us, s);
             }
             Some(ArchChange::End {
                 duration_us,
