@@ -19,7 +19,8 @@
 //!
 //! Around it: [`config`] (the configuration file), [`cli`] and [`cmd`] (the
 //! command line, a file per subcommand), [`sim`] (the simulator, with ground
-//! truth), [`replay`] (a detector over any source), [`score`] (the scoring
+//! truth), [`replay`] (a detector over any source), [`eval`] (the detector
+//! scored on simulated cases), [`score`] (the scoring
 //! rules of `shared/eval/score.py`), [`backoff`], [`repeated`] (warnings
 //! that repeat, rate-limited), [`check`] (the installer's
 //! live look at the mat), and behind cargo features [`watch`] (the coach's
@@ -35,6 +36,7 @@ pub mod cmd;
 pub mod config;
 pub mod daemon;
 pub mod detector;
+pub mod eval;
 pub mod event;
 pub mod frame;
 pub mod hardware;
