@@ -55,12 +55,12 @@ mod tests {
         let mut r = Repeated::new(Duration::from_secs(10));
         let t0 = Instant::now();
         assert_eq!(r.hit(t0), Some(0));
-        let logged: Vec<Option<u64>> = (1..=10_000u64).map(|i| r.hit(t0 + Duration::from_millis(i))).collect();
+        let logged: Vec<Option<u64>> = (1..10_000u64).map(|i| r.hit(t0 + Duration::from_millis(i))).collect();
         assert!(
             logged.iter().all(Option::is_none),
-            "10 000 within the interval: none logged"
+            "9 999 within the interval: none logged"
         );
-        assert_eq!(r.hit(t0 + Duration::from_secs(10)), Some(10_000), "then the count");
+        assert_eq!(r.hit(t0 + Duration::from_secs(10)), Some(9_999), "then the count");
         assert_eq!(r.hit(t0 + Duration::from_secs(11)), None);
         assert_eq!(r.hit(t0 + Duration::from_secs(30)), Some(1));
     }
