@@ -13,8 +13,9 @@
 
 pub mod store;
 
-pub use store::{Record, Recovery, Store, SyncMode};
+pub use store::{Lost, Record, Recovery, Store, SyncMode};
 
+use std::cell::Cell;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, Sender};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -23,6 +24,7 @@ use std::time::SystemTime;
 use tokio::sync::Notify;
 
 use crate::event::Event;
+use crate::repeated::Repeated;
 use crate::wire::payload::{self, OutboxFigures};
 use crate::wire::{Command, MatState};
 
@@ -60,6 +62,7 @@ pub struct MatLink {
     shared: Arc<Shared>,
     index: usize,
     commands: Receiver<Command>,
+    lost: Cell<Repeated>,
 }
 
 /// A mat's slot as the publisher reads it at one instant.
@@ -129,6 +132,7 @@ impl Outbox {
                 shared: shared.clone(),
                 index,
                 commands,
+                lost: Cell::new(Repeated::default()),
             })
             .collect();
         (Outbox { shared }, links)
@@ -217,8 +221,9 @@ impl MatLink {
     }
 
     /// Puts an event in the store for delivery; returns its `seq`. Never
-    /// waits for the network. A store that cannot write logs the error and
-    /// the event is lost.
+    /// waits for the network. An event the store cannot write is lost: its
+    /// seq is spent and it is counted in `dropped_events` (the warning is
+    /// rate-limited).
     pub fn emit(&self, event: &Event) -> Option<u64> {
         let mat = self.id();
         let now = SystemTime::now();
@@ -234,8 +239,17 @@ impl MatLink {
         self.shared.wake.notify_one();
         match result {
             Ok(a) => Some(a.seq),
-            Err(e) => {
-                tracing::error!(mat, error = %e, "outbox: cannot store an event; it is lost");
+            Err(lost) => {
+                let mut warning = self.lost.take();
+                if let Some(suppressed) = warning.hit(std::time::Instant::now()) {
+                    tracing::error!(
+                        mat,
+                        seq = lost.seq,
+                        suppressed,
+                        "outbox: {lost}; counted in dropped_events"
+                    );
+                }
+                self.lost.set(warning);
                 None
             }
         }
