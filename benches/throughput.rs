@@ -88,8 +88,8 @@ const SAMPLER_RUN: Duration = Duration::from_secs(2);
 
 fn sampler_bench() {
     use flatback::hardware::{EmulatedMat, GridScanner, HardwareConfig};
-    use flatback::mcp3x08::emulator::Emulator;
-    use flatback::mcp3x08::PerTransaction;
+    use mcp3x08::emulator::Emulator;
+    use mcp3x08::PerTransaction;
 
     let wiring = HardwareConfig::default()
         .wiring(Grid::REFERENCE)
@@ -129,7 +129,7 @@ fn sampler_run<S: flatback::sampler::GridScan>(
     what: &str,
     scanner: S,
     expected: &[u16],
-    counters: &[std::sync::Arc<flatback::mcp3x08::emulator::BusCounters>],
+    counters: &[std::sync::Arc<mcp3x08::emulator::BusCounters>],
 ) {
     use flatback::sampler::{Sampler, SamplerConfig};
     let config = SamplerConfig {

@@ -273,8 +273,35 @@ pub struct PlotArgs {
     /// Output, .svg or .png; repeat for both.
     #[arg(short = 'o', long = "output", value_name = "FILE", required = true)]
     pub outputs: Vec<PathBuf>,
+    /// The mat's id, in the title (default: the recording's file name
+    /// without its extension).
+    #[arg(long = "mat", value_name = "ID")]
+    pub mat: Option<String>,
+    /// The session's date, in the title (default: the day the recording
+    /// file was last modified, in local time: recordings hold only the
+    /// sampler's monotonic clock).
+    #[arg(long, value_name = "YYYY-MM-DD", value_parser = date)]
+    pub date: Option<String>,
     /// Recording (.csv or .csv.gz).
     pub recording: PathBuf,
+}
+
+/// `--date`: a calendar day, `YYYY-MM-DD`.
+#[cfg(feature = "plot")]
+pub fn date(text: &str) -> Result<String, String> {
+    let parts: Vec<&str> = text.split('-').collect();
+    let number = |s: &str, len: usize| {
+        (s.len() == len && s.bytes().all(|b| b.is_ascii_digit()))
+            .then(|| s.parse::<u32>().ok())
+            .flatten()
+    };
+    match parts[..] {
+        [y, m, d] => match (number(y, 4), number(m, 2), number(d, 2)) {
+            (Some(_), Some(1..=12), Some(1..=31)) => Ok(text.to_string()),
+            _ => Err(format!("{text}: not a date as YYYY-MM-DD")),
+        },
+        _ => Err(format!("{text}: not a date as YYYY-MM-DD")),
+    }
 }
 
 impl Command {

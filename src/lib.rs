@@ -4,7 +4,8 @@
 //! - [`sources`]: where frames come from (recordings, the simulator through
 //!   emulated ADCs, the mat's SPI ADCs), each a [`frame::FrameSource`];
 //! - [`hardware`]: the mat's wiring, the grid scanner, the Raspberry Pi
-//!   backend (rppal), emulated chips; [`mcp3x08`]: the ADC driver;
+//!   backend (rppal), emulated chips, over the `mcp3x08` driver (its own
+//!   crate, `mcp3x08/`);
 //! - [`sampler`]: the real-time sampler thread and its frame ring;
 //! - [`detector`]: the contact-loss detector, rep counter and judge, frames
 //!   in, [`event`]s out;
@@ -18,8 +19,10 @@
 //!
 //! Around it: [`config`] (the configuration file), [`cli`] and [`cmd`] (the
 //! command line, a file per subcommand), [`sim`] (the simulator, with ground
-//! truth), [`replay`] (a detector over any source), [`score`] (the scoring
-//! rules of `shared/eval/score.py`), [`backoff`], [`check`] (the installer's
+//! truth), [`replay`] (a detector over any source), [`eval`] (the detector
+//! scored on simulated cases), [`score`] (the scoring
+//! rules of `shared/eval/score.py`), [`backoff`], [`repeated`] (warnings
+//! that repeat, rate-limited), [`check`] (the installer's
 //! live look at the mat), and behind cargo features [`watch`] (the coach's
 //! terminal dashboard), [`plot`] (the picture of a session) and [`broker`]
 //! (the demo's embedded MQTT broker).
@@ -33,16 +36,17 @@ pub mod cmd;
 pub mod config;
 pub mod daemon;
 pub mod detector;
+pub mod eval;
 pub mod event;
 pub mod floor;
 pub mod frame;
 pub mod hardware;
-pub mod mcp3x08;
 pub mod metrics;
 pub mod mqtt;
 pub mod outbox;
 #[cfg(feature = "plot")]
 pub mod plot;
+pub mod repeated;
 pub mod replay;
 pub mod sampler;
 pub mod score;

@@ -10,6 +10,9 @@ use crate::sim::Truth;
 pub const REP_WINDOW: (i64, i64) = (-1000, 2500);
 /// An `arch` start matches a true arch within this window of its onset.
 pub const ARCH_WINDOW: (i64, i64) = (-300, 1000);
+/// A matched rep's `descent_ms` is right within this share of the true
+/// descent (`descent_within_15pct`).
+pub const DESCENT_TOLERANCE: f64 = 0.15;
 
 /// Maximum in-order matching of detections to truths within a window;
 /// returns (truth index, detection index) pairs.
@@ -51,6 +54,9 @@ pub struct Score {
     pub reps_det: usize,
     pub reps_matched: usize,
     pub perfect_flag_ok: usize,
+    /// Matched reps whose `descent_ms` is within `DESCENT_TOLERANCE` of the
+    /// true descent.
+    pub descent_ok: usize,
     pub sets: usize,
     pub sets_exact: usize,
     pub arches_true: usize,
@@ -81,10 +87,10 @@ impl Score {
     pub fn case(events: &[Event], truth: &Truth) -> Score {
         let mut reps: Vec<_> = truth.reps().collect();
         reps.sort_by_key(|r| r.descent_end_ms);
-        let mut det_reps: Vec<(i64, bool)> = events
+        let mut det_reps: Vec<(i64, bool, u64)> = events
             .iter()
             .filter_map(|e| match e {
-                Event::Rep(r) => Some((r.t_ms as i64, r.perfect)),
+                Event::Rep(r) => Some((r.t_ms as i64, r.perfect, r.descent_ms)),
                 _ => None,
             })
             .collect();
@@ -93,6 +99,13 @@ impl Score {
         let d: Vec<i64> = det_reps.iter().map(|r| r.0).collect();
         let pairs = align(&t, &d, REP_WINDOW);
         let perfect_flag_ok = pairs.iter().filter(|&&(i, j)| det_reps[j].1 == reps[i].perfect).count();
+        let descent_ok = pairs
+            .iter()
+            .filter(|&&(i, j)| {
+                let truth = reps[i].descent_ms as f64;
+                (det_reps[j].2 as f64 - truth).abs() <= DESCENT_TOLERANCE * truth
+            })
+            .count();
 
         let mut sets = 0;
         let mut sets_exact = 0;
@@ -128,6 +141,7 @@ impl Score {
             reps_det: det_reps.len(),
             reps_matched: pairs.len(),
             perfect_flag_ok,
+            descent_ok,
             sets,
             sets_exact,
             arches_true: onsets.len(),
@@ -144,6 +158,7 @@ impl Score {
         self.reps_det += o.reps_det;
         self.reps_matched += o.reps_matched;
         self.perfect_flag_ok += o.perfect_flag_ok;
+        self.descent_ok += o.descent_ok;
         self.sets += o.sets;
         self.sets_exact += o.sets_exact;
         self.arches_true += o.arches_true;
@@ -175,6 +190,12 @@ impl Score {
         ratio(self.perfect_flag_ok, self.reps_matched)
     }
 
+    /// `descent_within_15pct`: the share of matched reps whose `descent_ms`
+    /// is within 15 % of the true descent.
+    pub fn descent_within_15pct(&self) -> f64 {
+        ratio(self.descent_ok, self.reps_matched)
+    }
+
     /// Latency percentile (0..=1) of matched arches, in ms.
     pub fn arch_latency(&self, q: f64) -> Option<i64> {
         let mut l = self.arch_latency_ms.clone();
@@ -185,13 +206,14 @@ impl Score {
 
     pub fn summary(&self) -> String {
         format!(
-            "rep F1 {:.3} ({}/{} matched, {} detected) | sets exact {:.3} | perfect-flag {:.3} | arch F1 {:.3} ({}/{}, {} detected, fp {}) | latency p50/p90 {:?}/{:?} ms",
+            "rep F1 {:.3} ({}/{} matched, {} detected) | sets exact {:.3} | perfect-flag {:.3} | descent within 15% {:.3} | arch F1 {:.3} ({}/{}, {} detected, fp {}) | latency p50/p90 {:?}/{:?} ms",
             self.rep_f1(),
             self.reps_matched,
             self.reps_true,
             self.reps_det,
             self.set_exact_rate(),
             self.perfect_flag_acc(),
+            self.descent_within_15pct(),
             self.arch_f1(),
             self.arches_matched,
             self.arches_true,

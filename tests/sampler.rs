@@ -17,7 +17,7 @@ fn pattern() -> Vec<u16> {
 }
 
 fn emulated_reference() -> (
-    flatback::hardware::GridScanner<flatback::mcp3x08::emulator::Emulator>,
+    flatback::hardware::GridScanner<mcp3x08::emulator::Emulator>,
     EmulatedMat,
 ) {
     let wiring = HardwareConfig::default().wiring(Grid::REFERENCE).unwrap();

@@ -25,9 +25,18 @@ use crate::config::{Config, ConfigError};
 pub const EX_CONFIG: u8 = 78;
 
 /// The one way to load the configuration: the command's file, or the
-/// defaults when it names none.
+/// defaults when it names none. `run` and `config check` check everything
+/// the daemon needs from the file system too.
 pub fn load_config(command: &Command) -> Result<Config, ConfigError> {
+    let for_run = matches!(
+        command,
+        Command::Run(_)
+            | Command::Config {
+                action: crate::cli::ConfigAction::Check { .. }
+            }
+    );
     match command.config_file() {
+        Some(path) if for_run => Config::load_with(path, crate::daemon::check::for_run),
         Some(path) => Config::load_with(path, crate::daemon::check::config),
         None => Ok(Config::default()),
     }

@@ -6,5 +6,15 @@ use crate::cli::PlotArgs;
 use crate::config::Config;
 
 pub fn run(args: &PlotArgs, config: &Config) -> Result<()> {
-    crate::plot::run(&args.recording, &config.detector, args.events.as_deref(), &args.outputs)
+    let label = crate::plot::Label {
+        mat: args.mat.clone(),
+        date: args.date.clone(),
+    };
+    crate::plot::run(
+        &args.recording,
+        &config.detector,
+        args.events.as_deref(),
+        &label,
+        &args.outputs,
+    )
 }

@@ -19,6 +19,24 @@ const TRACK_BAND: (f32, f32) = (0.82, 1.3);
 /// A lumbar row takes part only if its reference holds this share of the
 /// best-loaded lumbar row (an edge row with little load is mostly noise).
 const ROW_SHARE: f32 = 0.45;
+/// An FSR turns on only above some force, so a taxel carrying little (a
+/// light person, a row at the edge of the lumbar region) switches off and
+/// on as the load wobbles: a row whose taxels carry less than this each on
+/// average (about 110 counts of 10 bits) loses far more than the region
+/// does. Contact is the lowest of the strong rows' and the whole lumbar
+/// region's (where a weak row counts by its load); when even the best row
+/// is this weak (a light person), the region's.
+const MARGINAL_TAXEL: f32 = 0.1;
+/// A row judged weak (on its expected load over the last `LEVEL_TAU_S`)
+/// takes part again above this many times `MARGINAL_TAXEL`.
+const MARGINAL_HYSTERESIS: f32 = 1.25;
+const LEVEL_TAU_S: f32 = 2.0;
+/// An arch leaves the upper back loaded (it loses under a tenth). With the
+/// legs lifted, the upper back falling to this share of its level of the
+/// last `DROP_TAU_S`, and further than the best lumbar row falls, is the
+/// lever emptying taxels near their turn-on (the upper back's, and a lumbar
+/// row's share of it), not an arch.
+const UPPER_COLLAPSE: f32 = 0.7;
 /// Sitting up to get off the mat unloads the upper back together with the
 /// lumbar rows; an arch leaves the upper back loaded. Below this share of its
 /// level of the last seconds, the upper back says "sitting up", not "arch".
@@ -38,9 +56,84 @@ const SAT_UP_RECOVERED: f32 = 0.8;
 /// it is an arch. With the legs
 /// lifted an arch starts on the first frame below the threshold.
 const LEGS_DOWN_CONFIRM_US: u64 = 500_000;
+/// While the legs work, each lumbar row also carries part of the upper back
+/// and of the sacrum, which the legs' lever unloads and loads: for a person
+/// lying off the middle of the grid, or who slid along it mid-set, a lumbar
+/// row can lose a third of its load at every bottom of a rep. So with the
+/// legs lifted each row is compared with what its load is at this seesaw,
+/// from a least-squares line of its clean frames (forgetting over this many
+/// seconds of lifted legs: it follows a slide within a few reps).
+const FIT_TAU_S: f32 = 20.0;
+/// The line is used once it holds this many seconds of frames; its slope
+/// once the seesaw has swung (variance of this much).
+const FIT_MIN_S: f32 = 1.0;
+const FIT_MIN_VAR: f32 = 4e-4;
+/// Frames are clean enough to learn from at least this long after an arch,
+/// and outside a fast drop.
+const FIT_AFTER_ARCH_US: u64 = 1_000_000;
+/// What tells an arch or a wobble from a slide or creep is speed: the lumbar
+/// region loses its load within a few hundred milliseconds, a slide moves it
+/// over tens of seconds. Contact falling below this share of its level of
+/// the last `DROP_TAU_S` is a fast drop: nothing learns from the rows until
+/// contact is back within `HOLD_RELEASE` of where it was, or `HOLD_MAX_US`
+/// has passed (a wobble is over by then, and an arch has crossed the
+/// threshold; what stays is a step: a taxel that switched off).
+const DROP: f32 = 0.85;
+const DROP_TAU_S: f32 = 0.3;
+const HOLD_RELEASE: f32 = 0.9;
+const HOLD_MAX_US: u64 = 3_000_000;
+/// An arch lasts until the legs come back up or drop, seconds at most: a
+/// loss that lasts this long is a new posture, learnt afresh.
+const ARCH_MAX_US: u64 = 20_000_000;
+/// With the legs down for this long and contact steady, the reference
+/// follows the rows quickly and in a wide band: a person who slid along
+/// the mat during the set rests in a new place.
+const REST_FOLLOW_US: u64 = 5_000_000;
+const REST_TAU_S: f32 = 5.0;
+const REST_BAND: (f32, f32) = (0.65, 2.0);
+
+/// A least-squares line `load = a + b * seesaw` of one lumbar row, from
+/// exponentially forgotten sums.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+struct LeverFit {
+    w: f32,
+    x: f32,
+    y: f32,
+    xx: f32,
+    xy: f32,
+}
+
+impl LeverFit {
+    fn add(&mut self, dt_s: f32, x: f32, y: f32) {
+        let keep = 1.0 - dt_s / (FIT_TAU_S + dt_s);
+        for v in [&mut self.w, &mut self.x, &mut self.y, &mut self.xx, &mut self.xy] {
+            *v *= keep;
+        }
+        self.w += dt_s;
+        self.x += dt_s * x;
+        self.y += dt_s * y;
+        self.xx += dt_s * x * x;
+        self.xy += dt_s * x * y;
+    }
+
+    /// The row's expected load at seesaw `x`, once there is enough data.
+    fn predict(&self, x: f32) -> Option<f32> {
+        if self.w < FIT_MIN_S {
+            return None;
+        }
+        let (mx, my) = (self.x / self.w, self.y / self.w);
+        let var = self.xx / self.w - mx * mx;
+        let slope = if var >= FIT_MIN_VAR {
+            (self.xy / self.w - mx * my) / var
+        } else {
+            0.0
+        };
+        Some(my + slope * (x - mx))
+    }
+}
 
 /// What the rest of the body says on this frame, as far as an arch cares.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Posture {
     /// False while the person is leaving the mat: no arch starts.
     pub may_start: bool,
@@ -51,6 +144,8 @@ pub struct Posture {
     /// pelvis. Sitting up takes the trunk's weight off instead, so an upper
     /// back that empties now is a leg lift (the lever), not sitting up.
     pub legs_weight: bool,
+    /// The legs' lever: `(sacral - upper) / (sacral + upper)`.
+    pub seesaw: f32,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -74,6 +169,29 @@ pub struct ContactLoss {
     /// Sitting up: the upper-back level before it fell.
     sat_up: Option<f32>,
     contact: f32,
+    /// Per lumbar row, its load against the seesaw with the legs lifted.
+    fits: Vec<LeverFit>,
+    /// The last arch ended at this time.
+    arch_end_us: Option<u64>,
+    /// The legs have been down (not lifted) since this time.
+    down_since_us: Option<u64>,
+    /// This frame's expected load per lumbar row (scratch).
+    expected: Vec<f32>,
+    /// Contact over the last `DROP_TAU_S`, and whether the legs were
+    /// lifted on the last frame (the expectation changes then).
+    recent: f32,
+    was_lifted: bool,
+    /// A fast drop: since when, and the contact before it.
+    hold: Option<(u64, f32)>,
+    /// Taxels per row (the rows' loads are sums).
+    row_taxels: f32,
+    /// Per lumbar row: its expected load over the last `LEVEL_TAU_S`,
+    /// whether it is weak (see `MARGINAL_TAXEL`), and its load over the last
+    /// `DROP_TAU_S`; the same for the upper back.
+    level: Vec<f32>,
+    weak: Vec<bool>,
+    rows_fast: Vec<f32>,
+    upper_fast: f32,
 }
 
 impl ContactLoss {
@@ -88,7 +206,24 @@ impl ContactLoss {
             candidate_us: None,
             sat_up: None,
             contact: 1.0,
+            fits: Vec::new(),
+            arch_end_us: None,
+            down_since_us: None,
+            expected: Vec::new(),
+            recent: 1.0,
+            was_lifted: false,
+            hold: None,
+            row_taxels: 4.0,
+            level: Vec::new(),
+            weak: Vec::new(),
+            rows_fast: Vec::new(),
+            upper_fast: 0.0,
         }
+    }
+
+    /// The grid's taxels per row (4 unless told).
+    pub fn set_row_taxels(&mut self, n: usize) {
+        self.row_taxels = n.max(1) as f32;
     }
 
     /// Starts a new person's reference from their settled lumbar rows.
@@ -101,6 +236,23 @@ impl ContactLoss {
         self.candidate_us = None;
         self.sat_up = None;
         self.contact = 1.0;
+        self.fits.clear();
+        self.fits.resize(lumbar.len(), LeverFit::default());
+        self.expected.clear();
+        self.expected.resize(lumbar.len(), 0.0);
+        self.arch_end_us = None;
+        self.down_since_us = None;
+        self.recent = 1.0;
+        self.was_lifted = false;
+        self.hold = None;
+        self.level.clear();
+        self.level.extend_from_slice(lumbar);
+        let marginal = MARGINAL_TAXEL * self.row_taxels;
+        self.weak.clear();
+        self.weak.extend(lumbar.iter().map(|&x| x < marginal));
+        self.rows_fast.clear();
+        self.rows_fast.extend_from_slice(lumbar);
+        self.upper_fast = upper;
     }
 
     pub fn is_settled(&self) -> bool {
@@ -124,9 +276,14 @@ impl ContactLoss {
     /// Rescales the references after the set of healthy taxels changed:
     /// `ratio[i]` is new/old row value on the same frame.
     pub fn rescale(&mut self, lumbar_ratio: &[f32], upper_ratio: f32) {
-        for (r, k) in self.reference.iter_mut().zip(lumbar_ratio) {
-            *r *= *k;
+        for (i, k) in lumbar_ratio.iter().enumerate() {
+            self.reference[i] *= k;
+            self.fits[i].y *= k;
+            self.fits[i].xy *= k;
+            self.level[i] *= k;
+            self.rows_fast[i] *= k;
         }
+        self.upper_fast *= upper_ratio;
         self.upper_recent *= upper_ratio;
     }
 
@@ -138,6 +295,7 @@ impl ContactLoss {
 
     fn end_arch(&mut self, t_us: u64) -> Option<ArchChange> {
         let (onset, min) = self.arch.take()?;
+        self.arch_end_us = Some(t_us);
         Some(ArchChange::End {
             duration_us: t_us.saturating_sub(onset),
             min_contact: min,
@@ -150,25 +308,97 @@ impl ContactLoss {
             may_start,
             legs_lifted,
             legs_weight,
+            seesaw,
         } = posture;
         if self.reference.is_empty() {
             return None;
         }
         self.since_settled_s += dt_s;
+        if legs_lifted {
+            self.down_since_us = None;
+        } else if self.down_since_us.is_none() {
+            self.down_since_us = Some(t_us);
+        }
+        // What each row should carry now: with the legs lifted, its line
+        // against the seesaw; else the pressed-flat reference.
+        for ((e, r), fit) in self.expected.iter_mut().zip(&self.reference).zip(&self.fits) {
+            *e = match legs_lifted.then(|| fit.predict(seesaw)).flatten() {
+                Some(p) => p.max(0.25 * r),
+                None => *r,
+            };
+        }
         let best = self.reference.iter().cloned().fold(0.0f32, f32::max);
+        let marginal = MARGINAL_TAXEL * self.row_taxels;
+        let a_level = dt_s / (LEVEL_TAU_S + dt_s);
+        let a_fast = dt_s / (DROP_TAU_S + dt_s);
+        for (((level, weak), fast), (e, x)) in self
+            .level
+            .iter_mut()
+            .zip(&mut self.weak)
+            .zip(&mut self.rows_fast)
+            .zip(self.expected.iter().zip(lumbar))
+        {
+            *level += a_level * (e - *level);
+            if *weak && *level > MARGINAL_HYSTERESIS * marginal {
+                *weak = false;
+            } else if !*weak && *level < marginal {
+                *weak = true;
+            }
+            *fast += a_fast * (x - *fast);
+        }
+        // The best row: the one expected to carry the most.
+        let strongest = (0..self.expected.len())
+            .max_by(|&a, &b| self.expected[a].total_cmp(&self.expected[b]))
+            .unwrap_or(0);
         let mut contact = f32::INFINITY;
         let (mut region, mut region_ref) = (0.0, 0.0);
-        for (x, r) in lumbar.iter().zip(&self.reference) {
+        for (i, ((x, r), e)) in lumbar.iter().zip(&self.reference).zip(&self.expected).enumerate() {
             if *r > ROW_SHARE * best && *r > 0.0 {
-                contact = contact.min(x / r);
+                if !self.weak[i] || i == strongest {
+                    contact = contact.min(x / e);
+                }
                 region += x;
-                region_ref += r;
+                region_ref += e;
             }
         }
-        if !contact.is_finite() {
+        if !contact.is_finite() || region_ref <= 0.0 {
             return None;
         }
+        // The region counts each row by its load, so a weak row (where an
+        // arch may show best, with its neighbours' share of the load on the
+        // strong one) still counts, but by its weight only.
+        contact = if self.weak[strongest] {
+            region / region_ref
+        } else {
+            contact.min(region / region_ref)
+        };
+        let best_fall = lumbar[strongest] / self.rows_fast[strongest].max(1e-6);
+        let upper_fall = upper / self.upper_fast.max(1e-6);
+        self.upper_fast += a_fast * (upper - self.upper_fast);
+        let upper_collapsed = upper_fall < UPPER_COLLAPSE && upper_fall < best_fall;
         self.contact = contact;
+        tracing::trace!(t_ms = t_us / 1000, seesaw, upper, ?lumbar, expected = ?self.expected, contact, legs_lifted, "contact");
+        if legs_lifted != self.was_lifted {
+            // The expectation changed, not the body.
+            self.recent = contact;
+            self.was_lifted = legs_lifted;
+        }
+        self.recent += dt_s / (DROP_TAU_S + dt_s) * (contact - self.recent);
+        match self.hold {
+            None if contact < DROP * self.recent => self.hold = Some((t_us, self.recent)),
+            Some((since, before)) if contact >= HOLD_RELEASE * before || t_us >= since + HOLD_MAX_US => {
+                self.hold = None
+            }
+            _ => {}
+        }
+        let clean = self.arch.is_none()
+            && self.hold.is_none()
+            && self.arch_end_us.is_none_or(|end| t_us >= end + FIT_AFTER_ARCH_US);
+        if legs_lifted && clean {
+            for (fit, x) in self.fits.iter_mut().zip(lumbar) {
+                fit.add(dt_s, seesaw, *x);
+            }
+        }
         let upper_ratio = if self.upper_recent > 0.0 {
             upper / self.upper_recent
         } else {
@@ -183,18 +413,22 @@ impl ContactLoss {
             self.upper_recent += dt_s / (UPPER_TAU_S + dt_s) * (upper - self.upper_recent);
         }
 
-        // Follow slow changes only near the reference and outside arches.
-        if self.arch.is_none() {
-            let tau = if self.since_settled_s < EARLY_S {
-                TAU_EARLY_S
+        // Follow slow changes only near the reference and outside arches;
+        // with the legs down for a while, in a wider band and faster.
+        if clean && !legs_lifted {
+            let resting = self.down_since_us.is_some_and(|d| t_us >= d + REST_FOLLOW_US);
+            let (tau, band) = if resting {
+                (REST_TAU_S, REST_BAND)
+            } else if self.since_settled_s < EARLY_S {
+                (TAU_EARLY_S, TRACK_BAND)
             } else {
-                TAU_LATE_S
+                (TAU_LATE_S, TRACK_BAND)
             };
             let a = dt_s / (tau + dt_s);
             let all_near = lumbar
                 .iter()
                 .zip(&self.reference)
-                .all(|(x, r)| *r <= 0.0 || (TRACK_BAND.0..TRACK_BAND.1).contains(&(x / r)));
+                .all(|(x, r)| *r <= 0.0 || (band.0..band.1).contains(&(x / r)));
             if all_near {
                 for (r, x) in self.reference.iter_mut().zip(lumbar) {
                     *r += a * (x - *r);
@@ -202,8 +436,14 @@ impl ContactLoss {
             }
         }
 
-        if let Some((_, min)) = &mut self.arch {
+        if let Some((onset, min)) = &mut self.arch {
             *min = min.min(contact);
+            if t_us >= *onset + ARCH_MAX_US {
+                // Not an arch any more: the person lies differently now.
+                self.reference.copy_from_slice(lumbar);
+                self.fits.fill(LeverFit::default());
+                return self.end_arch(t_us);
+            }
             return if contact > self.arch_release {
                 self.end_arch(t_us)
             } else {
@@ -215,6 +455,9 @@ impl ContactLoss {
             return None;
         }
         let onset_us = if legs_lifted {
+            if upper_collapsed {
+                return None;
+            }
             t_us
         } else {
             // With the legs down the whole lumbar region must have lost
@@ -250,11 +493,13 @@ mod tests {
         may_start: true,
         legs_lifted: true,
         legs_weight: true,
+        seesaw: 0.4,
     };
     const DOWN: Posture = Posture {
         may_start: true,
         legs_lifted: false,
         legs_weight: false,
+        seesaw: 0.1,
     };
 
     fn cl() -> ContactLoss {
@@ -304,12 +549,22 @@ mod tests {
         ));
         let at_start = c.contact();
         assert!(at_start < 0.4, "{at_start}");
-        for _ in 0..4000 {
+        for _ in 0..3900 {
             t += 5000;
             c.push(t, 0.005, &[30.0, 50.0], 50.0, LIFTED);
         }
         assert!(c.in_arch());
-        assert_eq!(c.contact(), at_start, "20 s into the arch, the reference has not moved");
+        assert_eq!(c.contact(), at_start, "19.5 s into the arch, the reference has not moved");
+        // A loss lasting longer than any arch is a new posture, learnt afresh.
+        let mut ended = None;
+        for _ in 0..200 {
+            t += 5000;
+            if let Some(e) = c.push(t, 0.005, &[30.0, 50.0], 50.0, LIFTED) {
+                ended = Some(e);
+            }
+        }
+        assert!(matches!(ended, Some(ArchChange::End { .. })), "{ended:?}");
+        assert!(!c.in_arch());
     }
 
     #[test]
@@ -363,11 +618,15 @@ mod tests {
             ..DOWN
         };
         let mut c = cl();
-        assert!(c.push(5000, 0.005, &[100.0, 80.0], 5.0, weighted).is_none());
-        assert!(!c.sitting_up());
+        let mut t = 0;
+        for _ in 0..200 {
+            t += 5000;
+            assert!(c.push(t, 0.005, &[100.0, 80.0], 5.0, weighted).is_none());
+            assert!(!c.sitting_up());
+        }
         // A second later the legs count as lifted, and the back arches.
         assert!(matches!(
-            c.push(1_005_000, 0.005, &[40.0, 80.0], 5.0, LIFTED),
+            c.push(t + 5000, 0.005, &[40.0, 80.0], 5.0, LIFTED),
             Some(ArchChange::Start { .. })
         ));
         // The same upper back emptying with the load at rest is sitting up.

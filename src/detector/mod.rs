@@ -37,6 +37,12 @@ const SETTLE_STEADY_S: f32 = 0.75;
 /// they are getting up: no new arches or reps while the rows unload.
 const LEAVING: f32 = 0.6;
 const TOTAL_TAU_S: f32 = 30.0;
+/// Row loads pass two first-order low-passes of this time constant: mains
+/// hum (50-60 Hz, a few counts on every taxel of a mat with long leads) is
+/// cut to a seventh, white noise by half, for about 16 ms of delay. At a
+/// slow sampler's 50 Hz they barely smooth (hum aliases into slow beats
+/// there, which no filter removes).
+const ROW_TAU_S: f32 = 0.008;
 
 /// A person's usual level of some load (the whole body's, the trunk ends'),
 /// learnt when they settle and followed slowly while it stays near.
@@ -89,8 +95,12 @@ pub struct Detector {
     /// takes the ends' load away, getting up does.
     ends_reference: UsualLoad,
     last_t_us: Option<u64>,
-    /// Per-row force sums of the healthy taxels, scaled to the full row.
+    /// Per-row force sums of the healthy taxels, scaled to the full row,
+    /// low-passed (`ROW_TAU_S`): the first stage, and the output.
+    rows_stage: Vec<f32>,
     rows: Vec<f32>,
+    /// This frame's row sums before the low-pass.
+    rows_raw: Vec<f32>,
     lumbar: Vec<f32>,
     health: Vec<HealthChange>,
     /// `presence_level` in counts.
@@ -123,10 +133,12 @@ struct Summary {
 
 impl Summary {
     fn loads(&self) -> Loads {
+        let pelvis = self.total - self.upper;
         Loads {
             seesaw: self.seesaw(),
             total: self.total,
             upper: self.upper,
+            pelvis: if pelvis > 0.0 { self.sacral / pelvis } else { 0.0 },
         }
     }
 
@@ -159,8 +171,10 @@ impl Detector {
 
     fn build(grid: Grid, config: DetectorConfig) -> Self {
         let taxels = TaxelConditioner::new(grid.len(), grid.cols, config.full_scale(), config.stuck_s);
+        let mut contact = ContactLoss::new(&config);
+        contact.set_row_taxels(grid.cols);
         Detector {
-            contact: ContactLoss::new(&config),
+            contact,
             reps: RepCounter::new(&config),
             taxels,
             presence: Presence::Empty { since_us: None },
@@ -171,7 +185,9 @@ impl Detector {
             total_reference: UsualLoad::default(),
             ends_reference: UsualLoad::default(),
             last_t_us: None,
+            rows_stage: vec![0.0; grid.rows],
             rows: vec![0.0; grid.rows],
+            rows_raw: vec![0.0; grid.rows],
             lumbar: vec![0.0; config.lumbar_rows.len()],
             health: Vec::with_capacity(grid.len()),
             presence_counts: (config.presence_level * config.full_scale() as f64) as u16,
@@ -234,7 +250,7 @@ impl Detector {
         }
 
         self.update_presence(t_us, out);
-        let summary = self.summarise();
+        let summary = self.summarise(dt_s);
         if !self.occupied() {
             return;
         }
@@ -251,6 +267,7 @@ impl Detector {
             may_start: !leaving,
             legs_lifted: self.reps.legs_lifted(t_us),
             legs_weight: self.reps.legs_weight(summary.total),
+            seesaw: s,
         };
         match self.contact.push(t_us, dt_s, &self.lumbar, summary.upper, posture) {
             Some(ArchChange::Start { onset_us, contact }) => {
@@ -262,7 +279,7 @@ impl Detector {
                     duration_ms: None,
                     min_contact: None,
                 }));
-                self.reps.arch_started(s);
+                self.reps.arch_started(t_us, s);
             }
             Some(ArchChange::End {
                 duration_us,
@@ -410,11 +427,16 @@ impl Detector {
         }
     }
 
-    /// Row sums of the healthy taxels, and what the rows say.
-    fn summarise(&mut self) -> Summary {
-        let mut rows = std::mem::take(&mut self.rows);
-        self.row_sums(|i| self.taxels.is_healthy(i), &mut rows);
-        self.rows = rows;
+    /// Row sums of the healthy taxels, low-passed, and what the rows say.
+    fn summarise(&mut self, dt_s: f32) -> Summary {
+        let mut raw = std::mem::take(&mut self.rows_raw);
+        self.row_sums(|i| self.taxels.is_healthy(i), &mut raw);
+        let a = dt_s / (ROW_TAU_S + dt_s);
+        for ((x, stage), out) in raw.iter().zip(&mut self.rows_stage).zip(&mut self.rows) {
+            *stage += a * (x - *stage);
+            *out += a * (*stage - *out);
+        }
+        self.rows_raw = raw;
         for (l, &r) in self.lumbar.iter_mut().zip(&self.config.lumbar_rows) {
             *l = self.rows[r];
         }
@@ -448,6 +470,11 @@ impl Detector {
         let mut new = vec![0.0; self.grid.rows];
         self.row_sums(|i| self.taxels.is_healthy(i), &mut new);
         let ratio = |r: usize| if old[r] > 0.0 { new[r] / old[r] } else { 1.0 };
+        // The low-passed rows follow the new taxels from their current level.
+        for (r, (stage, out)) in self.rows_stage.iter_mut().zip(&mut self.rows).enumerate() {
+            *stage *= ratio(r);
+            *out *= ratio(r);
+        }
         let lumbar: Vec<f32> = self.config.lumbar_rows.iter().map(|&r| ratio(r)).collect();
         let (o, n) = (self.summary_of(&old), self.summary_of(&new));
         let upper = if o.upper > 0.0 { n.upper / o.upper } else { 1.0 };

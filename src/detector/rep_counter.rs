@@ -41,14 +41,20 @@ const REST_S: f32 = 2.5;
 /// Leaving the bottom: the seesaw fell this share of the bottom's height
 /// above rest (an ascent has begun).
 const ASCENT_SHARE: f32 = 0.15;
-/// The 85 % crossing of the descent, for its duration (below).
+/// The legs' moment about the hips goes with the cosine of their angle from
+/// the floor, and the angle moves smoothly (smoothstep) from vertical to the
+/// hover, easing in over the last tenth: the seesaw has covered share `L`
+/// of its swing at share `descent_x(L)` of the descent (so the reference
+/// mat's recordings show it: 0.255 of the descent at L = 0.2, 0.424 at 0.5,
+/// 0.621 at 0.8). The descent is the line through the crossings of these
+/// levels: the whole swing but its flat ends, so that a slow disturbance
+/// (breathing, on a short lever) moves some crossings early and some late.
+const FIT_LEVELS: [f32; 9] = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9];
+const DESCENT_EASE: f32 = 1.1;
+/// Without enough clean crossings (an arch early in the descent): the time
+/// between the 10 % and 85 % crossings is this share of the descent.
 const DESCENT_DONE: f32 = 0.85;
 const DESCENT_START: f32 = 0.1;
-/// The seesaw follows sin(angle from vertical), and the legs start and stop
-/// smoothly: the time between the 10 % and 85 % crossings of the seesaw is
-/// about this share of the whole descent (measured on the reference mat's
-/// recordings: median 0.52; the last 15 % of the seesaw takes the last third
-/// of the descent, where sin() flattens).
 const DESCENT_SPAN: f32 = 0.52;
 /// One sample of the descent is kept per this many microseconds (bounded
 /// memory at any frame rate).
@@ -62,10 +68,9 @@ const MIN_SWING: f32 = 0.25;
 /// ...and then stopped rising for this long (the pause at the bottom hover;
 /// the wait also catches an arch at the bottom, which belongs to this rep).
 const PLATEAU_S: f32 = 0.6;
-/// The rep is emitted this long after the seesaw reached the bottom: the
-/// seesaw follows sin(angle from vertical), flat near the floor, so the legs
-/// are often still lowering when it stops rising.
-const EMIT_AFTER_US: u64 = 900_000;
+/// The rep is emitted this long after the descent's estimated end (in the
+/// middle of where it may be), or when the next ascent begins.
+const EMIT_AFTER_END_US: f32 = 750_000.0;
 /// A person who slides along the mat mid-set moves the seesaw's levels (the
 /// sacrum onto a lumbar row): the bottom learnt before is out of reach. A
 /// rep's swing is taken as at most this many times the last one's.
@@ -133,6 +138,17 @@ pub struct Loads {
     pub total: f32,
     /// The upper back's load.
     pub upper: f32,
+    /// The sacrum's share of the pelvis: `sacral / (lumbar + sacral)`.
+    pub pelvis: f32,
+}
+
+/// One sample of the descent (see `TRACE_STEP_US`), smoothed.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct TracePoint {
+    t_us: u64,
+    seesaw: f32,
+    pelvis: f32,
+    upper: f32,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -167,13 +183,21 @@ pub struct RepCounter {
     last_done_us: Option<u64>,
     /// An arch started since the last rep was emitted, and its depth.
     arch_in_rep: Option<f32>,
+    /// When the last arch started (the seesaw is not the legs' alone after).
+    arch_at_us: Option<u64>,
     last_top: Option<f32>,
     /// The swing (bottom minus top) of the last rep of this set.
     last_swing: Option<f32>,
-    /// The seesaw since the top of the current cycle, decimated.
-    trace: Vec<(u64, f32)>,
+    /// The seesaw (and the pelvis and upper back) since the top of the
+    /// current cycle, decimated.
+    trace: Vec<TracePoint>,
+    /// The pelvis share and the upper back, smoothed like the seesaw.
+    smooth_pelvis: f32,
+    smooth_upper: f32,
     /// Lifted legs near the rest level since this time.
     near_rest_us: Option<u64>,
+    /// The legs' weight is off the pelvis on this frame (see `lifted`).
+    weight_off: bool,
     lifted_us: u64,
     set_open: bool,
     set_no: u32,
@@ -200,10 +224,14 @@ impl RepCounter {
             pending: None,
             last_done_us: None,
             arch_in_rep: None,
+            arch_at_us: None,
             last_top: None,
             last_swing: None,
             trace: Vec::with_capacity(TRACE_LEN),
+            smooth_pelvis: 0.0,
+            smooth_upper: 0.0,
             near_rest_us: None,
+            weight_off: false,
             lifted_us: 0,
             set_open: false,
             set_no: 0,
@@ -253,15 +281,20 @@ impl RepCounter {
             *top += delta;
         }
         for p in &mut self.trace {
-            p.1 += delta;
+            p.seesaw += delta;
+            p.upper *= upper;
         }
+        self.smooth_upper *= upper;
     }
 
     /// Whether the legs are off the floor, and have been since at least
     /// `LIFTED_SURE_US` before `t_us` (sitting up also raises the seesaw, but
-    /// the upper back collapses within half a second of it).
+    /// the upper back collapses within half a second of it). Legs whose
+    /// weight is off the pelvis are down at once here, though the set only
+    /// ends once they stay near rest (`REST_S`): a person often gets up soon
+    /// after.
     pub fn legs_lifted(&self, t_us: u64) -> bool {
-        self.legs == Legs::Lifted && t_us.saturating_sub(self.lifted_us) >= LIFTED_SURE_US
+        self.legs == Legs::Lifted && t_us.saturating_sub(self.lifted_us) >= LIFTED_SURE_US && !self.weight_off
     }
 
     /// Whether the whole load `total` is above its rest level by what lifted
@@ -294,9 +327,12 @@ impl RepCounter {
     }
 
     /// An arch started now.
-    pub fn arch_started(&mut self, seesaw: f32) {
+    pub fn arch_started(&mut self, t_us: u64, seesaw: f32) {
         if self.set_open && self.arch_in_rep.is_none() {
             self.arch_in_rep = Some(self.depth(seesaw));
+        }
+        if self.set_open {
+            self.arch_at_us = Some(t_us);
         }
         if self.set_open {
             self.arches += 1;
@@ -310,10 +346,14 @@ impl RepCounter {
             seesaw: s,
             total,
             upper,
+            pelvis,
         } = loads;
         let t_ms = t_us / 1000;
         self.total_ratio = total / self.rest_total.max(1e-6);
-        self.smooth += dt_s / (SMOOTH_S + dt_s) * (s - self.smooth);
+        let a = dt_s / (SMOOTH_S + dt_s);
+        self.smooth += a * (s - self.smooth);
+        self.smooth_pelvis += a * (pelvis - self.smooth_pelvis);
+        self.smooth_upper += a * (upper - self.smooth_upper);
         let s = self.smooth;
         if let Some(p) = self.pending {
             if t_us >= p.emit_at_us {
@@ -344,6 +384,7 @@ impl RepCounter {
                 } else if t_us.saturating_sub(since_us) as f32 >= LIFT_S * 1e6 {
                     self.legs = Legs::Lifted;
                     self.lifted_us = t_us;
+                    self.weight_off = false;
                     self.lifted_gain = self.total_ratio - 1.0;
                     tracing::debug!(t_ms, seesaw = s, rest, "legs lifted");
                     self.bottom = s;
@@ -374,6 +415,10 @@ impl RepCounter {
         // as at rest; the legs' weight on the pelvis still tells them apart.
         let floor_load = 1.0 + (0.5 * self.lifted_gain).max(LEGS_DOWN_GAIN);
         let near_rest = s - rest < (0.5 * LIFT).max(0.2 * height) && self.total_ratio < floor_load;
+        // For arches, the legs are down as soon as their weight is off the
+        // pelvis and the seesaw is in the lower half of its swing (a person
+        // who slid along the mat during the set rests at another level).
+        self.weight_off = s - rest < (0.5 * LIFT).max(0.5 * height) && self.total_ratio < floor_load;
         let near_rest_since = if near_rest {
             *self.near_rest_us.get_or_insert(t_us)
         } else {
@@ -423,11 +468,11 @@ impl RepCounter {
                 if s < min {
                     self.phase = Phase::cycle(start_us, t_us, s);
                     self.trace.clear();
-                    self.trace.push((t_us, s));
+                    self.trace.push(self.point(t_us));
                     return;
                 }
-                if self.trace.len() < TRACE_LEN && self.trace.last().is_none_or(|&(t, _)| t_us >= t + TRACE_STEP_US) {
-                    self.trace.push((t_us, s));
+                if self.trace.len() < TRACE_LEN && self.trace.last().is_none_or(|p| t_us >= p.t_us + TRACE_STEP_US) {
+                    self.trace.push(self.point(t_us));
                 }
                 // After an arch the seesaw may fall from far above the usual
                 // bottom; a rise from there is only a rep if it is a real one.
@@ -450,8 +495,25 @@ impl RepCounter {
                 let plateau = reached && t_us.saturating_sub(high_us) as f32 >= PLATEAU_S * 1e6;
                 let turned = reached && s < high - ASCENT_SHARE * (high - min);
                 if (plateau || turned) && !near_rest {
-                    let (t10, t85) = self.crossings(min, high, t_us);
-                    let descent_us = t85.saturating_sub(t10) as f32 / DESCENT_SPAN;
+                    // During an arch the sacrum presses harder: the seesaw
+                    // after its start is not the legs' alone, and the bottom
+                    // is the person's usual one.
+                    let arch_at = self.arch_at_us.filter(|&a| a > min_us);
+                    let (bottom, cut) = match arch_at {
+                        Some(a) if self.bottom > min => (self.bottom, a),
+                        // Legs at rest at the bottom: the level they rest at.
+                        _ if plateau => (mean_near(&self.trace, t_us, BOTTOM_US, |p| p.seesaw), t_us),
+                        _ => (high, t_us),
+                    };
+                    let (end_us, descent_us) = match self.descent(min, bottom, cut, arch_at.is_some()) {
+                        Some((start, d)) => (start + d, d),
+                        None => {
+                            let (t10, t85) = self.crossings(min, high, t_us);
+                            let d = t85.saturating_sub(t10) as f32 / DESCENT_SPAN;
+                            // The 85 % crossing is two thirds of the way.
+                            (t85 as f32 + d / 3.0, d)
+                        }
+                    };
                     tracing::debug!(
                         t_ms,
                         top = min,
@@ -466,7 +528,7 @@ impl RepCounter {
                     // seesaw (a light person), not a rep.
                     let real = descent_us >= MIN_DESCENT_US || in_arch || self.arch_in_rep.is_some();
                     self.pending = real.then_some(PendingRep {
-                        emit_at_us: (high_us + EMIT_AFTER_US).max(t_us),
+                        emit_at_us: ((end_us + EMIT_AFTER_END_US).max(0.0) as u64).max(t_us),
                         descent_ms: descent_us as u64 / 1000,
                         ascent_ms: min_us.saturating_sub(start_us) / 1000,
                         done_us: high_us,
@@ -502,17 +564,58 @@ impl RepCounter {
         }
     }
 
+    fn point(&self, t_us: u64) -> TracePoint {
+        TracePoint {
+            t_us,
+            seesaw: self.smooth,
+            pelvis: self.smooth_pelvis,
+            upper: self.smooth_upper,
+        }
+    }
+
+    /// The descent from the top `top` to the bottom `bottom` of the seesaw,
+    /// from the trace before `cut_us`: its start and length (us).
+    ///
+    /// With the legs low, the upper back of some people rests on taxels near
+    /// their turn-on, which switch off one after another as the legs come
+    /// down: the seesaw then reaches its bottom early (it saturates). With
+    /// the upper back at the bottom under `UPPER_SWITCHED_OFF` of its load at
+    /// the top (the lever alone takes 30-40 % of it), the descent is read on
+    /// the sacrum's share of the pelvis instead, which the upper back does
+    /// not enter (not after an arch: the lumbar rows lose their load then).
+    fn descent(&self, top: f32, bottom: f32, cut_us: u64, arched: bool) -> Option<(f32, f32)> {
+        let trace = &self.trace[..self.trace.partition_point(|p| p.t_us <= cut_us)];
+        let (first, last) = (trace.first()?, trace.last()?);
+        let (at_top, at_bottom) = (
+            mean_near(trace, first.t_us, TOP_US, |p| p.upper),
+            mean_near(trace, last.t_us, BOTTOM_US, |p| p.upper),
+        );
+        if !arched && at_bottom < UPPER_SWITCHED_OFF * at_top {
+            let top = mean_near(trace, first.t_us, TOP_US, |p| p.pelvis);
+            let bottom = mean_near(trace, last.t_us, BOTTOM_US, |p| p.pelvis);
+            if let Some(fit) = fit_descent(trace, |p| p.pelvis, top, bottom) {
+                return Some(fit);
+            }
+        }
+        fit_descent(trace, |p| p.seesaw, top, bottom)
+    }
+
     /// When the descent from the top `min` to the bottom `max` passed 10 %
     /// and 85 % of the way, from the trace.
     fn crossings(&self, min: f32, max: f32, now_us: u64) -> (u64, u64) {
         let span = max - min;
         let (lo, hi) = (min + DESCENT_START * span, min + DESCENT_DONE * span);
-        let t10 = self.trace.iter().rev().find(|p| p.1 < lo).map_or(now_us, |p| p.0);
+        let t10 = self
+            .trace
+            .iter()
+            .rev()
+            .find(|p| p.seesaw < lo)
+            .map_or(now_us, |p| p.t_us);
         let t85 = self
             .trace
             .iter()
-            .find(|p| p.0 > t10 && p.1 >= hi)
-            .map_or(now_us, |p| p.0);
+            .find(|p| p.t_us > t10 && p.seesaw >= hi)
+            .map_or(now_us, |p| p.t_us);
         (t10, t85)
     }
 
@@ -572,6 +675,98 @@ impl RepCounter {
     }
 }
 
+/// See `RepCounter::descent`.
+const UPPER_SWITCHED_OFF: f32 = 0.55;
+/// The top and the bottom levels of a signal: its mean over this long after
+/// the first / before the last sample of the trace.
+const TOP_US: u64 = 150_000;
+const BOTTOM_US: u64 = 300_000;
+
+/// The mean of `value` over the trace's points within `span_us` of `t_us`.
+fn mean_near(trace: &[TracePoint], t_us: u64, span_us: u64, value: impl Fn(&TracePoint) -> f32) -> f32 {
+    let (mut sum, mut n) = (0.0, 0.0);
+    for p in trace.iter().filter(|p| p.t_us.abs_diff(t_us) <= span_us) {
+        sum += value(p);
+        n += 1.0;
+    }
+    if n > 0.0 {
+        sum / n
+    } else {
+        0.0
+    }
+}
+
+/// The descent of `value` from `top` to `bottom` in `trace`: its start and
+/// length (us), the line through the crossings of `FIT_LEVELS` against
+/// `descent_x` (least squares); `None` with fewer than three crossings.
+fn fit_descent(trace: &[TracePoint], value: impl Fn(&TracePoint) -> f32, top: f32, bottom: f32) -> Option<(f32, f32)> {
+    let span = bottom - top;
+    if span.abs() <= 1e-6 {
+        return None;
+    }
+    // Progress along the swing, rising from 0 at the top to 1 at the bottom.
+    let progress = |p: &TracePoint| (value(p) - top) / span;
+    let (mut n, mut sx, mut st, mut sxx, mut sxt) = (0.0f32, 0.0f32, 0.0f32, 0.0f32, 0.0f32);
+    for (level, x) in FIT_LEVELS.iter().zip(descent_levels()) {
+        // Where the trace goes above the level for the first time and for
+        // the last time (noise makes these differ): the middle.
+        let Some(first) = trace.iter().position(|p| progress(p) >= *level) else {
+            continue;
+        };
+        let last = trace
+            .iter()
+            .rposition(|p| progress(p) < *level)
+            .map_or(first, |j| j + 1);
+        if first == 0 || last >= trace.len() {
+            continue;
+        }
+        let at = |i: usize| {
+            let (a, b) = (&trace[i - 1], &trace[i]);
+            let (pa, pb) = (progress(a), progress(b));
+            let k = ((level - pa) / (pb - pa).max(1e-9)).clamp(0.0, 1.0);
+            a.t_us as f32 + (b.t_us - a.t_us) as f32 * k
+        };
+        let t = 0.5 * (at(first) + at(last.max(1)));
+        n += 1.0;
+        sx += x;
+        st += t;
+        sxx += x * x;
+        sxt += x * t;
+    }
+    if n < 3.0 {
+        return None;
+    }
+    let var = sxx / n - (sx / n).powi(2);
+    let d = (sxt / n - sx / n * st / n) / var;
+    if d.is_nan() || d <= 0.0 {
+        return None;
+    }
+    Some((st / n - d * sx / n, d))
+}
+
+/// `descent_x` of each of `FIT_LEVELS`.
+fn descent_levels() -> [f32; FIT_LEVELS.len()] {
+    FIT_LEVELS.map(descent_x)
+}
+
+/// The share of the descent at which the seesaw has covered share `level`
+/// of its swing (see `FIT_LEVELS`): the moment is sin(pi/2 * smoothstep(x /
+/// 1.1)) of its range.
+fn descent_x(level: f32) -> f32 {
+    let eased = level.clamp(0.0, 1.0).asin() / std::f32::consts::FRAC_PI_2;
+    // Smoothstep's inverse, by bisection (a few dozen steps, once per rep).
+    let (mut lo, mut hi) = (0.0f32, 1.0f32);
+    for _ in 0..30 {
+        let mid = 0.5 * (lo + hi);
+        if mid * mid * (3.0 - 2.0 * mid) < eased {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    DESCENT_EASE * 0.5 * (lo + hi)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -580,6 +775,7 @@ mod tests {
         seesaw: 0.15,
         total: 1.5,
         upper: 0.3,
+        pelvis: 0.5,
     };
 
     /// Two seconds at rest, then `lifted` for three; whether the legs
@@ -602,6 +798,7 @@ mod tests {
             seesaw: 0.35,
             total: 1.65,
             upper: 0.25,
+            pelvis: 0.6,
         };
         assert!(lifts(lifted));
         // Sitting up: the seesaw rises, the load falls.
@@ -625,6 +822,7 @@ mod tests {
             seesaw,
             total: 1.95,
             upper: 0.25,
+            pelvis: 0.6,
         };
         let mut out = Vec::new();
         let mut t = 0u64;

@@ -6,9 +6,10 @@
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 
+use mcp3x08::emulator::{volts_for_count, AnalogInputs, BusCounters, Emulator};
+use mcp3x08::Chip;
+
 use crate::frame::Grid;
-use crate::mcp3x08::emulator::{volts_for_count, AnalogInputs, BusCounters, Emulator};
-use crate::mcp3x08::Chip;
 
 use super::scanner::{GridScanner, RowDriver};
 use super::wiring::Wiring;

@@ -9,10 +9,9 @@
 use std::io;
 use std::path::Path;
 
+use mcp3x08::{ScanBus, MAX_SCAN};
 use rppal::gpio::{Bias, Gpio, IoPin, Mode};
 use rppal::spi::{self, Bus, Segment, SlaveSelect, Spi};
-
-use crate::mcp3x08::{ScanBus, MAX_SCAN};
 
 use super::scanner::RowDriver;
 

@@ -3,8 +3,9 @@
 
 use std::time::{Duration, Instant};
 
+use mcp3x08::{Chip, Mcp3x08, ScanBus, MAX_SCAN};
+
 use crate::frame::Grid;
-use crate::mcp3x08::{Chip, Mcp3x08, ScanBus, MAX_SCAN};
 use crate::sampler::{GridScan, ScanError};
 
 use super::wiring::{AdcWiring, Wiring};

@@ -13,10 +13,10 @@
 use std::collections::HashMap;
 use std::fmt;
 
+use mcp3x08::{Chip, Input, ScanPlan, MAX_SCAN};
 use serde::{Deserialize, Serialize};
 
 use crate::frame::Grid;
-use crate::mcp3x08::{Chip, Input, ScanPlan, MAX_SCAN};
 
 /// The `[hardware]` section.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -25,6 +25,7 @@ pub struct HardwareConfig {
     /// `direct` or `matrix`.
     pub wiring: Layout,
     /// The ADC type, the same for every chip.
+    #[serde(with = "ChipName")]
     pub chip: Chip,
     /// SPI clock in Hz (see the README: input settling with 10 kOhm).
     pub spi_clock_hz: u32,
@@ -37,6 +38,17 @@ pub struct HardwareConfig {
     pub adc: Vec<AdcConfig>,
     /// Row drive of the matrix layout (ignored when `wiring = "direct"`).
     pub matrix: MatrixConfig,
+}
+
+/// The driver's [`Chip`] in the config, by its lowercase name: the driver
+/// crate is `no_std` without serde, so the app says how to (de)serialise it.
+#[derive(Serialize, Deserialize)]
+#[serde(remote = "Chip", rename_all = "lowercase")]
+enum ChipName {
+    Mcp3004,
+    Mcp3008,
+    Mcp3204,
+    Mcp3208,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

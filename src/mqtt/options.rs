@@ -22,6 +22,14 @@ const REQUEST_CHANNEL: usize = 64;
 /// Publishes rumqttc keeps in flight (above the publisher's event window,
 /// so states and availability still go out while events wait for acks).
 const INFLIGHT: u16 = 100;
+/// The largest packet read from the broker. Anything up to it is read and,
+/// over the session's own limit, dropped with its topic named; a larger
+/// one ends the connection (rumqttc cannot skip it), once: subscriptions
+/// are QoS 0 and not made again on a kept session, so it is not sent again.
+pub const READ_LIMIT: usize = 16 * 1024 * 1024;
+/// The largest packet flatback sends (discovery configs are the largest,
+/// a few KiB; events are far smaller).
+pub const WRITE_LIMIT: usize = 256 * 1024;
 
 /// Everything the publisher needs, resolved from the configuration.
 #[derive(Debug, Clone)]
@@ -83,7 +91,7 @@ impl Options {
         o.set_keep_alive(self.keep_alive);
         o.set_clean_session(clean_session);
         o.set_inflight(INFLIGHT);
-        o.set_max_packet_size(64 * 1024, 256 * 1024);
+        o.set_max_packet_size(READ_LIMIT, WRITE_LIMIT);
         if will {
             o.set_last_will(LastWill::new(
                 self.topics.gateway_status(),

@@ -18,7 +18,7 @@
 //! logic task submits is thus matched, in order, with rumqttc's
 //! `Outgoing::Publish(pkid)`.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -33,10 +33,14 @@ use super::options::Options;
 use super::session::{EventQueue, Incoming, Publish, Qos, QueuedEvent, Request, Session, SessionConfig};
 use crate::backoff::{Backoff, Jitter};
 use crate::outbox::{Outbox, Store};
+use crate::repeated::Repeated;
 use crate::wire::payload::OutboxFigures;
 
 /// Most events in flight (sent, not yet acknowledged).
 pub const EVENT_WINDOW: usize = 32;
+/// Longest message the gateway takes from its subscriptions (commands, Home
+/// Assistant's status: a few bytes); longer ones are dropped with a warning.
+pub const MAX_MESSAGE: usize = 64 * 1024;
 /// How often the outbox's head is written down.
 const PERSIST_EVERY: Duration = Duration::from_secs(1);
 
@@ -77,7 +81,9 @@ impl EventQueue for StoreQueue<'_> {
 
 /// What the driver tells the logic task.
 enum FromDriver {
-    Connected,
+    Connected {
+        session_present: bool,
+    },
     Mqtt(MqttEvent),
     /// The connection was lost; the driver waits for `quiesced` before it
     /// drops rumqttc's queues and reconnects.
@@ -95,12 +101,13 @@ async fn drive(opts: Arc<Options>, mut el: EventLoop, tx: mpsc::UnboundedSender<
     let mut connected = false;
     loop {
         match el.poll().await {
-            Ok(MqttEvent::Incoming(Packet::ConnAck(_))) => {
+            Ok(MqttEvent::Incoming(Packet::ConnAck(ack))) => {
                 connected = true;
                 backoff.reset();
                 // Unacknowledged publishes are the outbox's to send again.
                 el.pending.clear();
-                if tx.send(FromDriver::Connected).is_err() {
+                let session_present = ack.session_present;
+                if tx.send(FromDriver::Connected { session_present }).is_err() {
                     return;
                 }
             }
@@ -147,13 +154,21 @@ struct Logic {
     persisted_at: Instant,
     last_error: Option<String>,
     stopped: bool,
+    /// Refused messages (a flood of bad commands): warnings rate-limited
+    /// per kind of refusal.
+    refused: HashMap<&'static str, Repeated>,
 }
 
 impl Logic {
     fn handle(&mut self, msg: FromDriver) {
         match msg {
-            FromDriver::Connected => {
-                tracing::info!(broker = %self.opts.broker, client_id = %self.opts.client_id, "connected");
+            FromDriver::Connected { session_present } => {
+                tracing::info!(
+                    broker = %self.opts.broker,
+                    client_id = %self.opts.client_id,
+                    session_present,
+                    "connected"
+                );
                 let metrics = self.outbox.metrics();
                 metrics.mqtt_connected.store(true, Ordering::Relaxed);
                 metrics.mqtt_connections.fetch_add(1, Ordering::Relaxed);
@@ -162,7 +177,7 @@ impl Logic {
                 let views = self.outbox.views();
                 let reqs = {
                     let queue = StoreQueue(self.outbox.store());
-                    self.session.connected(Instant::now(), &views, &queue)
+                    self.session.connected(Instant::now(), session_present, &views, &queue)
                 };
                 self.submit(reqs);
             }
@@ -209,20 +224,28 @@ impl Logic {
             }
             MqttEvent::Incoming(Packet::Publish(p)) => {
                 let mats = self.outbox.mat_ids();
-                match self
-                    .session
-                    .message(&p.topic, &p.payload, p.retain, Instant::now(), &mats)
-                {
-                    Incoming::Command { mat, command } => {
-                        tracing::info!(topic = p.topic, command = %command, "command");
-                        self.outbox.command(&mat, command);
+                let now = Instant::now();
+                for incoming in self.session.message(&p.topic, &p.payload, p.retain, now, &mats) {
+                    match incoming {
+                        Incoming::Command { mat, command } => {
+                            tracing::info!(mat, command = %command, "command");
+                            self.outbox.command(&mat, command);
+                        }
+                        Incoming::Refused { topic, kind, why } => {
+                            if let Some(suppressed) = self.refused.entry(kind).or_default().hit(now) {
+                                let what = if kind == "oversized" {
+                                    "message dropped"
+                                } else {
+                                    "command ignored"
+                                };
+                                tracing::warn!(topic, suppressed, "{what}: {why}");
+                            }
+                        }
+                        Incoming::HomeAssistantOnline { delay } => tracing::info!(
+                            delay_s = delay.as_secs_f64(),
+                            "Home Assistant is online: discovery and state follow"
+                        ),
                     }
-                    Incoming::Refused(why) => tracing::warn!(topic = p.topic, "command ignored: {why}"),
-                    Incoming::HomeAssistantOnline { delay } => tracing::info!(
-                        delay_s = delay.as_secs_f64(),
-                        "Home Assistant is online: discovery and state follow"
-                    ),
-                    Incoming::Ignored => {}
                 }
             }
             _ => {}
@@ -235,11 +258,9 @@ impl Logic {
         self.waiting.extend(reqs);
         while let Some(r) = self.waiting.pop_front() {
             let sent = match &r {
-                Request::Subscribe(filters) => self.client.try_subscribe_many(
-                    filters
-                        .iter()
-                        .map(|f| SubscribeFilter::new(f.clone(), QoS::AtLeastOnce)),
-                ),
+                Request::Subscribe(filters) => self
+                    .client
+                    .try_subscribe_many(filters.iter().map(|f| SubscribeFilter::new(f.clone(), QoS::AtMostOnce))),
                 Request::Publish(Publish {
                     topic,
                     qos,
@@ -362,6 +383,7 @@ pub async fn run(
             state_min_interval: opts.state_min_interval,
             heartbeat: opts.heartbeat,
             window: EVENT_WINDOW,
+            max_message: MAX_MESSAGE,
         },
         Jitter::from_time(),
     );
@@ -374,6 +396,7 @@ pub async fn run(
         persisted_at: Instant::now(),
         last_error: None,
         stopped: false,
+        refused: HashMap::new(),
     };
     tokio::pin!(shutdown);
     loop {

@@ -22,11 +22,7 @@ pub async fn purge(opts: &Options, mats: &[String], timeout: Duration) -> Result
     let t = &opts.topics;
     let client_id = format!("{}-purge", opts.client_id);
     let (client, mut el) = opts.connect(&client_id, true, false);
-    let marker = format!(
-        "{}/purge-marker/{}",
-        t.gateway_status().trim_end_matches("/status"),
-        std::process::id()
-    );
+    let marker = format!("{}/purge-{}", t.marker(), std::process::id());
     let ident = Identity {
         topics: t,
         gateway_name: &opts.gateway_name,

@@ -11,6 +11,14 @@
 //!   connection (QoS 1: a consumer may see one twice and drops it by `seq`).
 //! - A mat's state goes out when it changed (at most once per
 //!   `state_min_interval`) and at least once per `heartbeat`.
+//! - What third parties can send is bounded: the session subscribes with
+//!   QoS 0 and only when the broker kept no session, so nothing it refuses
+//!   is sent again; a message over [`SessionConfig::max_message`] bytes is
+//!   dropped unread; a command is taken only once the broker has shown it
+//!   holds no retained copy (MQTT 3.1.1 forwards a retained publish to
+//!   current subscribers without its retain flag, so the session re-subscribes
+//!   and looks, behind a marker only it knows), and retained commands are
+//!   cleared from the broker.
 //!
 //! rumqttc numbers the publishes it sends; the driver reports each number
 //! as it is given ([`Session::outgoing`]), in the order the session handed
@@ -40,7 +48,12 @@ pub struct SessionConfig {
     pub heartbeat: Duration,
     /// Most events in flight (handed out, not yet acknowledged).
     pub window: usize,
+    /// Longest message taken from a subscription, in bytes.
+    pub max_message: usize,
 }
+
+/// Commands waiting for the retained check at most; more are refused.
+pub const MAX_PENDING_COMMANDS: usize = 16;
 
 /// MQTT's delivery guarantees the session uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,7 +74,8 @@ pub struct Publish {
 /// What the driver must do, in order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Request {
-    /// Subscribe to these filters (QoS 1).
+    /// Subscribe to these filters, QoS 0: a message to us is for now; the
+    /// broker keeps none for later nor sends one again.
     Subscribe(Vec<String>),
     Publish(Publish),
 }
@@ -87,17 +101,40 @@ pub trait EventQueue {
     fn figures(&self) -> OutboxFigures;
 }
 
-/// A message that arrived on a subscription, as the session read it.
+/// What the session made of a message that arrived on a subscription.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Incoming {
-    /// A command for one of this gateway's mats.
+    /// A command for one of this gateway's mats, to carry out.
     Command { mat: String, command: Command },
-    /// A command that cannot be taken, and why (to log with its topic).
-    Refused(String),
+    /// A message refused, its topic, the kind of refusal and why (to log,
+    /// rate-limited per kind).
+    Refused {
+        topic: String,
+        kind: &'static str,
+        why: String,
+    },
     /// Home Assistant came online: discovery and state follow after `delay`.
     HomeAssistantOnline { delay: Duration },
-    /// Nothing for us.
-    Ignored,
+}
+
+/// A command waiting for the retained check.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Pending {
+    topic: String,
+    payload: Vec<u8>,
+    mat: String,
+    command: Command,
+}
+
+/// A retained check under way: the commands it decides, the marker that
+/// ends it, and the retained commands the broker showed meanwhile. Commands
+/// that arrive during a check wait for the next one: a retained publish the
+/// broker stored after our re-subscription would not be shown to this one.
+#[derive(Debug, Clone, Default)]
+struct Check {
+    commands: Vec<Pending>,
+    marker: Vec<u8>,
+    retained: Vec<(String, Vec<u8>)>,
 }
 
 /// What a handed-out publish was, to know what its PUBACK acknowledges.
@@ -132,6 +169,11 @@ pub struct Session {
     gateway: Published,
     resend_at: Option<Instant>,
     jitter: Jitter,
+    /// What a message asked for (a retained check, clearing a retained
+    /// command), handed out by the next `poll`.
+    asked: Vec<Request>,
+    pending: Vec<Pending>,
+    check: Option<Check>,
 }
 
 impl Session {
@@ -148,6 +190,9 @@ impl Session {
             gateway: Published::default(),
             resend_at: None,
             jitter,
+            asked: Vec::new(),
+            pending: Vec::new(),
+            check: None,
         }
     }
 
@@ -169,12 +214,24 @@ impl Session {
         self.unnumbered.is_empty() && self.inflight.is_empty()
     }
 
-    /// The broker accepted the connection: everything is said again.
-    pub fn connected(&mut self, now: Instant, mats: &[MatView], queue: &dyn EventQueue) -> Vec<Request> {
+    /// The broker accepted the connection: everything is said again. The
+    /// subscriptions are made only for a new session: a session the broker
+    /// kept still has them, and subscribing again would make it send its
+    /// retained messages again.
+    pub fn connected(
+        &mut self,
+        now: Instant,
+        session_present: bool,
+        mats: &[MatView],
+        queue: &dyn EventQueue,
+    ) -> Vec<Request> {
         self.forget_flight();
         self.connected = true;
         let t = &self.config.topics;
-        let mut out = vec![Request::Subscribe(vec![t.command_filter(), t.ha_status()])];
+        let mut out = Vec::new();
+        if !session_present {
+            out.push(Request::Subscribe(vec![t.command_filter(), t.ha_status(), t.marker()]));
+        }
         self.hand_out(
             &mut out,
             t.gateway_status(),
@@ -202,6 +259,10 @@ impl Session {
         self.held.clear();
         self.events_in_flight = 0;
         self.cursor = 0;
+        // Commands waiting for a check are for now: a new connection drops them.
+        self.asked.clear();
+        self.pending.clear();
+        self.check = None;
     }
 
     /// rumqttc sent the next handed-out publish with packet id `pkid` (0 for
@@ -238,29 +299,138 @@ impl Session {
     }
 
     /// A message on one of the session's subscriptions.
-    pub fn message(&mut self, topic: &str, payload: &[u8], retain: bool, now: Instant, mats: &[String]) -> Incoming {
+    pub fn message(
+        &mut self,
+        topic: &str,
+        payload: &[u8],
+        retain: bool,
+        now: Instant,
+        mats: &[String],
+    ) -> Vec<Incoming> {
+        let refused = |kind: &'static str, why: String| {
+            vec![Incoming::Refused {
+                topic: topic.to_string(),
+                kind,
+                why,
+            }]
+        };
+        if payload.len() > self.config.max_message {
+            return refused(
+                "oversized",
+                format!(
+                    "a message of {} bytes, over the limit of {}: dropped",
+                    payload.len(),
+                    self.config.max_message
+                ),
+            );
+        }
         let t = &self.config.topics;
         if topic == t.ha_status() {
             if payload != ONLINE.as_bytes() {
-                return Incoming::Ignored;
+                return Vec::new();
             }
             let delay = self.config.discovery_resend_max.mul_f64(self.jitter.fraction());
             self.resend_at = Some(now + delay);
-            return Incoming::HomeAssistantOnline { delay };
+            return vec![Incoming::HomeAssistantOnline { delay }];
+        }
+        if topic == t.marker() {
+            let ours = self.check.as_ref().is_some_and(|c| c.marker == payload);
+            return if ours { self.end_check() } else { Vec::new() };
         }
         let Some(mat) = t.command_mat(topic) else {
-            return Incoming::Ignored;
+            return Vec::new();
         };
+        if retain {
+            // Kept by the broker: it would be carried out on every
+            // reconnect. Refused, and cleared so that it stops.
+            if payload.is_empty() {
+                return Vec::new(); // our own clearing, coming back
+            }
+            if let Some(check) = self.check.as_mut() {
+                check.retained.push((topic.to_string(), payload.to_vec()));
+            }
+            self.asked.push(Request::Publish(Publish {
+                topic: topic.to_string(),
+                qos: Qos::AtLeastOnce,
+                retain: true,
+                payload: Vec::new(),
+            }));
+            let retained = commands::CommandError::Retained;
+            return refused(retained.kind(), format!("{retained}; cleared from the broker"));
+        }
         if !mats.iter().any(|m| m == mat) {
-            return Incoming::Refused(format!("no mat \"{mat}\" on this gateway"));
+            return refused("no mat", format!("no mat \"{mat}\" on this gateway"));
         }
-        match commands::parse_message(payload, retain) {
-            Ok(command) => Incoming::Command {
-                mat: mat.to_string(),
-                command,
-            },
-            Err(e) => Incoming::Refused(e.to_string()),
+        let command = match commands::parse_message(payload, false) {
+            Ok(c) => c,
+            Err(e) => return refused(e.kind(), e.to_string()),
+        };
+        let waiting = self.pending.len() + self.check.as_ref().map_or(0, |c| c.commands.len());
+        if waiting >= MAX_PENDING_COMMANDS {
+            return refused(
+                "too many",
+                format!("{MAX_PENDING_COMMANDS} commands already wait to be checked: too many at once"),
+            );
         }
+        self.pending.push(Pending {
+            topic: topic.to_string(),
+            payload: payload.to_vec(),
+            mat: mat.to_string(),
+            command,
+        });
+        if self.check.is_none() {
+            self.start_check();
+        }
+        Vec::new()
+    }
+
+    /// Subscribes to the commands again (the broker then sends any retained
+    /// command, flagged), then publishes a marker to ourselves: when it comes
+    /// back, every retained command has arrived before it.
+    fn start_check(&mut self) {
+        let marker = format!("{:016x}", (self.jitter.fraction() * (1u64 << 53) as f64) as u64).into_bytes();
+        let t = &self.config.topics;
+        self.asked.push(Request::Subscribe(vec![t.command_filter()]));
+        self.asked.push(Request::Publish(Publish {
+            topic: t.marker(),
+            qos: Qos::AtMostOnce,
+            retain: false,
+            payload: marker.clone(),
+        }));
+        self.check = Some(Check {
+            commands: std::mem::take(&mut self.pending),
+            marker,
+            retained: Vec::new(),
+        });
+    }
+
+    /// The marker came back: the commands the broker does not hold retained
+    /// are carried out, in order; a check starts for any that came meanwhile.
+    fn end_check(&mut self) -> Vec<Incoming> {
+        let Some(check) = self.check.take() else {
+            return Vec::new();
+        };
+        if !self.pending.is_empty() {
+            self.start_check();
+        }
+        check
+            .commands
+            .into_iter()
+            .map(|p| {
+                if check.retained.iter().any(|(t, b)| *t == p.topic && *b == p.payload) {
+                    Incoming::Refused {
+                        topic: p.topic,
+                        kind: commands::CommandError::Retained.kind(),
+                        why: format!("{} (published retained)", commands::CommandError::Retained),
+                    }
+                } else {
+                    Incoming::Command {
+                        mat: p.mat,
+                        command: p.command,
+                    }
+                }
+            })
+            .collect()
     }
 
     /// What is due at `now`: states that changed or whose heartbeat came,
@@ -270,6 +440,13 @@ impl Session {
         let mut out = Vec::new();
         if !self.connected {
             return out;
+        }
+        for r in std::mem::take(&mut self.asked) {
+            if let Request::Publish(p) = r {
+                self.hand_out(&mut out, p.topic, p.qos, p.retain, p.payload, Tag::Other);
+            } else {
+                out.push(r);
+            }
         }
         if self.resend_at.is_some_and(|t| now >= t) {
             self.resend_at = None;
@@ -286,6 +463,9 @@ impl Session {
     pub fn next_deadline(&self, mats: &[MatView]) -> Option<Instant> {
         if !self.connected {
             return None;
+        }
+        if !self.asked.is_empty() {
+            return Some(Instant::now());
         }
         let mut next = self.resend_at;
         let mut earliest = |t: Instant| next = Some(next.map_or(t, |n: Instant| n.min(t)));
@@ -467,6 +647,7 @@ mod tests {
             state_min_interval: Duration::from_millis(100),
             heartbeat: Duration::from_secs(60),
             window,
+            max_message: 64 * 1024,
         }
     }
 
@@ -520,10 +701,14 @@ mod tests {
     fn a_connection_subscribes_says_online_then_states_then_events() {
         let mut s = Session::new(config(32), Jitter::new(1));
         let q = Queue::with(2);
-        let reqs = s.connected(Instant::now(), &[mat("m1", 0)], &q);
+        let reqs = s.connected(Instant::now(), false, &[mat("m1", 0)], &q);
         assert_eq!(
             reqs[0],
-            Request::Subscribe(vec!["fb/gw/+/command".into(), "ha/status".into()])
+            Request::Subscribe(vec![
+                "fb/gw/+/command".into(),
+                "ha/status".into(),
+                "fb/gw/marker".into()
+            ])
         );
         let topics: Vec<&str> = publishes(&reqs).iter().map(|p| p.topic.as_str()).collect();
         assert_eq!(
@@ -551,7 +736,7 @@ mod tests {
     fn acks_in_order_and_out_of_order_release_exactly_their_events() {
         let mut s = Session::new(config(32), Jitter::new(1));
         let mut q = Queue::with(4);
-        let reqs = s.connected(Instant::now(), &[], &q);
+        let reqs = s.connected(Instant::now(), false, &[], &q);
         let mut pkid = 1;
         let ids = number(&mut s, &reqs, &mut pkid);
         assert_eq!(ids, [2, 3, 4, 5], "after the birth message (1)");
@@ -575,7 +760,7 @@ mod tests {
         let mut s = Session::new(config(3), Jitter::new(1));
         let mut q = Queue::with(10);
         let mut pkid = 1;
-        let reqs = s.connected(Instant::now(), &[], &q);
+        let reqs = s.connected(Instant::now(), false, &[], &q);
         let ids = number(&mut s, &reqs, &mut pkid);
         assert_eq!(events(&reqs), ["event 0", "event 1", "event 2"]);
         assert_eq!(s.events_in_flight(), 3);
@@ -595,7 +780,7 @@ mod tests {
         let mut s = Session::new(config(32), Jitter::new(1));
         let mut q = Queue::with(3);
         let mut pkid = 1;
-        let reqs = s.connected(Instant::now(), &[], &q);
+        let reqs = s.connected(Instant::now(), false, &[], &q);
         let ids = number(&mut s, &reqs, &mut pkid);
         assert!(s.puback(ids[1], &mut q));
         s.lost();
@@ -603,7 +788,7 @@ mod tests {
         assert!(s.poll(Instant::now(), &[], &q).is_empty(), "nothing while disconnected");
         assert!(!s.puback(ids[0], &mut q), "an ack of the old connection names nothing");
         q.push("m1", 3);
-        let again = s.connected(Instant::now(), &[], &q);
+        let again = s.connected(Instant::now(), false, &[], &q);
         assert_eq!(events(&again), ["event 0", "event 2", "event 3"]);
         let ids = number(&mut s, &again, &mut pkid);
         for id in ids {
@@ -616,7 +801,7 @@ mod tests {
     fn a_held_back_packet_id_is_numbered_once() {
         let mut s = Session::new(config(32), Jitter::new(1));
         let mut q = Queue::with(2);
-        let reqs = s.connected(Instant::now(), &[], &q);
+        let reqs = s.connected(Instant::now(), false, &[], &q);
         assert_eq!(publishes(&reqs).len(), 4);
         s.outgoing(1); // birth
         s.outgoing(0); // the gateway's state, QoS 0
@@ -637,7 +822,7 @@ mod tests {
         let t0 = Instant::now();
         let states = |reqs: &[Request]| publishes(reqs).iter().filter(|p| p.topic == "fb/gw/m1/state").count();
         assert_eq!(
-            states(&s.connected(t0, &[mat("m1", 0)], &q)),
+            states(&s.connected(t0, false, &[mat("m1", 0)], &q)),
             1,
             "the first is due at once"
         );
@@ -678,7 +863,7 @@ mod tests {
                 .map(|p| String::from_utf8(p.payload.clone()).unwrap())
                 .collect()
         };
-        assert_eq!(status(&s.connected(t0, &[mat("m1", 0)], &q)), ["online"]);
+        assert_eq!(status(&s.connected(t0, false, &[mat("m1", 0)], &q)), ["online"]);
         assert!(status(&s.poll(t0, &[mat("m1", 0)], &q)).is_empty());
         let mut off = mat("m1", 0);
         off.available = false;
@@ -688,34 +873,137 @@ mod tests {
         assert_eq!(publishes(&bye).len(), 2, "the mat and the gateway go offline");
     }
 
-    #[test]
-    fn commands_are_taken_for_our_mats_only_and_never_retained() {
+    /// The session connected with one mat, "m1", and what it asked for.
+    fn connected_with_m1() -> (Session, Queue) {
         let mut s = Session::new(config(32), Jitter::new(1));
+        let q = Queue::default();
+        s.connected(Instant::now(), false, &[mat("m1", 0)], &q);
+        s.poll(Instant::now(), &[mat("m1", 0)], &q);
+        (s, q)
+    }
+
+    /// The marker of the check under way, from what the session asked for.
+    fn marker_of(reqs: &[Request]) -> Vec<u8> {
+        publishes(reqs)
+            .iter()
+            .find(|p| p.topic == "fb/gw/marker")
+            .map(|p| p.payload.clone())
+            .expect("a marker published")
+    }
+
+    #[test]
+    fn a_command_is_carried_out_once_the_broker_shows_no_retained_copy() {
+        let (mut s, q) = connected_with_m1();
         let now = Instant::now();
         let mats = ["m1".to_string()];
+        assert!(s
+            .message("fb/gw/m1/command", b"reset_counters", false, now, &mats)
+            .is_empty());
+        let asked = s.poll(now, &[mat("m1", 0)], &q);
         assert_eq!(
-            s.message("fb/gw/m1/command", b"reset_counters", false, now, &mats),
-            Incoming::Command {
+            asked[0],
+            Request::Subscribe(vec!["fb/gw/+/command".into()]),
+            "subscribe again"
+        );
+        let marker = marker_of(&asked);
+        assert!(
+            s.message("fb/gw/marker", b"someone else's", false, now, &mats)
+                .is_empty(),
+            "a marker not ours ends nothing"
+        );
+        assert_eq!(
+            s.message("fb/gw/marker", &marker, false, now, &mats),
+            [Incoming::Command {
                 mat: "m1".into(),
                 command: Command::ResetCounters
-            }
+            }]
         );
-        assert!(matches!(
-            s.message("fb/gw/m1/command", b"reset_counters", true, now, &mats),
-            Incoming::Refused(why) if why.contains("retained")
-        ));
-        assert!(matches!(
-            s.message("fb/gw/m9/command", b"new_set", false, now, &mats),
-            Incoming::Refused(why) if why.contains("m9")
-        ));
-        assert!(matches!(
-            s.message("fb/gw/m1/command", b"dance", false, now, &mats),
-            Incoming::Refused(_)
-        ));
+    }
+
+    #[test]
+    fn a_retained_command_is_refused_live_or_on_subscribe_and_cleared() {
+        let (mut s, q) = connected_with_m1();
+        let now = Instant::now();
+        let mats = ["m1".to_string()];
+        // Published retained while we are subscribed: it arrives unflagged...
+        assert!(s.message("fb/gw/m1/command", b"new_set", false, now, &mats).is_empty());
+        let marker = marker_of(&s.poll(now, &[mat("m1", 0)], &q));
+        // ...and flagged when we subscribe again.
+        let flagged = s.message("fb/gw/m1/command", b"new_set", true, now, &mats);
+        assert!(matches!(&flagged[..], [Incoming::Refused { why, .. }] if why.contains("retained")));
+        let clear = s.poll(now, &[mat("m1", 0)], &q);
+        assert!(
+            publishes(&clear)
+                .iter()
+                .any(|p| p.topic == "fb/gw/m1/command" && p.retain && p.payload.is_empty()),
+            "the retained command is cleared: {clear:?}"
+        );
+        let out = s.message("fb/gw/marker", &marker, false, now, &mats);
+        assert!(
+            matches!(&out[..], [Incoming::Refused { why, .. }] if why.contains("retained")),
+            "{out:?}"
+        );
+        assert!(
+            s.message("fb/gw/m1/command", b"", true, now, &mats).is_empty(),
+            "our own clearing coming back is nothing"
+        );
+    }
+
+    #[test]
+    fn a_command_that_comes_during_a_check_waits_for_the_next() {
+        let (mut s, q) = connected_with_m1();
+        let now = Instant::now();
+        let mats = ["m1".to_string()];
+        s.message("fb/gw/m1/command", b"reset_counters", false, now, &mats);
+        let first = marker_of(&s.poll(now, &[mat("m1", 0)], &q));
+        s.message("fb/gw/m1/command", b"new_set", false, now, &mats);
         assert_eq!(
-            s.message("fb/other/m1/command", b"new_set", false, now, &mats),
-            Incoming::Ignored
+            s.message("fb/gw/marker", &first, false, now, &mats),
+            [Incoming::Command {
+                mat: "m1".into(),
+                command: Command::ResetCounters
+            }],
+            "only the command the check saw"
         );
+        let second = marker_of(&s.poll(now, &[mat("m1", 0)], &q));
+        assert_ne!(first, second);
+        assert_eq!(
+            s.message("fb/gw/marker", &second, false, now, &mats),
+            [Incoming::Command {
+                mat: "m1".into(),
+                command: Command::NewSet
+            }]
+        );
+    }
+
+    #[test]
+    fn commands_are_taken_for_our_mats_only_and_bounded() {
+        let (mut s, _) = connected_with_m1();
+        let now = Instant::now();
+        let mats = ["m1".to_string()];
+        let why = |v: Vec<Incoming>| match &v[..] {
+            [Incoming::Refused { why, .. }] => why.clone(),
+            other => panic!("{other:?}"),
+        };
+        assert!(why(s.message("fb/gw/m9/command", b"new_set", false, now, &mats)).contains("m9"));
+        assert!(why(s.message("fb/gw/m1/command", b"dance", false, now, &mats)).contains("unknown"));
+        assert!(s
+            .message("fb/other/m1/command", b"new_set", false, now, &mats)
+            .is_empty());
+        let big = vec![b'x'; 64 * 1024 + 1];
+        assert!(why(s.message("fb/gw/m1/command", &big, false, now, &mats)).contains("65537 bytes"));
+        assert!(why(s.message("ha/status", &big, true, now, &mats)).contains("over the limit"));
+        for _ in 0..MAX_PENDING_COMMANDS {
+            assert!(s.message("fb/gw/m1/command", b"new_set", false, now, &mats).is_empty());
+        }
+        assert!(why(s.message("fb/gw/m1/command", b"new_set", false, now, &mats)).contains("too many"));
+    }
+
+    #[test]
+    fn a_kept_session_is_not_subscribed_again() {
+        let mut s = Session::new(config(32), Jitter::new(1));
+        let reqs = s.connected(Instant::now(), true, &[], &Queue::default());
+        assert!(!reqs.iter().any(|r| matches!(r, Request::Subscribe(_))), "{reqs:?}");
     }
 
     #[test]
@@ -726,12 +1014,12 @@ mod tests {
         let q = Queue::default();
         let t0 = Instant::now();
         let m = [mat("m1", 0)];
-        let first = s.connected(t0, &m, &q);
+        let first = s.connected(t0, false, &m, &q);
         let discovery = |reqs: &[Request]| publishes(reqs).iter().filter(|p| p.topic.starts_with("ha/")).count();
         assert!(discovery(&first) > 10);
         s.poll(t0, &m, &q);
-        assert_eq!(s.message("ha/status", b"offline", true, t0, &[]), Incoming::Ignored);
-        let Incoming::HomeAssistantOnline { delay } = s.message("ha/status", b"online", true, t0, &[]) else {
+        assert!(s.message("ha/status", b"offline", true, t0, &[]).is_empty());
+        let [Incoming::HomeAssistantOnline { delay }] = s.message("ha/status", b"online", true, t0, &[])[..] else {
             panic!("HA's birth")
         };
         assert!(delay <= Duration::from_secs(2));

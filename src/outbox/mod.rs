@@ -16,8 +16,9 @@
 
 pub mod store;
 
-pub use store::{Record, Recovery, Store, SyncMode};
+pub use store::{Lost, Record, Recovery, Store, SyncMode};
 
+use std::cell::Cell;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, Sender};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -27,6 +28,7 @@ use tokio::sync::Notify;
 
 use crate::event::Event;
 use crate::metrics::{MatMetrics, Registry};
+use crate::repeated::Repeated;
 use crate::wire::payload::{self, OutboxFigures};
 use crate::wire::{Command, MatState};
 
@@ -102,6 +104,7 @@ pub struct MatLink {
     shared: Arc<Shared>,
     index: usize,
     commands: Receiver<Command>,
+    lost: Cell<Repeated>,
 }
 
 /// A mat's slot as the publisher reads it at one instant.
@@ -174,6 +177,7 @@ impl Outbox {
                 shared: shared.clone(),
                 index,
                 commands,
+                lost: Cell::new(Repeated::default()),
             })
             .collect();
         (Outbox { shared }, links)
@@ -311,8 +315,9 @@ impl MatLink {
     }
 
     /// Puts an event in the store for delivery; returns its `seq`. Never
-    /// waits for the network. A store that cannot write logs the error and
-    /// the event is lost.
+    /// waits for the network. An event the store cannot write is lost: its
+    /// seq is spent and it is counted in `dropped_events` (the warning is
+    /// rate-limited).
     pub fn emit(&self, event: &Event) -> Option<u64> {
         let mat = self.id();
         let now = SystemTime::now();
@@ -333,10 +338,19 @@ impl MatLink {
                 metrics.outbox_accepting.store(true, Ordering::Relaxed);
                 Some(a.seq)
             }
-            Err(e) => {
+            Err(lost) => {
                 metrics.outbox_failures.fetch_add(1, Ordering::Relaxed);
                 metrics.outbox_accepting.store(false, Ordering::Relaxed);
-                tracing::error!(mat, error = %e, "outbox: cannot store an event; it is lost");
+                let mut warning = self.lost.take();
+                if let Some(suppressed) = warning.hit(std::time::Instant::now()) {
+                    tracing::error!(
+                        mat,
+                        seq = lost.seq,
+                        suppressed,
+                        "outbox: {lost}; counted in dropped_events"
+                    );
+                }
+                self.lost.set(warning);
                 None
             }
         }

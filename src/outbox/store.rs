@@ -44,6 +44,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
@@ -154,7 +155,31 @@ pub struct Store {
     queued: BTreeMap<String, u64>,
     state: State,
     persisted_head: u64,
+    /// The last append failed for want of space: release acknowledged
+    /// segments at once.
+    short_of_space: bool,
+    /// When the last event was appended (idle outboxes give back disk).
+    last_append: Instant,
 }
+
+/// An event that could not be stored. Its `seq` is spent and it is counted
+/// in `dropped_events`, so subscribers see the gap and know why.
+#[derive(Debug, thiserror::Error)]
+#[error("event {seq} of mat {mat} is lost: {source}")]
+pub struct Lost {
+    pub mat: String,
+    pub seq: u64,
+    #[source]
+    pub source: io::Error,
+}
+
+/// How long an outbox with everything acknowledged keeps its active
+/// segment before giving its disk back.
+pub const IDLE_RELEASE: Duration = Duration::from_secs(2);
+
+/// Bytes the state file takes: two slots, allocated once so that the state
+/// can still be written on a full disk.
+const STATE_BYTES: u64 = 2 * SLOT;
 
 fn segment_name(start: u64) -> String {
     format!("{start:020}.seg")
@@ -280,7 +305,15 @@ impl Store {
     /// `max_bytes` on disk, and recovers what a previous run left.
     pub fn open(dir: &Path, max_bytes: u64) -> io::Result<(Store, Recovery)> {
         fs::create_dir_all(dir)?;
-        let segment_bytes = (max_bytes / MAX_SEGMENTS as u64).max(4096);
+        let bound = fitting_bound(dir, max_bytes);
+        if bound < max_bytes {
+            tracing::warn!(
+                dir = %dir.display(),
+                "outbox: the file system has room for less than outbox_max_bytes = {max_bytes}; \
+                 the outbox keeps at most {bound} bytes"
+            );
+        }
+        let segment_bytes = (bound / MAX_SEGMENTS as u64).max(4096);
         let mut recovery = Recovery::default();
         let state = read_state(dir);
         recovery.state_found = state.is_some();
@@ -372,10 +405,33 @@ impl Store {
             queued,
             persisted_head: u64::MAX,
             state,
+            short_of_space: false,
+            last_append: Instant::now(),
         };
-        // Open, not closed cleanly (until `close`), on this boot.
-        outbox.write_state(true)?;
+        // The state's room, taken now: a full disk later still takes the
+        // seqs and counters of the events it loses.
+        if let Err(e) = outbox.allocate_state() {
+            tracing::warn!(dir = %dir.display(), "outbox: cannot reserve room for its state: {e}");
+        }
+        // Open, not closed cleanly (until `close`), on this boot. A full disk
+        // is not fatal: events are counted as lost until there is room.
+        if let Err(e) = outbox.write_state(true) {
+            tracing::warn!(
+                dir = %dir.display(),
+                "outbox: cannot write its state ({e}); events will be counted as lost until there is room"
+            );
+            outbox.short_of_space = true;
+        }
         Ok((outbox, recovery))
+    }
+
+    fn allocate_state(&self) -> io::Result<()> {
+        let f = OpenOptions::new()
+            .create(true)
+            .write(true)
+            .truncate(false)
+            .open(self.dir.join(STATE_FILE))?;
+        allocate(&f, STATE_BYTES)
     }
 
     pub fn set_sync_mode(&mut self, mode: SyncMode) {
@@ -408,17 +464,56 @@ impl Store {
     }
 
     /// Appends an event of `mat`: `payload` gets the mat's next `seq` and
-    /// returns the bytes to publish. Synced to disk before returning.
-    pub fn append(&mut self, mat: &str, payload: impl FnOnce(u64) -> Vec<u8>) -> io::Result<Appended> {
+    /// returns the bytes to publish. An event that cannot be written (a full
+    /// disk, an I/O error) is [`Lost`]: its seq is spent and it is counted
+    /// as dropped, both kept in the state.
+    pub fn append(&mut self, mat: &str, payload: impl FnOnce(u64) -> Vec<u8>) -> Result<Appended, Lost> {
+        let seq = self.state.seqs.get(mat).copied().unwrap_or(0) + 1;
+        let payload = payload(seq);
+        self.last_append = Instant::now();
+        match self.write_record(mat, seq, &payload) {
+            Ok((offset, size, dropped)) => {
+                self.short_of_space = false;
+                self.state.seqs.insert(mat.to_string(), seq);
+                *self.queued.entry(mat.to_string()).or_insert(0) += 1;
+                self.pending.push_back(Record {
+                    offset,
+                    size,
+                    mat: mat.to_string(),
+                    seq,
+                    payload,
+                });
+                Ok(Appended { offset, seq, dropped })
+            }
+            Err(source) => {
+                if !mat.is_empty() && mat.len() <= 255 {
+                    self.state.seqs.insert(mat.to_string(), seq);
+                    *self.state.dropped.entry(mat.to_string()).or_insert(0) += 1;
+                }
+                self.short_of_space |= is_out_of_space(&source);
+                // Acknowledged segments give their room back at once, and
+                // the spent seq and the count are written down.
+                let _ = self.compact();
+                let _ = self.write_state(true);
+                Err(Lost {
+                    mat: mat.to_string(),
+                    seq,
+                    source,
+                })
+            }
+        }
+    }
+
+    /// Writes one record at `end`; returns its offset, size and the events
+    /// dropped to make room.
+    fn write_record(&mut self, mat: &str, seq: u64, payload: &[u8]) -> io::Result<(u64, u64, u64)> {
         if mat.is_empty() || mat.len() > 255 {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
                 "mat id must be 1..=255 bytes",
             ));
         }
-        let seq = self.state.seqs.get(mat).copied().unwrap_or(0) + 1;
-        let payload = payload(seq);
-        let bytes = encode(mat, seq, &payload);
+        let bytes = encode(mat, seq, payload);
         let size = bytes.len() as u64;
         if size > self.segment_bytes {
             return Err(io::Error::new(
@@ -452,16 +547,7 @@ impl Store {
         self.unsynced |= !every;
         let offset = self.end;
         self.end += size;
-        self.state.seqs.insert(mat.to_string(), seq);
-        *self.queued.entry(mat.to_string()).or_insert(0) += 1;
-        self.pending.push_back(Record {
-            offset,
-            size,
-            mat: mat.to_string(),
-            seq,
-            payload,
-        });
-        Ok(Appended { offset, seq, dropped })
+        Ok((offset, size, dropped))
     }
 
     /// Starts a new segment at `end`, dropping the oldest when there are
@@ -569,15 +655,20 @@ impl Store {
     }
 
     /// Deletes fully acknowledged segments (syncing the state first), and
-    /// the active one too once everything is acknowledged and it has grown
-    /// past half a segment (so the syncs this takes stay rare).
+    /// the active one too once everything in it is acknowledged and it has
+    /// grown past half a segment, the disk is short of space, or no event
+    /// came for [`IDLE_RELEASE`]: acknowledged data never holds the disk for
+    /// long, and while events flow the syncs this takes stay rare.
     pub fn compact(&mut self) -> io::Result<()> {
         let threshold = self.segment_bytes / 2;
+        let idle = self.last_append.elapsed() >= IDLE_RELEASE;
         let n = self.segments.len();
         let mut remove = Vec::new();
         for (i, s) in self.segments.iter().enumerate() {
             let last = i + 1 == n;
-            if s.end() <= self.head && (!last || (self.head == self.end && s.len >= threshold)) {
+            let release_active =
+                self.head == self.end && s.len > 0 && (s.len >= threshold || self.short_of_space || idle);
+            if s.end() <= self.head && (!last || release_active) {
                 remove.push(i);
             }
         }
@@ -598,12 +689,13 @@ impl Store {
     }
 
     /// Writes the head (and seqs, dropped counters) if it moved; `sync` also
-    /// makes it durable. Cheap to call often.
+    /// makes it durable; gives back the disk of an idle, acknowledged
+    /// outbox. Cheap to call often (the publisher does, every second).
     pub fn persist(&mut self, sync: bool) -> io::Result<()> {
         if self.persisted_head != self.head || sync {
             self.write_state(sync)?;
         }
-        Ok(())
+        self.compact()
     }
 
     fn write_state(&mut self, sync: bool) -> io::Result<()> {
@@ -662,6 +754,57 @@ impl Store {
     pub fn segment_bytes(&self) -> u64 {
         self.segment_bytes
     }
+}
+
+/// ENOSPC or EDQUOT: the disk (or the user's quota) is full.
+fn is_out_of_space(e: &io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::ENOSPC) | Some(libc::EDQUOT))
+}
+
+/// Gives `f` `len` bytes of real blocks (not a sparse hole), so later
+/// writes within them cannot fail for want of space.
+fn allocate(f: &File, len: u64) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: posix_fallocate on a file descriptor we own; no memory is
+    // handed over.
+    match unsafe { libc::posix_fallocate(f.as_raw_fd(), 0, len as libc::off_t) } {
+        0 => Ok(()),
+        e => Err(io::Error::from_raw_os_error(e)),
+    }
+}
+
+/// The outbox's bound on the file system of `dir`: `max_bytes`, or less when
+/// the file system cannot hold that much (three quarters of what it has
+/// room for, this outbox's own files counted in).
+fn fitting_bound(dir: &Path, max_bytes: u64) -> u64 {
+    let own: u64 = list_segments(dir)
+        .map(|segs| {
+            segs.iter()
+                .filter_map(|(_, p)| fs::metadata(p).ok())
+                .map(|m| m.len())
+                .sum()
+        })
+        .unwrap_or(0);
+    let Some(free) = free_bytes(dir) else {
+        return max_bytes;
+    };
+    let room = (free + own).saturating_sub(STATE_BYTES);
+    if room >= max_bytes {
+        return max_bytes;
+    }
+    (room / 4 * 3).max(MAX_SEGMENTS as u64 * 4096)
+}
+
+/// Bytes an unprivileged process may still write on the file system of `dir`.
+fn free_bytes(dir: &Path) -> Option<u64> {
+    use std::os::unix::ffi::OsStrExt;
+    let path = std::ffi::CString::new(dir.as_os_str().as_bytes()).ok()?;
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: a NUL-terminated path and a statvfs struct we own.
+    if unsafe { libc::statvfs(path.as_ptr(), &mut st) } != 0 {
+        return None;
+    }
+    Some(st.f_bavail as u64 * st.f_frsize as u64)
 }
 
 #[cfg(test)]

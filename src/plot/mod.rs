@@ -1,6 +1,7 @@
 //! `flatback plot`: the picture of a recorded session, as SVG or PNG.
 //!
 //! - [`trace`]: the per-frame signals in bounded memory (pure);
+//! - [`spans`]: what the events say about time: sessions, sets, arches (pure);
 //! - [`svg`]: the picture built as SVG text (pure);
 //! - [`png`]: the SVG rendered with resvg.
 //!
@@ -8,6 +9,7 @@
 //! file is given, and its per-frame contact and rep signal); [`write()`] saves
 //! the picture by the file's extension.
 
+pub mod spans;
 pub mod svg;
 pub mod trace;
 
@@ -23,11 +25,21 @@ use crate::sources::RecordingReader;
 use svg::Session;
 use trace::Trace;
 
+/// What the title says: the mat and the session's date.
+#[derive(Debug, Clone, Default)]
+pub struct Label {
+    /// The mat's id; `None`: the recording's file name without its
+    /// extension.
+    pub mat: Option<String>,
+    /// `YYYY-MM-DD`; `None`: the day the recording file was last modified.
+    pub date: Option<String>,
+}
+
 /// Runs the detector over `recording` and gathers what the picture shows.
 /// With `events`, the rep marks, arches and sets come from that file (JSON
 /// lines as `flatback replay` prints them, or as the daemon publishes them)
 /// instead of from this run of the detector.
-pub fn load(recording: &Path, config: &DetectorConfig, events: Option<&Path>) -> Result<Session> {
+pub fn load(recording: &Path, config: &DetectorConfig, events: Option<&Path>, label: &Label) -> Result<Session> {
     let mut source = RecordingReader::open(recording)?;
     let grid = source.grid();
     let mut detector = Detector::new(grid, config.clone()).map_err(|e| anyhow::anyhow!("config [detector]: {e}"))?;
@@ -46,8 +58,14 @@ pub fn load(recording: &Path, config: &DetectorConfig, events: Option<&Path>) ->
         Some(path) => read_events(path)?,
         None => detected,
     };
+    let date = match &label.date {
+        Some(date) => date.clone(),
+        None => file_date(recording)?,
+    };
     Ok(Session {
-        title: recording
+        mat: label.mat.clone().unwrap_or_else(|| recording_stem(recording)),
+        date,
+        source: recording
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default(),
@@ -57,10 +75,50 @@ pub fn load(recording: &Path, config: &DetectorConfig, events: Option<&Path>) ->
         columns: trace.columns(svg::PLOT_W),
         events,
         arch_threshold: config.arch_contact,
+        full_scale: config.full_scale(),
         upper_rows: config.upper_rows.clone(),
         lumbar_rows: config.lumbar_rows.clone(),
         sacral_rows: config.sacral_rows.clone(),
     })
+}
+
+/// The recording's file name without `.csv` or `.csv.gz`.
+pub fn recording_stem(recording: &Path) -> String {
+    let name = recording
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    for ext in [".csv.gz", ".gz", ".csv"] {
+        if let Some(stem) = name.strip_suffix(ext).filter(|s| !s.is_empty()) {
+            return stem.to_string();
+        }
+    }
+    name
+}
+
+/// The day `path` was last modified, `YYYY-MM-DD` in local time: a
+/// recording holds only the sampler's monotonic clock, and is written as the
+/// session goes, so its file's time is when the session ended.
+pub fn file_date(path: &Path) -> Result<String> {
+    let modified = std::fs::metadata(path)
+        .and_then(|m| m.modified())
+        .with_context(|| format!("{}: reading its modification time", path.display()))?;
+    let secs = match modified.duration_since(std::time::UNIX_EPOCH) {
+        Ok(d) => d.as_secs() as libc::time_t,
+        Err(e) => -(e.duration().as_secs() as libc::time_t),
+    };
+    // SAFETY: localtime_r only reads `secs` and writes the `tm` it is given
+    // (all integers, so zeroed is a valid value); no shared state.
+    let mut tm: libc::tm = unsafe { std::mem::zeroed() };
+    if unsafe { libc::localtime_r(&secs, &mut tm) }.is_null() {
+        bail!("{}: its modification time is not a date", path.display());
+    }
+    Ok(format!(
+        "{:04}-{:02}-{:02}",
+        tm.tm_year + 1900,
+        tm.tm_mon + 1,
+        tm.tm_mday
+    ))
 }
 
 /// Events as JSON lines; blank lines are skipped, fields besides the
@@ -111,6 +169,7 @@ pub fn run(
     recording: &Path,
     config: &DetectorConfig,
     events: Option<&Path>,
+    label: &Label,
     outputs: &[std::path::PathBuf],
 ) -> Result<()> {
     if outputs.is_empty() {
@@ -122,7 +181,7 @@ pub fn run(
             bail!("{}: the output must end in .svg or .png", out.display());
         }
     }
-    let session = load(recording, config, events)?;
+    let session = load(recording, config, events, label)?;
     let text = svg::build(&session);
     for out in outputs {
         write(&text, out)?;

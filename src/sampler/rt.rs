@@ -17,7 +17,8 @@ pub fn monotonic_ns() -> u64 {
 /// absolute deadline, so time spent working never shifts the schedule).
 pub fn sleep_until_ns(deadline_ns: u64) {
     let ts = libc::timespec {
-        tv_sec: (deadline_ns / 1_000_000_000) as libc::time_t,
+        // `as _`: time_t's alias is deprecated on musl (its width will change).
+        tv_sec: (deadline_ns / 1_000_000_000) as _,
         tv_nsec: (deadline_ns % 1_000_000_000) as libc::c_long,
     };
     loop {
@@ -34,14 +35,17 @@ pub fn sleep_until_ns(deadline_ns: u64) {
 
 /// Puts the calling thread under SCHED_FIFO at `priority` (1-99).
 pub fn set_fifo(priority: u8) -> io::Result<()> {
-    let param = libc::sched_param {
-        sched_priority: i32::from(priority.clamp(1, 99)),
-    };
-    // SAFETY: pid 0 is the calling thread; `param` is a valid sched_param.
-    if unsafe { libc::sched_setscheduler(0, libc::SCHED_FIFO, &param) } == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
+    // Field by field: musl's sched_param has more fields than glibc's.
+    // SAFETY: sched_param is plain integers, valid all zero.
+    let mut param: libc::sched_param = unsafe { std::mem::zeroed() };
+    param.sched_priority = i32::from(priority.clamp(1, 99));
+    // pthread_setschedparam, not sched_setscheduler: musl (the Pi build)
+    // leaves that one unimplemented (ENOSYS), as Linux applies it to a thread
+    // where POSIX means the process.
+    // SAFETY: pthread_self() is the calling thread; `param` is valid.
+    match unsafe { libc::pthread_setschedparam(libc::pthread_self(), libc::SCHED_FIFO, &param) } {
+        0 => Ok(()),
+        errno => Err(io::Error::from_raw_os_error(errno)),
     }
 }
 

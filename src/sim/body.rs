@@ -1,7 +1,7 @@
 //! The body on the mat at an instant: region loads from the plan. A pure
 //! function of time, so frames can be generated lazily in any amount.
 
-use std::f64::consts::TAU;
+use std::f64::consts::{FRAC_PI_2, TAU};
 
 use super::plan::{smooth, SessionP, DROP_MS, GETUP_MS, LIFT_MS};
 
@@ -18,6 +18,10 @@ pub(crate) struct Loads {
     /// FSR creep factor of this person's load.
     pub creep: f64,
 }
+
+/// The legs' descent, eased into the hover, spans this many times the
+/// descent of the truth.
+const DESCENT_EASE: f64 = 1.1;
 
 impl SessionP {
     /// Whether the person touches the mat at `t`.
@@ -54,10 +58,14 @@ impl SessionP {
             smooth((t - r.ascent) / (r.top - r.ascent))
         } else if t < r.descent {
             1.0
-        } else if t < r.bottom {
-            1.0 - smooth((t - r.descent) / (r.bottom - r.descent))
         } else {
-            0.0
+            // The legs ease into the hover: at the end of the descent (the
+            // truth's, when they arrive) they are within 2.3 % of its angle,
+            // and settle the rest of the way over another tenth of it. (So
+            // the reference mat's recordings show it: the seesaw crosses
+            // each level of its swing at 1.1 times the share of the descent
+            // that smoothstep takes.)
+            1.0 - smooth((t - r.descent) / (DESCENT_EASE * (r.bottom - r.descent)))
         };
         (up, h, side)
     }
@@ -123,14 +131,13 @@ impl SessionP {
             bump = 1.0 + 0.15 * smooth(up / 500.0);
         }
         let (legs, h, side) = self.legs(t);
-        let moment = legs * (1.0 - h) * p.lever;
+        // The legs' moment about the hips goes with the cosine of their angle
+        // from the floor; the angle moves smoothly (`h`: 0 hover, 1 vertical).
+        let moment = legs * (FRAC_PI_2 * h).cos() * p.lever;
         let f = self.arch_loss(t);
         let fw = self.wobble_loss(t);
         let breath = (TAU * p.breath_hz * t / 1000.0 + p.breath_phase).sin() * p.breath_amp;
-        let shift = self
-            .shift
-            .as_ref()
-            .map_or(0.0, |s| s.rows * smooth((t - s.start) / s.len));
+        let shift: f64 = self.shifts.iter().map(|s| s.rows * smooth((t - s.start) / s.len)).sum();
         Loads {
             upper: p.upper
                 * env_u

@@ -115,7 +115,8 @@ pub(crate) struct SessionP {
     pub sets: Vec<SetP>,
     pub arches: Vec<ArchP>,
     pub wobbles: Vec<WobP>,
-    pub shift: Option<ShiftP>,
+    /// Slow slides along the spine: a shift while lying, slides mid-set.
+    pub shifts: Vec<ShiftP>,
 }
 
 #[derive(Debug, Clone)]
@@ -205,6 +206,55 @@ impl Style {
                 arched: |r, _, _| r.int(2, 3),
                 ..base
             },
+            // The field's kinds: sets as in the lab, with fatigue arches,
+            // and the field's effects on top (`Scenario::field`).
+            Kind::NoisyMat | Kind::SlowSampler => Style {
+                sets: 3,
+                rushed_p: 0.15,
+                arched: |r, _, _| r.int(1, 3),
+                ..base
+            },
+            Kind::Sliding | Kind::Pauses => Style {
+                sets: 2,
+                rushed_p: 0.15,
+                arched: |r, i, n| if i + 1 == n { r.int(1, 3) } else { 0 },
+                ..base
+            },
+            Kind::LongSession => Style {
+                sets: 4,
+                rushed_p: 0.1,
+                arched: |r, _, _| r.int(0, 3),
+                ..base
+            },
+            Kind::Borderline => Style {
+                sets: 2,
+                reps: (10, 12),
+                arched: |r, _, _| r.int(2, 4),
+                ..base
+            },
+            Kind::GymFloor => Style {
+                sets: 3,
+                rushed_p: 0.15,
+                arched: |r, _, _| r.int(1, 3),
+                ..base
+            },
+        }
+    }
+
+    /// The field's kinds do any of the three lifts: straight legs (half of
+    /// them), bent knees or single legs.
+    fn with_lift(self, kind: Kind, r: &mut Rng) -> Style {
+        if Kind::LAB.contains(&kind) {
+            return self;
+        }
+        match r.below(4) {
+            0 => Style { lever: 0.5, ..self },
+            1 => Style {
+                lever: 0.5,
+                single_leg: true,
+                ..self
+            },
+            _ => self,
         }
     }
 }
@@ -340,10 +390,23 @@ fn plan_session(
     if latest_off - on < 8000.0 {
         return None;
     }
-    let style = Style::of(kind);
-    let person = Person::draw(r, scn.build, &style);
+    let field = &scn.field;
+    // The field's effects draw from a stream of their own, so that the
+    // lab's plans stay what they were.
+    let mut fr = Rng::stream(scn.seed ^ ((session as u64) << 32), 0xF1E1_D001);
+    let style = Style::of(kind).with_lift(kind, &mut fr);
+    let mut person = Person::draw(r, scn.build, &style);
+    if field.creep > 0.0 {
+        person.creep = field.creep;
+        person.creep_tau = field.creep_tau_s * 1000.0;
+    }
     let settle_ignore = ms(r.range(3000.0, 3900.0));
-    let nsets = scn.sets_per_person.unwrap_or(style.sets);
+    let nsets = scn.sets_per_person.unwrap_or(if field.long_session && style.sets > 0 {
+        style.sets.max(4)
+    } else {
+        style.sets
+    });
+    let mut slides: Vec<ShiftP> = Vec::new();
     let mut sets: Vec<SetP> = Vec::new();
     let mut arches: Vec<ArchP> = Vec::new();
     let mut t_arches: Vec<TruthArch> = Vec::new();
@@ -352,6 +415,10 @@ fn plan_session(
     for si in 0..nsets {
         if let Some(prev) = sets.last() {
             t = prev.end + ms(r.range(15_000.0, 40_000.0));
+            if field.long_session {
+                // Four sets over about ten minutes.
+                t += ms(fr.range(45_000.0, 80_000.0));
+            }
         }
         let start = t;
         let nreps = scn.reps_per_set.unwrap_or_else(|| r.int(style.reps.0, style.reps.1));
@@ -361,7 +428,11 @@ fn plan_session(
         let mut a = start + ms(r.range(1100.0, 2000.0));
         for ri in 0..nreps {
             let rushed = style.bouncing || r.chance(style.rushed_p);
-            let tp = tempo(r, &style, rushed);
+            let mut tp = tempo(r, &style, rushed);
+            if field.pauses > 0.0 && !style.bouncing && fr.chance(field.pauses) {
+                // Catching their breath at the bottom, legs hovering.
+                tp.pause = ms(fr.range(2000.0, 5000.0));
+            }
             let top = a + tp.ascent;
             let descent = top + tp.hold;
             let bottom = descent + tp.descent;
@@ -408,7 +479,11 @@ fn plan_session(
                 onset = onset.min(rep.bottom + 0.5 * (pause_end - rep.bottom));
             }
             let onset = ms(onset);
-            let amax = round3(r.range(0.72, 0.99));
+            let mut amax = round3(r.range(0.72, 0.99));
+            if field.borderline {
+                // Only just past half contact: the lumbar region keeps 25-42 %.
+                amax = round3(fr.range(0.58, 0.75));
+            }
             let rise = r.range(150.0, 400.0);
             let start_a = onset - inv_smooth(0.5 / amax) * rise;
             let rec = r.range(300.0, 600.0);
@@ -456,6 +531,22 @@ fn plan_session(
                 })
                 .collect(),
         });
+        if field.slides > 0.0 && fr.chance(field.slides) {
+            // The legs' work pushes the body along the mat mid-set: a third
+            // to half a row over 10-25 s, back toward the middle of the grid
+            // if it lies off it.
+            let from = reps[0].bottom;
+            let start = fr.range(from, (end - 10_000.0).max(from));
+            let len = fr.range(10_000.0, 25_000.0).min((end - start).max(8000.0));
+            let at = person.row_off + slides.iter().map(|s| s.rows).sum::<f64>();
+            let toward_feet = if at.abs() > 0.1 { at < 0.0 } else { fr.chance(0.5) };
+            let sign = if toward_feet { 1.0 } else { -1.0 };
+            slides.push(ShiftP {
+                start,
+                len,
+                rows: sign * fr.range(1.0 / 3.0, 0.5),
+            });
+        }
         sets.push(SetP { start, end, reps });
     }
     let off = match sets.last() {
@@ -478,7 +569,10 @@ fn plan_session(
     // wobble.
     let lo = on + settle_ignore + 1000.0;
     let hi = off - 3000.0;
-    let want = if kind == Kind::Still { r.int(2, 5) } else { r.int(1, 3) };
+    let mut want = if kind == Kind::Still { r.int(2, 5) } else { r.int(1, 3) };
+    if field.borderline {
+        want += fr.int(2, 4);
+    }
     let mut wobbles: Vec<WobP> = Vec::new();
     let mut tries = 0;
     while wobbles.len() < want && tries < 50 && hi > lo {
@@ -501,6 +595,10 @@ fn plan_session(
             up: r.range(200.0, 400.0),
             amax: round3(r.range(0.08, 0.25)),
         });
+        if field.borderline {
+            // Wobbles taking away up to a third of the lumbar load.
+            wobbles.last_mut().expect("just pushed").amax = round3(fr.range(0.15, 1.0 / 3.0));
+        }
     }
     wobbles.sort_by(|a, b| a.start.total_cmp(&b.start));
     let t_wobbles = wobbles
@@ -548,7 +646,7 @@ fn plan_session(
             sets,
             arches,
             wobbles,
-            shift,
+            shifts: shift.into_iter().chain(slides).collect(),
         },
         arches: t_arches,
         wobbles: t_wobbles,

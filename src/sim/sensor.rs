@@ -47,6 +47,12 @@ pub(crate) struct Sensor {
     /// Glitches per second, and the taxel that gets half of them, if any.
     glitch_hz: f64,
     hot: Option<usize>,
+    /// The field: chance of a glitch per taxel sample, and mains hum:
+    /// angular frequency (rad/s) and per taxel its amplitude's sine and
+    /// cosine parts (counts).
+    glitch_p: f64,
+    hum_w: f64,
+    hum: Vec<(f64, f64)>,
     // Per-frame scratch, allocated once.
     rows_u: Vec<f64>,
     rows_l: Vec<f64>,
@@ -96,6 +102,21 @@ impl Sensor {
             0.06
         };
         let twelve = scn.adc_bits >= 12;
+        let field = &scn.field;
+        // Hum on each taxel: its own share of the amplitude and its phase
+        // (drawn from a stream of their own: the lab's mats stay the same).
+        let mut h = Rng::stream(scn.seed, 7);
+        let hum: Vec<(f64, f64)> = (0..n)
+            .map(|_| {
+                let (a, phase) = (
+                    field.hum_counts * h.range(0.3, 1.0),
+                    h.range(0.0, std::f64::consts::TAU),
+                );
+                (a * phase.cos(), a * phase.sin())
+            })
+            .collect();
+        // Field noise is in 10-bit counts, like everything in signals.md.
+        let counts = scn.full_scale() as f64 / 1023.0;
         Sensor {
             grid,
             full: scn.full_scale() as f64,
@@ -103,11 +124,18 @@ impl Sensor {
             thresholds,
             mem: vec![0.0; n],
             hysteresis: r.range(0.03, 0.08),
-            noise_sd: if twelve { 2.5 } else { 1.2 },
+            noise_sd: (if twelve { 2.5f64 } else { 1.2 }).max(field.noise_counts * counts),
             noise_offset: if twelve { 3.2 } else { 0.8 },
             stuck,
             glitch_hz,
             hot,
+            glitch_p: field.glitch_p,
+            hum_w: std::f64::consts::TAU * field.hum_hz,
+            hum: if field.hum_counts > 0.0 {
+                hum.into_iter().map(|(c, s)| (c * counts, s * counts)).collect()
+            } else {
+                Vec::new()
+            },
             rows_u: vec![0.0; grid.rows],
             rows_l: vec![0.0; grid.rows],
             rows_s: vec![0.0; grid.rows],
@@ -115,12 +143,13 @@ impl Sensor {
         }
     }
 
-    /// Fills `out` with the counts of one frame. `dt_ms` is the time since
-    /// the previous frame (hysteresis), `col_off`/`col_sigma` the person's
-    /// lateral placement.
+    /// Fills `out` with the counts of one frame at `t_s` seconds. `dt_ms` is
+    /// the time since the previous frame (hysteresis), `col_off`/`col_sigma`
+    /// the person's lateral placement.
     #[allow(clippy::too_many_arguments)]
     pub fn read(
         &mut self,
+        t_s: f64,
         loads: &Loads,
         col_off: f64,
         col_sigma: f64,
@@ -146,6 +175,8 @@ impl Sensor {
             *w = (-0.5 * x * x).exp();
         }
         let decay = (dt_ms / 2000.0).min(1.0);
+        // Mains hum, sampled at the frame's time: A sin(wt + phase).
+        let (hum_sin, hum_cos) = (self.hum_w * t_s).sin_cos();
         for (i, out_i) in out.iter_mut().enumerate().take(self.grid.len()) {
             let (r, c) = (i / cols, i % cols);
             let x = (c as f64 + 0.5) / cols as f64 * 2.0 - 1.0;
@@ -161,7 +192,8 @@ impl Sensor {
             let fe = force + self.hysteresis * (*m - force);
             // FSR conductance ~ force^0.9, into the divider with 10k.
             let g = if fe > self.thresholds[i] { fe.powf(0.9) } else { 0.0 };
-            let v = self.full * g / (g + 1.0) + self.noise_offset + self.noise_sd * noise.normal();
+            let hum = self.hum.get(i).map_or(0.0, |&(c, s)| c * hum_sin + s * hum_cos);
+            let v = self.full * g / (g + 1.0) + self.noise_offset + hum + self.noise_sd * noise.normal();
             *out_i = v.round().clamp(0.0, self.full) as u16;
         }
         if self.glitch_hz > 0.0 && glitch.chance(self.glitch_hz / rate_hz) {
@@ -169,6 +201,12 @@ impl Sensor {
                 Some(h) if glitch.chance(0.3) => h,
                 _ => glitch.below(out.len() as u64) as usize,
             };
+            out[i] = if glitch.chance(0.5) { 0 } else { self.full as u16 };
+        }
+        // Field glitches on any taxel (at most one per frame: at one in a
+        // thousand per taxel, two on one frame are rare enough to leave out).
+        if self.glitch_p > 0.0 && glitch.chance(self.glitch_p * out.len() as f64) {
+            let i = glitch.below(out.len() as u64) as usize;
             out[i] = if glitch.chance(0.5) { 0 } else { self.full as u16 };
         }
         for &(i, s) in &self.stuck {

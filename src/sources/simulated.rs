@@ -17,9 +17,9 @@ use std::time::Instant;
 
 use crate::frame::{Frame, FrameSource, Grid, SourceError};
 use crate::hardware::{EmulatedMat, GridScanner, Wiring};
-use crate::mcp3x08::emulator::Emulator;
 use crate::sampler::{GridScan, ScanError};
 use crate::sim::{Scenario, Simulator};
+use mcp3x08::emulator::Emulator;
 
 pub struct SimulatedMat {
     scanner: GridScanner<Emulator>,

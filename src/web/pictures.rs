@@ -211,7 +211,13 @@ mod recorder {
             let drawn = std::fs::write(&recording, &s.recording)
                 .and_then(|()| std::fs::write(&events, lines))
                 .map_err(anyhow::Error::from)
-                .and_then(|()| crate::plot::load(&recording, &config, Some(&events)));
+                .and_then(|()| {
+                    let label = crate::plot::Label {
+                        mat: Some(s.mat.clone()),
+                        date: Some(format!("{date} UTC")),
+                    };
+                    crate::plot::load(&recording, &config, Some(&events), &label)
+                });
             let _ = std::fs::remove_file(&recording);
             let _ = std::fs::remove_file(&events);
             let _ = std::fs::remove_dir(&dir);

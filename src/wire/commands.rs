@@ -56,6 +56,21 @@ pub enum CommandError {
     Retained,
 }
 
+impl CommandError {
+    /// The kind of refusal, whatever its details: repeated warnings are
+    /// rate-limited per kind.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            CommandError::Empty => "empty",
+            CommandError::NotText => "not text",
+            CommandError::TooLong(_) => "too long",
+            CommandError::Unknown(_) => "unknown",
+            CommandError::Json(_) => "json",
+            CommandError::Retained => "retained",
+        }
+    }
+}
+
 #[derive(serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 struct JsonCommand {

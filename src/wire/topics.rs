@@ -7,6 +7,7 @@
 //! <base>/<gateway>/<mat>/state       mat JSON state     retained
 //! <base>/<gateway>/<mat>/event       events             QoS 1, never retained
 //! <base>/<gateway>/<mat>/command     commands to the mat (subscribed)
+//! <base>/<gateway>/marker            the gateway's markers to itself (QoS 0)
 //! <prefix>/<component>/flatback_<gateway>/<object>/config   discovery
 //! <prefix>/status                    Home Assistant's birth (subscribed)
 //! ```
@@ -143,6 +144,12 @@ impl Topics {
     /// The base topic every gateway publishes under.
     pub fn base(&self) -> &str {
         &self.base
+    }
+
+    /// Where the gateway publishes markers to itself: when one comes back,
+    /// everything the broker sent before it has arrived.
+    pub fn marker(&self) -> String {
+        format!("{}/{}/marker", self.base, self.gateway)
     }
 
     /// Home Assistant's status (birth and will) topic.

@@ -4,9 +4,9 @@
 
 use embedded_hal::spi::{Operation, SpiDevice};
 use embedded_hal_mock::eh1::spi::{Mock, Transaction};
-use flatback::mcp3x08::codec::{self, encode_answer};
-use flatback::mcp3x08::emulator::{volts_for_count, Emulator};
-use flatback::mcp3x08::{Chip, Error, Input, Mcp3x08, ScanBus, ScanPlan, MAX_SCAN};
+use mcp3x08::codec::{self, encode_answer};
+use mcp3x08::emulator::{volts_for_count, Emulator};
+use mcp3x08::{Chip, Error, Input, Mcp3x08, ScanBus, ScanPlan, MAX_SCAN};
 use proptest::prelude::*;
 
 const VREF: f32 = 3.3;

@@ -1,5 +1,5 @@
-//! A bit-level emulator of one MCP3004/3008/3204/3208, for tests, benchmarks
-//! and `flatback check --source sim`.
+//! A bit-level emulator of one MCP3004/3008/3204/3208, for tests,
+//! benchmarks and simulated hardware (feature `emulator`; needs std).
 //!
 //! It decodes what the host clocks in the way the chip does (datasheets,
 //! section 5): leading zeros are ignored until the first 1 (the start bit),
@@ -19,14 +19,14 @@
 //! them while the driver owns the emulator. Counters of chip-select periods
 //! and conversions ([`BusCounters`]) are shared the same way.
 
-use std::fmt;
+use core::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use embedded_hal::spi::{ErrorKind, ErrorType, Operation, SpiDevice};
 
-use super::codec::{Chip, Input};
-use super::ScanBus;
+use crate::codec::{Chip, Input};
+use crate::ScanBus;
 
 /// The voltages on CH0..CH7 of one emulated chip, settable from any thread.
 #[derive(Debug, Default)]
@@ -86,7 +86,7 @@ impl fmt::Display for EmulatedBusFault {
     }
 }
 
-impl std::error::Error for EmulatedBusFault {}
+impl core::error::Error for EmulatedBusFault {}
 
 impl embedded_hal::spi::Error for EmulatedBusFault {
     fn kind(&self) -> ErrorKind {
@@ -341,6 +341,8 @@ impl ScanBus for Emulator {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::vec;
+    use std::vec::Vec;
 
     fn bits_of(bytes: &[u8]) -> Vec<bool> {
         bytes
@@ -401,7 +403,7 @@ mod tests {
         // D2 D1 D0 = 101: CH1 on a 4-input chip.
         let answer = exchange(&mut emu, &[0x07, 0x40, 0x00]);
         assert_eq!(
-            crate::mcp3x08::codec::decode(Chip::Mcp3204, [answer[0], answer[1], answer[2]]),
+            crate::codec::decode(Chip::Mcp3204, [answer[0], answer[1], answer[2]]),
             Ok(1234)
         );
     }
@@ -418,15 +420,15 @@ mod tests {
             Operation::Transfer(&mut b, &[0x01, 0x90, 0x00]),
         ])
         .unwrap();
-        assert_eq!(crate::mcp3x08::codec::decode(Chip::Mcp3008, a), Ok(700));
+        assert_eq!(crate::codec::decode(Chip::Mcp3008, a), Ok(700));
         // CH1 was never converted: the chip was shifting out CH0's LSB-first
         // copy, then zeros.
         assert_eq!(emu.counters().conversions(), 1);
-        assert_ne!(crate::mcp3x08::codec::decode(Chip::Mcp3008, b), Ok(300));
+        assert_ne!(crate::codec::decode(Chip::Mcp3008, b), Ok(300));
         // With chip select released in between, both convert.
         let mut res = [[0u8; 3]; 2];
         emu.scan(&[[0x01, 0x80, 0x00], [0x01, 0x90, 0x00]], &mut res).unwrap();
-        assert_eq!(crate::mcp3x08::codec::decode(Chip::Mcp3008, res[1]), Ok(300));
+        assert_eq!(crate::codec::decode(Chip::Mcp3008, res[1]), Ok(300));
         assert_eq!(emu.counters().selects(), 3);
         assert_eq!(emu.counters().bus_calls(), 2);
     }

@@ -1,18 +1,26 @@
 //! Driver for the Microchip MCP3004/3008 (10 bit) and MCP3204/3208 (12 bit)
-//! SPI ADCs, on `embedded-hal` 1.0.
+//! SPI ADCs, on `embedded-hal` 1.0. `no_std`, no allocation.
 //!
 //! - [`codec`]: the command bytes and the decoding of the answer, pure;
 //! - [`Mcp3x08`]: the driver: one conversion, or a scan of several inputs;
 //! - [`ScanBus`]: the bus a scan runs on, and why it is not `SpiDevice`;
-//! - [`emulator`]: a bit-level emulator of the chips, for tests.
+//! - `emulator` (feature `emulator`, needs std): a bit-level emulator of the
+//!   chips, for tests.
 //!
 //! ```
-//! use flatback::mcp3x08::{emulator::Emulator, Chip, Input, Mcp3x08};
-//! let chip = Emulator::new(Chip::Mcp3008, 3.3);
-//! chip.set_voltage(2, 1.66); // 1.66 / 3.3 * 1024 = 515.1
-//! let mut adc = Mcp3x08::new(chip, Chip::Mcp3008); // any embedded-hal SpiDevice
+//! use embedded_hal_mock::eh1::spi::{Mock, Transaction};
+//! use mcp3x08::{Chip, Input, Mcp3x08};
+//!
+//! // What an MCP3008 with 1.66 V on CH2 (3.3 V reference) answers:
+//! // 1.66 / 3.3 * 1024 = 515.
+//! let spi = Mock::new(&[
+//!     Transaction::transaction_start(),
+//!     Transaction::transfer(vec![0x01, 0xA0, 0x00], vec![0xFF, 0xFA, 0x03]),
+//!     Transaction::transaction_end(),
+//! ]);
+//! let mut adc = Mcp3x08::new(spi, Chip::Mcp3008); // any embedded-hal SpiDevice
 //! assert_eq!(adc.read(Input::Single(2)).unwrap(), 515);
-//! assert_eq!(adc.read(Input::PseudoDifferential { positive: 2 }).unwrap(), 515); // CH2 - CH3 (0 V)
+//! adc.release().done(); // the SPI device back
 //! ```
 //!
 //! # Why scans go through [`ScanBus`]
@@ -27,19 +35,30 @@
 //! between them. [`ScanBus`] is that operation, "these commands, each in its
 //! own chip-select period", so the driver states what it needs and each
 //! backend does it the cheapest way it can: [`PerTransaction`] over any
-//! `SpiDevice`, `hardware::RppalBus` in one ioctl per chip, the emulator
+//! `SpiDevice`, a spidev backend in one ioctl per scan, the emulator
 //! natively.
 
+#![no_std]
 #![forbid(unsafe_code)]
 
+// The emulator shares its inputs and counters across threads (Arc).
+#[cfg(any(test, feature = "emulator"))]
+extern crate std;
+
 pub mod codec;
+#[cfg(feature = "emulator")]
 pub mod emulator;
 
-use std::fmt;
+/// The README's usage snippet, compiled by `cargo test` so it stays true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
+
+use core::fmt;
 
 use embedded_hal::spi::{Operation, SpiDevice};
 
-pub use codec::{BadFrame, Chip, Input, NoSuchInput};
+pub use codec::{BadFrame, Chip, Input, NoSuchInput, UnknownChip};
 
 /// Most conversions one [`Mcp3x08::scan`] does: the buffers live on the
 /// stack so a scan allocates nothing.
@@ -99,38 +118,66 @@ impl<E: fmt::Debug> fmt::Display for Error<E> {
     }
 }
 
-impl<E: fmt::Debug> std::error::Error for Error<E> {}
+impl<E: fmt::Debug> core::error::Error for Error<E> {}
+
+/// Why a [`ScanPlan`] cannot be made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PlanError {
+    /// The chip has no such input.
+    NoSuchInput(NoSuchInput),
+    /// More than [`MAX_SCAN`] inputs.
+    TooManyInputs(usize),
+}
+
+impl fmt::Display for PlanError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PlanError::NoSuchInput(e) => write!(f, "{e}"),
+            PlanError::TooManyInputs(n) => write!(f, "a scan of {n} inputs (at most {MAX_SCAN})"),
+        }
+    }
+}
+
+impl core::error::Error for PlanError {}
 
 /// A list of inputs with their command bytes worked out once, for scanning
-/// the same inputs every frame.
+/// the same inputs every frame. Fixed arrays: no allocator needed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ScanPlan {
-    inputs: Vec<Input>,
-    commands: Vec<[u8; 3]>,
+    len: usize,
+    /// Only the first `len` are used; the rest stay at their initial value
+    /// so that the derived equality compares plans, not leftovers.
+    inputs: [Input; MAX_SCAN],
+    commands: [[u8; 3]; MAX_SCAN],
 }
 
 impl ScanPlan {
-    pub fn new(chip: Chip, inputs: &[Input]) -> Result<Self, NoSuchInput> {
-        let commands = inputs
-            .iter()
-            .map(|&i| codec::command(chip, i))
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(ScanPlan {
-            inputs: inputs.to_vec(),
-            commands,
-        })
+    pub fn new(chip: Chip, inputs: &[Input]) -> Result<Self, PlanError> {
+        if inputs.len() > MAX_SCAN {
+            return Err(PlanError::TooManyInputs(inputs.len()));
+        }
+        let mut plan = ScanPlan {
+            len: inputs.len(),
+            inputs: [Input::Single(0); MAX_SCAN],
+            commands: [[0; 3]; MAX_SCAN],
+        };
+        for ((slot, cmd), &input) in plan.inputs.iter_mut().zip(&mut plan.commands).zip(inputs) {
+            *slot = input;
+            *cmd = codec::command(chip, input).map_err(PlanError::NoSuchInput)?;
+        }
+        Ok(plan)
     }
 
     pub fn inputs(&self) -> &[Input] {
-        &self.inputs
+        &self.inputs[..self.len]
     }
 
     pub fn len(&self) -> usize {
-        self.inputs.len()
+        self.len
     }
 
     pub fn is_empty(&self) -> bool {
-        self.inputs.is_empty()
+        self.len == 0
     }
 }
 
@@ -152,14 +199,15 @@ impl<SPI: SpiDevice> Mcp3x08<PerTransaction<SPI>> {
         }
     }
 
-    /// The SPI device back.
+    /// Ends the driver and gives the SPI device back.
     pub fn release(self) -> SPI {
         self.bus.0
     }
 }
 
 impl<B: ScanBus> Mcp3x08<B> {
-    /// The driver on a bus that scans natively (`RppalBus`, the emulator).
+    /// The driver on a bus that scans natively (a spidev backend, the
+    /// emulator).
     pub fn with_scan_bus(bus: B, chip: Chip) -> Self {
         Mcp3x08 { bus, chip }
     }
@@ -176,7 +224,9 @@ impl<B: ScanBus> Mcp3x08<B> {
         &mut self.bus
     }
 
-    pub fn into_bus(self) -> B {
+    /// Ends the driver and gives the bus back (for [`Mcp3x08::new`]'s
+    /// driver, [`Mcp3x08::release`] gives the `SpiDevice` itself).
+    pub fn destroy(self) -> B {
         self.bus
     }
 
@@ -206,13 +256,13 @@ impl<B: ScanBus> Mcp3x08<B> {
 
     /// [`Mcp3x08::scan`] with the commands worked out in advance.
     pub fn scan_plan(&mut self, plan: &ScanPlan, counts: &mut [u16]) -> Result<(), Error<B::Error>> {
-        if plan.len() > MAX_SCAN || counts.len() < plan.len() {
+        if counts.len() < plan.len() {
             return Err(Error::ScanSize {
                 inputs: plan.len(),
                 outputs: counts.len(),
             });
         }
-        self.exchange(&plan.inputs, &plan.commands, counts)
+        self.exchange(plan.inputs(), &plan.commands[..plan.len], counts)
     }
 
     fn exchange(&mut self, inputs: &[Input], commands: &[[u8; 3]], counts: &mut [u16]) -> Result<(), Error<B::Error>> {

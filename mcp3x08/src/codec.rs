@@ -23,14 +23,11 @@
 //! null bit, the only bit of the answer that is not data and is known: it is
 //! what [`decode`] checks.
 
-use std::fmt;
-use std::str::FromStr;
-
-use serde::{Deserialize, Serialize};
+use core::fmt;
+use core::str::FromStr;
 
 /// The four members of the family.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Chip {
     /// 10 bit, 4 inputs.
     Mcp3004,
@@ -82,13 +79,26 @@ impl fmt::Display for Chip {
     }
 }
 
+/// A name that is none of [`Chip::name`]'s.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UnknownChip;
+
+impl fmt::Display for UnknownChip {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("unknown chip (one of mcp3004, mcp3008, mcp3204, mcp3208)")
+    }
+}
+
+impl core::error::Error for UnknownChip {}
+
+/// Parses a [`Chip::name`], in any case.
 impl FromStr for Chip {
-    type Err = String;
+    type Err = UnknownChip;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         Chip::ALL
             .into_iter()
             .find(|c| c.name().eq_ignore_ascii_case(s.trim()))
-            .ok_or_else(|| format!("unknown chip {s:?} (one of mcp3004, mcp3008, mcp3204, mcp3208)"))
+            .ok_or(UnknownChip)
     }
 }
 
@@ -145,22 +155,46 @@ impl fmt::Display for Input {
 }
 
 /// An input the chip does not have.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[error("{chip} has no input {input} (channels 0..{})", chip.channels())]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct NoSuchInput {
     pub chip: Chip,
     pub input: Input,
 }
 
+impl fmt::Display for NoSuchInput {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} has no input {} (channels 0..{})",
+            self.chip,
+            self.input,
+            self.chip.channels()
+        )
+    }
+}
+
+impl core::error::Error for NoSuchInput {}
+
 /// The null bit came back high: the chip did not see a start bit where the
 /// host put one (no chip, wrong framing, chip select not released), so the
 /// data bits are not a conversion.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[error("{chip}: null bit not low in answer {raw:02x?}: the chip did not frame this conversion")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BadFrame {
     pub chip: Chip,
     pub raw: [u8; 3],
 }
+
+impl fmt::Display for BadFrame {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}: null bit not low in answer {:02x?}: the chip did not frame this conversion",
+            self.chip, self.raw
+        )
+    }
+}
+
+impl core::error::Error for BadFrame {}
 
 /// The three command bytes of one conversion of `input` on `chip`.
 pub fn command(chip: Chip, input: Input) -> Result<[u8; 3], NoSuchInput> {
@@ -216,6 +250,7 @@ pub fn encode_answer(chip: Chip, count: u16, hi_z: bool) -> [u8; 3] {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+    use std::string::ToString;
 
     #[test]
     fn command_bytes_match_the_datasheets() {
@@ -277,7 +312,7 @@ mod tests {
             assert_eq!(chip.name().parse::<Chip>(), Ok(chip));
         }
         assert_eq!("MCP3208".parse::<Chip>(), Ok(Chip::Mcp3208));
-        assert!("mcp3201".parse::<Chip>().is_err());
+        assert_eq!("mcp3201".parse::<Chip>(), Err(UnknownChip));
         assert_eq!(Chip::Mcp3004.full_scale(), 1023);
         assert_eq!(Chip::Mcp3208.full_scale(), 4095);
     }
