@@ -39,7 +39,13 @@ fn init_logging(default_level: &str) {
             return;
         }
     }
+    // Colour codes only for a person at a terminal, not in log files.
+    let colour = std::io::IsTerminal::is_terminal(&std::io::stderr()) && std::env::var_os("NO_COLOR").is_none();
     registry
-        .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_ansi(colour),
+        )
         .init();
 }

@@ -606,6 +606,13 @@ mod tls {
         );
         let mut d4 = Daemon::spawn(&cfg, &sim);
         d4.wait_log(&["refused the connection", "password"], T);
+
+        // Plain mqtt:// to the port that speaks TLS: the log says so.
+        let plain_url = format!("mqtt://127.0.0.1:{}", broker.ports[1]);
+        let cfg = write_config(dir.path(), &plain_url, "tls5", "");
+        let mut d5 = Daemon::spawn(&cfg, &sim);
+        let line = d5.wait_log(&["this port speaks TLS", "use mqtts://"], T);
+        assert!(line.contains(&tls_url), "the URL to use: {line}");
         sub.barrier(T);
         assert!(sub.on("flatback/tls3/status").is_empty() && sub.on("flatback/tls4/status").is_empty());
     }

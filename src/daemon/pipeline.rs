@@ -15,6 +15,7 @@
 
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
 
 use super::descent::DescentTracker;
 use crate::detector::{Detector, DetectorConfig};
@@ -204,6 +205,14 @@ pub struct Pipeline {
     recorder: Option<crate::web::pictures::SessionRecorder>,
     #[cfg(feature = "plot")]
     recorder_checked: bool,
+    /// Added to a source's timestamps: a source opened again (a sampler
+    /// restarted, a recording replayed from its start) counts from zero,
+    /// the detector's clock never goes back.
+    offset_us: u64,
+    /// The detector's time of the last frame...
+    last_us: Option<u64>,
+    /// ...and when the source that gave it stopped.
+    left_at: Instant,
 }
 
 impl Pipeline {
@@ -220,6 +229,9 @@ impl Pipeline {
             recorder: None,
             #[cfg(feature = "plot")]
             recorder_checked: false,
+            offset_us: 0,
+            last_us: None,
+            left_at: Instant::now(),
         })
     }
 
@@ -274,6 +286,18 @@ impl Pipeline {
         source: &mut dyn FrameSource,
         link: &MatLink,
         stop: &AtomicBool,
+        on_frame: impl FnMut(&mut Pipeline),
+    ) -> Result<bool, SourceError> {
+        let result = self.feed_frames(source, link, stop, on_frame);
+        self.left_at = Instant::now();
+        result
+    }
+
+    fn feed_frames(
+        &mut self,
+        source: &mut dyn FrameSource,
+        link: &MatLink,
+        stop: &AtomicBool,
         mut on_frame: impl FnMut(&mut Pipeline),
     ) -> Result<bool, SourceError> {
         let mut online = false;
@@ -285,9 +309,17 @@ impl Pipeline {
                 return Ok(false);
             }
             if !online {
+                // This source's first frame: it continues the detector's
+                // clock from the last frame, by the time that passed.
+                if let Some(last_us) = self.last_us {
+                    let due = last_us + (self.left_at.elapsed().as_micros() as u64).max(1);
+                    self.offset_us = due.saturating_sub(self.frame.t_us);
+                }
                 link.set_available(true);
                 online = true;
             }
+            self.frame.t_us += self.offset_us;
+            self.last_us = Some(self.frame.t_us);
             self.run.frames += 1;
             while let Some(c) = link.try_command() {
                 if self.tracker.command(c, self.frame.t_us, self.detector.occupied()) == Action::RestartDetector {

@@ -12,6 +12,10 @@ use crate::config::{Config, MatEntry};
 use crate::outbox::MatLink;
 use crate::sources::{self, Opened};
 
+/// A source that ran this long before failing failed anew: its backoff
+/// starts again from the shortest wait.
+pub const HEALTHY_RUN: Duration = Duration::from_secs(10);
+
 /// Reopening a failed source: 0.5 s doubling up to 30 s.
 pub fn backoff() -> Backoff {
     Backoff::new(Duration::from_millis(500), Duration::from_secs(30))
@@ -43,7 +47,7 @@ pub fn mat(config: &Config, mat: &MatEntry, speed: f64, link: &MatLink, stop: &A
         }
         let Some(opened) = open.as_mut() else { continue };
         let overruns_before = pipeline.state().overruns;
-        let frames_before = pipeline.figures().frames;
+        let started = Instant::now();
         let sampler = opened.sampler.as_ref();
         let result = pipeline.feed(opened.source.as_mut(), link, stop, |p| {
             alive.fetch_add(1, Ordering::Relaxed);
@@ -57,8 +61,10 @@ pub fn mat(config: &Config, mat: &MatEntry, speed: f64, link: &MatLink, stop: &A
                     .sampler(overruns, stats.jitter_p50_us, stats.jitter_p99_us);
             }
         });
-        if pipeline.figures().frames > frames_before {
-            // Frames flowed: the next failure is a new one.
+        if started.elapsed() >= HEALTHY_RUN {
+            // The source ran well for a while: the next failure is a new one.
+            // (Frames alone are not enough: a recording bad at its third
+            // line gives two every time.)
             backoff.reset();
         }
         match result {

@@ -173,6 +173,12 @@ impl Options {
                 let detail = rustls_err.map_or_else(|| t.to_string(), |r| r.to_string());
                 format!("TLS handshake with {b} failed: {detail}{hint}")
             }
+            ConnectionError::MqttState(rumqttc::StateError::Deserialization(
+                rumqttc::mqttbytes::Error::PayloadSizeLimitExceeded(size),
+            )) => format!(
+                "broker {b} sent a message of {size} bytes, over the read limit of {READ_LIMIT}: \
+                 the connection is dropped to skip it (it is not sent again)"
+            ),
             ConnectionError::Io(io) => format!("cannot reach broker {b}: {io}"),
             ConnectionError::NetworkTimeout => format!("broker {b}: connection timed out"),
             other => format!("broker {b}: {other}"),

@@ -99,6 +99,7 @@ enum FromDriver {
 async fn drive(opts: Arc<Options>, mut el: EventLoop, tx: mpsc::UnboundedSender<FromDriver>) {
     let mut backoff = Backoff::new(opts.reconnect_min, opts.reconnect_max).with_jitter(0.25, Jitter::from_time());
     let mut connected = false;
+    let mut hinted: Option<String> = None;
     loop {
         match el.poll().await {
             Ok(MqttEvent::Incoming(Packet::ConnAck(ack))) => {
@@ -121,7 +122,10 @@ async fn drive(opts: Arc<Options>, mut el: EventLoop, tx: mpsc::UnboundedSender<
                 }
             }
             Err(e) => {
-                let error = opts.describe(&e);
+                let mut error = opts.describe(&e);
+                if !opts.broker.tls && is_reset(&e) {
+                    error.push_str(&tls_hint(&opts, &mut hinted).await);
+                }
                 if connected {
                     connected = false;
                     let (qtx, qrx) = oneshot::channel();
@@ -140,6 +144,41 @@ async fn drive(opts: Arc<Options>, mut el: EventLoop, tx: mpsc::UnboundedSender<
             }
         }
     }
+}
+
+/// The broker's side reset or closed the connection before answering.
+fn is_reset(e: &rumqttc::ConnectionError) -> bool {
+    use std::io::ErrorKind::{ConnectionAborted, ConnectionReset, UnexpectedEof};
+    use rumqttc::{mqttbytes, ConnectionError, StateError};
+    let io = match e {
+        ConnectionError::Io(io)
+        | ConnectionError::MqttState(StateError::Io(io))
+        | ConnectionError::MqttState(StateError::Deserialization(mqttbytes::Error::Io(io))) => io,
+        _ => return false,
+    };
+    matches!(io.kind(), ConnectionReset | ConnectionAborted | UnexpectedEof)
+}
+
+/// A plain connection reset by a port that speaks TLS: say to use
+/// `mqtts://`. Probed once (the answer is kept), off the async threads.
+async fn tls_hint(opts: &Options, hinted: &mut Option<String>) -> String {
+    if hinted.is_none() {
+        let (host, port) = (opts.broker.host.clone(), opts.broker.port);
+        let tls = tokio::task::spawn_blocking(move || {
+            super::tls::speaks_tls(&host, port, std::time::Duration::from_secs(2))
+        })
+        .await
+        .unwrap_or(false);
+        *hinted = Some(if tls {
+            format!(
+                "; this port speaks TLS: use mqtts://{}:{} in mqtt.url",
+                opts.broker.host, opts.broker.port
+            )
+        } else {
+            String::new()
+        });
+    }
+    hinted.clone().unwrap_or_default()
 }
 
 /// The logic task's state: the session and what rumqttc could not take yet.

@@ -78,6 +78,41 @@ pub fn client_config(config: &MqttConfig) -> Result<ClientConfig, Invalid> {
     }
 }
 
+/// Whether the server at `host:port` answers a TLS ClientHello with a TLS
+/// record (a handshake or an alert): a port that speaks TLS. For the hint
+/// when a plain `mqtt://` connection is reset. Blocking, within `timeout`.
+pub fn speaks_tls(host: &str, port: u16, timeout: std::time::Duration) -> bool {
+    use std::io::{Read, Write};
+    use std::net::ToSocketAddrs;
+    let Some(addr) = (host, port).to_socket_addrs().ok().and_then(|mut a| a.next()) else {
+        return false;
+    };
+    let Ok(mut stream) = std::net::TcpStream::connect_timeout(&addr, timeout) else {
+        return false;
+    };
+    let _ = stream.set_read_timeout(Some(timeout));
+    let _ = stream.set_write_timeout(Some(timeout));
+    let config = ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .map(|b| {
+            b.dangerous()
+                .with_custom_certificate_verifier(Arc::new(NoVerification(provider())))
+                .with_no_client_auth()
+        });
+    let Ok(config) = config else { return false };
+    let name = ServerName::try_from(host.to_string()).unwrap_or_else(|_| ServerName::try_from("broker").unwrap());
+    let Ok(mut conn) = rustls::ClientConnection::new(Arc::new(config), name) else {
+        return false;
+    };
+    let mut hello = Vec::new();
+    if conn.write_tls(&mut hello).is_err() || stream.write_all(&hello).is_err() {
+        return false;
+    }
+    let mut first = [0u8; 1];
+    // 0x16: handshake (ServerHello), 0x15: alert; both are TLS talking.
+    matches!(stream.read(&mut first), Ok(1) if first[0] == 0x16 || first[0] == 0x15)
+}
+
 /// Accepts any certificate (signatures are still checked, so the
 /// handshake is well-formed): `insecure_skip_verify`.
 #[derive(Debug)]
