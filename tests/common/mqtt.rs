@@ -324,6 +324,7 @@ impl Drop for Daemon {
 /// unless `extra` has a `[web]` section (tests listen on loopback only).
 pub fn write_config(dir: &Path, url: &str, gateway: &str, extra: &str) -> std::path::PathBuf {
     let outbox = dir.join(format!("outbox-{gateway}"));
+    // After `extra`, whose first lines may be more [mqtt] keys.
     let web = if extra.contains("[web]") {
         ""
     } else {
@@ -331,7 +332,7 @@ pub fn write_config(dir: &Path, url: &str, gateway: &str, extra: &str) -> std::p
     };
     let text = format!(
         "[mqtt]\nurl = \"{url}\"\ngateway_id = \"{gateway}\"\noutbox_dir = \"{}\"\n\
-         reconnect_min_s = 0.2\nreconnect_max_s = 1.0\ndiscovery_resend_max_s = 0.5\n{web}{extra}",
+         reconnect_min_s = 0.2\nreconnect_max_s = 1.0\ndiscovery_resend_max_s = 0.5\n{extra}\n{web}",
         outbox.display()
     );
     let path = dir.join(format!("{gateway}.toml"));
