@@ -9,6 +9,7 @@
 //! Checks that need the rest of the application (the wiring, the scenarios)
 //! come through [`Config::load_with`].
 
+pub mod hardware;
 pub mod detector;
 pub mod mqtt;
 pub mod web;
@@ -21,7 +22,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::hardware::HardwareConfig;
+use hardware::HardwareConfig;
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
