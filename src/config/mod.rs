@@ -9,8 +9,8 @@
 //! Checks that need the rest of the application (the wiring, the scenarios)
 //! come through [`Config::load_with`].
 
-pub mod hardware;
 pub mod detector;
+pub mod hardware;
 pub mod mqtt;
 pub mod web;
 
