@@ -155,6 +155,18 @@ impl Event {
             depth: None,
         })
     }
+
+    /// An arch's start (its onset 100 ms before) or end at `t_ms`.
+    pub(crate) fn test_arch(t_ms: u64, phase: Phase) -> Event {
+        Event::Arch(ArchEvent {
+            t_ms,
+            phase,
+            onset_ms: (phase == Phase::Start).then_some(t_ms - 100),
+            contact: None,
+            duration_ms: None,
+            min_contact: None,
+        })
+    }
 }
 
 #[cfg(test)]

@@ -12,6 +12,7 @@ use std::path::Path;
 use flatback::detector::{Detector, DetectorConfig};
 use flatback::event::{Event, Phase, RepEvent};
 use flatback::frame::{Frame, FrameSource};
+use flatback::plot::read::{attrs, points};
 use flatback::plot::svg::{PLOT_W, REPS_H, REPS_Y, X0};
 use flatback::sources::recording::RecordingReader;
 
@@ -49,40 +50,6 @@ fn frame_span(recording: &Path) -> (u64, u64) {
 /// The x of `t_ms` on a plot of `span`, as the picture's axis has it.
 fn x_at(t_ms: u64, (t0, t1): (u64, u64)) -> f64 {
     X0 + (t_ms.clamp(t0, t1) - t0) as f64 / (t1 - t0).max(1) as f64 * PLOT_W as f64
-}
-
-/// The points of every path of class exactly `class`.
-fn points(svg: &str, class: &str) -> Vec<(f64, f64)> {
-    svg.split(&format!(r#"class="{class}" d=""#))
-        .skip(1)
-        .flat_map(|rest| {
-            let d = rest.split('"').next().unwrap();
-            d.split(['M', 'L', 'Z'])
-                .filter(|p| !p.trim().is_empty())
-                .map(|p| {
-                    let (x, y) = p.trim().split_once(' ').unwrap();
-                    (x.parse::<f64>().unwrap(), y.parse::<f64>().unwrap())
-                })
-                .collect::<Vec<_>>()
-        })
-        .collect()
-}
-
-/// `name="..."` of every element whose text starts with `start`.
-fn attrs(svg: &str, start: &str, name: &str) -> Vec<String> {
-    svg.split(start)
-        .skip(1)
-        .map(|rest| {
-            let tag = rest.split('>').next().unwrap();
-            tag.split(&format!(r#" {name}=""#))
-                .nth(1)
-                .unwrap_or_else(|| panic!("no {name} in {tag}"))
-                .split('"')
-                .next()
-                .unwrap()
-                .to_string()
-        })
-        .collect()
 }
 
 fn num(s: &str) -> f64 {

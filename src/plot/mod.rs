@@ -9,6 +9,7 @@
 //! file is given, and its per-frame contact and rep signal); [`write()`] saves
 //! the picture by the file's extension.
 
+pub mod read;
 pub mod spans;
 pub mod svg;
 pub mod trace;

@@ -168,21 +168,13 @@ pub fn sets(events: &[Event]) -> Vec<SetReps<'_>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::ArchEvent;
 
     fn session(t_ms: u64, phase: Phase) -> Event {
         Event::Session { t_ms, phase }
     }
 
     fn arch(t_ms: u64, phase: Phase) -> Event {
-        Event::Arch(ArchEvent {
-            t_ms,
-            phase,
-            onset_ms: (phase == Phase::Start).then_some(t_ms - 100),
-            contact: None,
-            duration_ms: None,
-            min_contact: None,
-        })
+        Event::test_arch(t_ms, phase)
     }
 
     fn set(t_ms: u64, set: u32, reps: u32) -> Event {

@@ -1117,6 +1117,7 @@ fn heatmap(s: &Session, o: &mut String) {
 mod tests {
     use super::*;
     use crate::event::{ArchEvent, Phase, SetEvent};
+    use crate::plot::read::{attrs, points};
 
     fn rep(t_ms: u64, set: u32, n: u32, perfect: bool) -> Event {
         Event::Rep(RepEvent {
@@ -1199,16 +1200,7 @@ mod tests {
 
     #[test]
     fn arches_are_shaded_from_onset_to_end() {
-        let arch = |t_ms, phase| {
-            Event::Arch(ArchEvent {
-                t_ms,
-                phase,
-                onset_ms: (phase == Phase::Start).then_some(t_ms - 100),
-                contact: None,
-                duration_ms: None,
-                min_contact: None,
-            })
-        };
+        let arch = Event::test_arch;
         let events = vec![
             arch(6_000, Phase::Start),
             arch(12_000, Phase::End),
@@ -1289,40 +1281,6 @@ mod tests {
             .collect();
         let svg = build(&session(cols, events));
         assert!(svg.len() < 400_000, "{} bytes", svg.len());
-    }
-
-    /// The points of every path of class exactly `class`.
-    fn points(svg: &str, class: &str) -> Vec<(f64, f64)> {
-        svg.split(&format!(r#"class="{class}" d=""#))
-            .skip(1)
-            .flat_map(|rest| {
-                let d = rest.split('"').next().unwrap();
-                d.split(['M', 'L', 'Z'])
-                    .filter(|p| !p.trim().is_empty())
-                    .map(|p| {
-                        let (x, y) = p.trim().split_once(' ').unwrap();
-                        (x.parse::<f64>().unwrap(), y.parse::<f64>().unwrap())
-                    })
-                    .collect::<Vec<_>>()
-            })
-            .collect()
-    }
-
-    /// `name="..."` of every element whose tag starts with `start`.
-    fn attrs(svg: &str, start: &str, name: &str) -> Vec<String> {
-        svg.split(start)
-            .skip(1)
-            .map(|rest| {
-                let tag = rest.split('>').next().unwrap();
-                tag.split(&format!(r#" {name}=""#))
-                    .nth(1)
-                    .unwrap_or_else(|| panic!("no {name} in {tag}"))
-                    .split('"')
-                    .next()
-                    .unwrap()
-                    .to_string()
-            })
-            .collect()
     }
 
     /// Five reps, 10 .. 40 s: legs resting on the floor (signal 0.3)

@@ -1,0 +1,52 @@
+//! Reads a picture back, the way its tests look at it: the points of the
+//! paths of a class, an attribute of the tags that start alike. Plain text
+//! scanning of what `svg` writes (not a general SVG parser); public so the
+//! integration tests read the pictures with the same eyes as the unit tests.
+
+/// The points of every path of class exactly `class`.
+pub fn points(svg: &str, class: &str) -> Vec<(f64, f64)> {
+    svg.split(&format!(r#"class="{class}" d=""#))
+        .skip(1)
+        .flat_map(|rest| {
+            let d = rest.split('"').next().unwrap_or("");
+            d.split(['M', 'L', 'Z'])
+                .filter(|p| !p.trim().is_empty())
+                .filter_map(|p| {
+                    let (x, y) = p.trim().split_once(' ')?;
+                    Some((x.parse::<f64>().ok()?, y.parse::<f64>().ok()?))
+                })
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+/// `name="..."` of every tag that starts with `start` (e.g. `<text class="rep"`).
+///
+/// Panics when such a tag has no `name`: a test asking for it wants to know.
+pub fn attrs(svg: &str, start: &str, name: &str) -> Vec<String> {
+    svg.split(start)
+        .skip(1)
+        .map(|rest| {
+            let tag = rest.split('>').next().unwrap_or("");
+            tag.split(&format!(r#" {name}=""#))
+                .nth(1)
+                .unwrap_or_else(|| panic!("no {name} in {tag}"))
+                .split('"')
+                .next()
+                .unwrap_or("")
+                .to_string()
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn points_and_attributes() {
+        let svg = r#"<path class="legs" d="M1 2L3.5 4Z"/><path class="legs-x" d="M9 9"/><text class="rep" x="7" y="8">a</text>"#;
+        assert_eq!(points(svg, "legs"), vec![(1.0, 2.0), (3.5, 4.0)]);
+        assert_eq!(attrs(svg, "<text class=\"rep\"", "x"), vec!["7"]);
+    }
+}
