@@ -16,7 +16,8 @@
 //! Each target runs from fixed seeds for at most `FUZZ_SECONDS` (default 4)
 //! or its number of iterations, so CI time stays bounded and a failure
 //! fails every run. `FUZZ_SEED=n` explores other mutations, `FUZZ_SECONDS`
-//! longer runs. A failing input is written to `target/fuzz-failures/` and
+//! longer runs. A failing input is written to `fuzz-failures/` in Cargo's
+//! temporary directory for tests (`CARGO_TARGET_TMPDIR`) and
 //! its path printed: add it to the seeds once fixed.
 
 use std::io::Write;
@@ -25,7 +26,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use flatback::config::Config;
-use flatback::frame::{Frame, Grid};
+use flatback::frame::{Frame, FrameSource, Grid};
 use flatback::sources::recording::RecordingReader;
 use flatback::wire::commands::{self, Command};
 
@@ -149,7 +150,7 @@ fn kept_seeds(target: &str) -> Vec<Vec<u8>> {
 
 /// Writes a failing input where it can be found again.
 fn keep_failure(target: &str, input: &[u8]) -> PathBuf {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/fuzz-failures");
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("fuzz-failures");
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join(format!("{target}-{:016x}", fnv(input)));
     std::fs::write(&path, input).unwrap();
