@@ -266,7 +266,10 @@ fn a_replayed_recording_missing_or_of_another_grid_is_refused_by_check_and_run()
     let rec = dir.path().join("small.csv");
     std::fs::write(&rec, "t_us,r0c0,r0c1,r1c0,r1c1\n0,1,2,3,4\n").unwrap();
     config_error(
-        &format!("[[mats]]\nid = \"r\"\nsource = \"replay\"\nfile = \"{}\"\n", rec.display()),
+        &format!(
+            "[[mats]]\nid = \"r\"\nsource = \"replay\"\nfile = \"{}\"\n",
+            rec.display()
+        ),
         &["mats[0].file", "2x2 recording", "4x4"],
     );
 }

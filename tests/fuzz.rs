@@ -50,21 +50,69 @@ impl Rng {
             (self.next() % n as u64) as usize
         }
     }
-    fn chance(&mut self, one_in: usize) -> bool {
-        self.below(one_in) == 0
-    }
 }
 
 /// Tokens that parsers get wrong: separators, numbers at and past the
 /// limits of their types, TOML's syntax.
 const DICTIONARY: &[&str] = &[
-    ",", "\n", "\r\n", "\"", "=", "[", "]", "[[", "]]", ".", "-", "+", " ", "\t", "#", "0", "-1", "1e309", "nan",
-    "inf", "-0", "65535", "65536", "4294967296", "18446744073709551615", "18446744073709551616",
-    "99999999999999999999999", "r0c0", "r4294967295c4294967295", "r18446744073709551615c0",
-    "r99999999999c99999999999", "t_us", "true", "'", "'''", "\"\"\"", "\\u0000", "\u{feff}", "\u{0}", "\u{10ffff}",
-    "é", "{", "}", "command", "reset_counters", "new_set", "rereference", "[[mats]]", "[mqtt]", "[mat]",
-    "[detector]", "[hardware]", "source = \"replay\"", "source = \"sim\"", "file = \"/dev/null\"", "rows = 0",
-    "cols = 65", "id = \"\"",
+    ",",
+    "\n",
+    "\r\n",
+    "\"",
+    "=",
+    "[",
+    "]",
+    "[[",
+    "]]",
+    ".",
+    "-",
+    "+",
+    " ",
+    "\t",
+    "#",
+    "0",
+    "-1",
+    "1e309",
+    "nan",
+    "inf",
+    "-0",
+    "65535",
+    "65536",
+    "4294967296",
+    "18446744073709551615",
+    "18446744073709551616",
+    "99999999999999999999999",
+    "r0c0",
+    "r4294967295c4294967295",
+    "r18446744073709551615c0",
+    "r99999999999c99999999999",
+    "t_us",
+    "true",
+    "'",
+    "'''",
+    "\"\"\"",
+    "\\u0000",
+    "\u{feff}",
+    "\u{0}",
+    "\u{10ffff}",
+    "é",
+    "{",
+    "}",
+    "command",
+    "reset_counters",
+    "new_set",
+    "rereference",
+    "[[mats]]",
+    "[mqtt]",
+    "[mat]",
+    "[detector]",
+    "[hardware]",
+    "source = \"replay\"",
+    "source = \"sim\"",
+    "file = \"/dev/null\"",
+    "rows = 0",
+    "cols = 65",
+    "id = \"\"",
 ];
 
 /// One random change to `input`; `others` for splices.
@@ -133,7 +181,10 @@ fn seconds() -> Duration {
 }
 
 fn base_seed() -> u64 {
-    std::env::var("FUZZ_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(13)
+    std::env::var("FUZZ_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(13)
 }
 
 /// The seeds kept for `target`: every file of `tests/fuzz/<target>/`.
@@ -158,8 +209,9 @@ fn keep_failure(target: &str, input: &[u8]) -> PathBuf {
 }
 
 fn fnv(b: &[u8]) -> u64 {
-    b.iter()
-        .fold(0xcbf2_9ce4_8422_2325u64, |h, &x| (h ^ x as u64).wrapping_mul(0x100_0000_01b3))
+    b.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &x| {
+        (h ^ x as u64).wrapping_mul(0x100_0000_01b3)
+    })
 }
 
 /// Runs `check` on the seeds, then on mutations of them (1 to 8 changes
@@ -196,7 +248,10 @@ fn fuzz(target: &str, seeds: Vec<Vec<u8>>, max: usize, check: impl Fn(&[u8]) -> 
 
 /// Reads a whole recording; an error must name the file, and the line
 /// when it is about one.
-fn read_recording(name: &str, reader: Result<RecordingReader, flatback::sources::recording::RecordingError>) -> Result<(), String> {
+fn read_recording(
+    name: &str,
+    reader: Result<RecordingReader, flatback::sources::recording::RecordingError>,
+) -> Result<(), String> {
     let check_error = |e: &flatback::sources::recording::RecordingError| {
         use flatback::sources::recording::ErrorKind;
         let text = e.to_string();
@@ -300,7 +355,10 @@ fn the_recording_reader_never_panics_and_its_errors_name_the_line() {
     let counter = std::cell::Cell::new(0u64);
     fuzz("recording", seeds, 20_000, |input| {
         counter.set(counter.get() + 1);
-        read_recording("fuzz.csv", RecordingReader::from_reader("fuzz.csv", std::io::Cursor::new(input.to_vec())))?;
+        read_recording(
+            "fuzz.csv",
+            RecordingReader::from_reader("fuzz.csv", std::io::Cursor::new(input.to_vec())),
+        )?;
         // One in 16 through a file, gzipped, its end sometimes cut off.
         if counter.get() % 16 == 0 {
             let mut z = gzip(input);
