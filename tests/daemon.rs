@@ -228,3 +228,48 @@ fn a_missing_configuration_file_is_a_configuration_error() {
     assert_eq!(out.status.code(), Some(78));
     assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/flatback.toml"));
 }
+
+/// Issue 13, point 5: what `run` needs from the file system and the
+/// environment is checked by `config check` too, exit 78 with the key.
+#[test]
+fn what_run_needs_from_the_file_system_is_checked_by_config_check_too() {
+    config_error(
+        "[mqtt]\nusername = \"gym\"\npassword_file = \"/nonexistent/flatback.password\"\n",
+        &["mqtt.password_file", "/nonexistent/flatback.password", "line 3"],
+    );
+    config_error(
+        "[mqtt]\nusername = \"gym\"\npassword_env = \"FLATBACK_TEST_NEVER_SET_13\"\n",
+        &["mqtt.password_env", "FLATBACK_TEST_NEVER_SET_13", "not set"],
+    );
+    config_error(
+        "[mqtt]\nurl = \"mqtts://127.0.0.1:8883\"\nca_file = \"/nonexistent/ca.pem\"\n",
+        &["mqtt.ca_file", "/nonexistent/ca.pem"],
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("outbox");
+    std::fs::write(&file, "not a directory").unwrap();
+    config_error(
+        &format!("[mqtt]\noutbox_dir = \"{}\"\n", file.display()),
+        &["mqtt.outbox_dir", "is a file, not a directory"],
+    );
+}
+
+/// Issue 13, point 6: a replayed recording that cannot be read, or whose
+/// grid is not the mats', is refused before `run` starts.
+#[test]
+fn a_replayed_recording_missing_or_of_another_grid_is_refused_by_check_and_run() {
+    config_error(
+        "[[mats]]\nid = \"r\"\nsource = \"replay\"\nfile = \"/nonexistent/mat.csv\"\n",
+        &["mats[0].file", "/nonexistent/mat.csv", "line 4"],
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let rec = dir.path().join("small.csv");
+    std::fs::write(&rec, "t_us,r0c0,r0c1,r1c0,r1c1\n0,1,2,3,4\n").unwrap();
+    config_error(
+        &format!(
+            "[[mats]]\nid = \"r\"\nsource = \"replay\"\nfile = \"{}\"\n",
+            rec.display()
+        ),
+        &["mats[0].file", "2x2 recording", "4x4"],
+    );
+}

@@ -24,8 +24,9 @@ const REQUEST_CHANNEL: usize = 64;
 const INFLIGHT: u16 = 100;
 /// The largest packet read from the broker. Anything up to it is read and,
 /// over the session's own limit, dropped with its topic named; a larger
-/// one ends the connection (rumqttc cannot skip it), once: subscriptions
-/// are QoS 0 and not made again on a kept session, so it is not sent again.
+/// one ends the connection (rumqttc cannot skip it), once: the next
+/// connection starts a clean session, so a broker that kept the message
+/// for the session does not send it again.
 pub const READ_LIMIT: usize = 16 * 1024 * 1024;
 /// The largest packet flatback sends (discovery configs are the largest,
 /// a few KiB; events are far smaller).
@@ -177,7 +178,7 @@ impl Options {
                 rumqttc::mqttbytes::Error::PayloadSizeLimitExceeded(size),
             )) => format!(
                 "broker {b} sent a message of {size} bytes, over the read limit of {READ_LIMIT}: \
-                 the connection is dropped to skip it (it is not sent again)"
+                 the connection is dropped to skip it, and the next one starts a clean session so that it is not sent again"
             ),
             ConnectionError::Io(io) => format!("cannot reach broker {b}: {io}"),
             ConnectionError::NetworkTimeout => format!("broker {b}: connection timed out"),

@@ -100,11 +100,14 @@ async fn drive(opts: Arc<Options>, mut el: EventLoop, tx: mpsc::UnboundedSender<
     let mut backoff = Backoff::new(opts.reconnect_min, opts.reconnect_max).with_jitter(0.25, Jitter::from_time());
     let mut connected = false;
     let mut hinted: Option<String> = None;
+    let clean_session = el.mqtt_options.clean_session();
     loop {
         match el.poll().await {
             Ok(MqttEvent::Incoming(Packet::ConnAck(ack))) => {
                 connected = true;
                 backoff.reset();
+                // Back to the usual session after a clean one (below).
+                el.mqtt_options.set_clean_session(clean_session);
                 // Unacknowledged publishes are the outbox's to send again.
                 el.pending.clear();
                 let session_present = ack.session_present;
@@ -122,6 +125,15 @@ async fn drive(opts: Arc<Options>, mut el: EventLoop, tx: mpsc::UnboundedSender<
                 }
             }
             Err(e) => {
+                if is_over_read_limit(&e) {
+                    // A broker whose write of the message failed keeps it
+                    // for the session and sends it again on every
+                    // reconnect (Mosquitto 2.0 does): the next connection
+                    // starts a clean session, which drops it. Nothing of
+                    // value is lost: events wait in the outbox, and the
+                    // subscriptions are made again for the new session.
+                    el.mqtt_options.set_clean_session(true);
+                }
                 let mut error = opts.describe(&e);
                 if !opts.broker.tls && is_reset(&e) {
                     error.push_str(&tls_hint(&opts, &mut hinted).await);
@@ -144,6 +156,16 @@ async fn drive(opts: Arc<Options>, mut el: EventLoop, tx: mpsc::UnboundedSender<
             }
         }
     }
+}
+
+/// The broker sent a packet over [`super::options::READ_LIMIT`].
+fn is_over_read_limit(e: &rumqttc::ConnectionError) -> bool {
+    matches!(
+        e,
+        rumqttc::ConnectionError::MqttState(rumqttc::StateError::Deserialization(
+            rumqttc::mqttbytes::Error::PayloadSizeLimitExceeded(_)
+        ))
+    )
 }
 
 /// The broker's side reset or closed the connection before answering.

@@ -107,6 +107,14 @@ pub fn parse_header(line: &str) -> Result<Grid, String> {
     if cells.is_empty() {
         return Err("no taxel columns after t_us".into());
     }
+    // No index of a full grid reaches the number of taxels (and the grid's
+    // size cannot overflow).
+    if let Some((r, c)) = cells.iter().find(|p| p.0 >= cells.len() || p.1 >= cells.len()) {
+        return Err(format!(
+            "column r{r}c{c} is outside a grid of {} taxel columns",
+            cells.len()
+        ));
+    }
     let rows = cells.iter().map(|p| p.0).max().unwrap_or(0) + 1;
     let cols = cells.iter().map(|p| p.1).max().unwrap_or(0) + 1;
     let grid = Grid::new(rows, cols);

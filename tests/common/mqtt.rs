@@ -217,19 +217,29 @@ impl Daemon {
     }
 
     pub fn spawn_env(config: &Path, args: &[&str], env: &[(&str, &str)]) -> Daemon {
-        Daemon::command("publish", config, args, env)
+        Daemon::command("publish", config, args, env, true)
     }
 
     /// `flatback run --config CONFIG ARGS`, the daemon.
     pub fn run(config: &Path, args: &[&str], env: &[(&str, &str)]) -> Daemon {
-        Daemon::command("run", config, args, env)
+        Daemon::command("run", config, args, env, true)
     }
 
-    fn command(subcommand: &str, config: &Path, args: &[&str], env: &[(&str, &str)]) -> Daemon {
+    /// `flatback run` as systemd starts it: stderr a pipe, and no
+    /// `NO_COLOR` (whether colour goes into the log is flatback's choice).
+    pub fn run_uncoloured_by_env(config: &Path, args: &[&str]) -> Daemon {
+        Daemon::command("run", config, args, &[], false)
+    }
+
+    fn command(subcommand: &str, config: &Path, args: &[&str], env: &[(&str, &str)], no_color: bool) -> Daemon {
         let mut cmd = super::flatback();
         cmd.arg(subcommand).arg("--config").arg(config).args(args);
         cmd.env("FLATBACK_LOG", "info,flatback=debug");
-        cmd.env("NO_COLOR", "1");
+        if no_color {
+            cmd.env("NO_COLOR", "1");
+        } else {
+            cmd.env_remove("NO_COLOR");
+        }
         for (k, v) in env {
             cmd.env(k, v);
         }
