@@ -205,7 +205,9 @@ impl<P: OutputPin> CuePins<P> {
     /// the LED.
     pub fn apply(&mut self, show: &Show) {
         for (i, role) in Role::ALL.into_iter().enumerate() {
-            let Some((bcm, pin)) = self.pins[i].as_mut() else { continue };
+            let Some((bcm, pin)) = self.pins[i].as_mut() else {
+                continue;
+            };
             let (want, was) = (show.levels.get(role), self.shown.get(role));
             let result = if role == Role::Buzzer && show.buzz_start && want && was {
                 // A new sound over one still on: an edge all the same.
@@ -283,7 +285,12 @@ impl CueOutput for EmulatedCue {
             for (role, bcm) in self.pins.roles() {
                 if before.get(role) != after.get(role) || (role == Role::Buzzer && show.buzz_start) {
                     let on = if after.get(role) { "on" } else { "off" };
-                    tracing::debug!(mat = self.mat, t_ms = t_us / 1000, "cue (emulated): {} GPIO{bcm} {on}", role.what());
+                    tracing::debug!(
+                        mat = self.mat,
+                        t_ms = t_us / 1000,
+                        "cue (emulated): {} GPIO{bcm} {on}",
+                        role.what()
+                    );
                 }
             }
         }
@@ -311,7 +318,10 @@ impl MatCue {
 
     /// On the Pi's GPIO.
     pub fn pi(config: &CueConfig) -> Result<MatCue, CueError> {
-        Ok(MatCue::new(config, Box::new(CuePins::open(config, &mut RppalGpio::new())?)))
+        Ok(MatCue::new(
+            config,
+            Box::new(CuePins::open(config, &mut RppalGpio::new())?),
+        ))
     }
 
     /// One frame: right after the detector, with the events it raised.
@@ -508,7 +518,10 @@ mod tests {
             cue: Some(config(false)),
             ..sim
         };
-        assert!(for_mat(&with_cue, &gpio).unwrap().is_some(), "a simulated mat's cue is emulated");
+        assert!(
+            for_mat(&with_cue, &gpio).unwrap().is_some(),
+            "a simulated mat's cue is emulated"
+        );
         assert_eq!(gpio.opened(), vec![18, 23, 24]);
     }
 }

@@ -129,7 +129,7 @@ fn test_pins<P: OutputPin>(
     let list: Vec<String> = roles.iter().map(|(r, p)| format!("{} GPIO{p}", r.what())).collect();
     writeln!(out, "flatback check --cue: mat \"{mat}\": {} ({gpio})", list.join(", "))?;
     for &(role, bcm) in &roles {
-        writeln!(out, "{}: GPIO{bcm} on for {:.1} s", role.what(), on.as_secs_f64())?;
+        writeln!(out, "{}: GPIO{bcm} on for {} s", role.what(), on.as_secs_f64())?;
         out.flush()?;
         stamp();
         pins.apply(&Show {

@@ -131,10 +131,16 @@ impl CueConfig {
             ));
         }
         if !(5..=500).contains(&self.tick_ms) {
-            return Err(Invalid::new(key("tick_ms"), format!("{}: must be 5..=500 ms", self.tick_ms)));
+            return Err(Invalid::new(
+                key("tick_ms"),
+                format!("{}: must be 5..=500 ms", self.tick_ms),
+            ));
         }
         if self.tempo && self.buzzer.is_none() {
-            return Err(Invalid::new(key("tempo"), "tempo ticks need a buzzer (buzzer = BCM GPIO)"));
+            return Err(Invalid::new(
+                key("tempo"),
+                "tempo ticks need a buzzer (buzzer = BCM GPIO)",
+            ));
         }
         Ok(())
     }

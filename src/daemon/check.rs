@@ -70,7 +70,12 @@ fn cue_pins(config: &Config) -> Result<(), Invalid> {
                 } else {
                     "[hardware]".to_string()
                 };
-                if let Some((_, what)) = config.hardware_of(other).gpio_in_use().into_iter().find(|(p, _)| *p == pin) {
+                if let Some((_, what)) = config
+                    .hardware_of(other)
+                    .gpio_in_use()
+                    .into_iter()
+                    .find(|(p, _)| *p == pin)
+                {
                     let whose = if j == i {
                         format!("this mat's wiring ({hardware_key})")
                     } else {
@@ -196,9 +201,18 @@ mod tests {
         let ok = "[[mats]]\nid = \"a\"\n[mats.cue]\nbuzzer = 18\nled_green = 23\nled_red = 24\n";
         assert!(Config::parse_with(ok, "f.toml", config).is_ok());
         let e = cue_error("[[mats]]\nid = \"a\"\n[mats.cue]\nbuzzer = 18\nled_red = 10\n");
-        assert!(e.contains("f.toml: line 5: mats[0].cue.led_red: GPIO10 is SPI0 MOSI"), "{e}");
-        let e = cue_error("[[mats]]\nid = \"a\"\n[mats.cue]\nbuzzer = 18\n[[mats]]\nid = \"b\"\n[mats.cue]\nled_green = 18\n");
-        assert!(e.contains("line 8: mats[1].cue.led_green: GPIO18 is also the buzzer of mats[0]"), "{e}");
+        assert!(
+            e.contains("f.toml: line 5: mats[0].cue.led_red: GPIO10 is SPI0 MOSI"),
+            "{e}"
+        );
+        let e = cue_error(
+            "[[mats]]\nid = \"a\"\nsource = \"sim\"\n[mats.cue]\nbuzzer = 18\n\
+             [[mats]]\nid = \"b\"\nsource = \"sim\"\n[mats.cue]\nled_green = 18\n",
+        );
+        assert!(
+            e.contains("line 10: mats[1].cue.led_green: GPIO18 is also the buzzer of mats[0]"),
+            "{e}"
+        );
         let e = cue_error("[mat.cue]\nbuzzer = 5\n[hardware]\nwiring = \"matrix\"\n[[hardware.adc]]\nchannels = [\"c0\", \"c1\", \"c2\", \"c3\"]\n");
         assert!(e.contains("line 2: mat.cue.buzzer: GPIO5 is matrix row 0"), "{e}");
     }

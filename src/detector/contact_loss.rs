@@ -554,7 +554,11 @@ mod tests {
             c.push(t, 0.005, &[30.0, 50.0], 50.0, LIFTED);
         }
         assert!(c.in_arch());
-        assert_eq!(c.contact(), at_start, "19.5 s into the arch, the reference has not moved");
+        assert_eq!(
+            c.contact(),
+            at_start,
+            "19.5 s into the arch, the reference has not moved"
+        );
         // A loss lasting longer than any arch is a new posture, learnt afresh.
         let mut ended = None;
         for _ in 0..200 {

@@ -363,8 +363,16 @@ mod tests {
         assert_eq!(
             gpio.edges(),
             vec![
-                PinEdge { pin: 18, t_us: 5_000, high: true },
-                PinEdge { pin: 18, t_us: 10_000, high: false },
+                PinEdge {
+                    pin: 18,
+                    t_us: 5_000,
+                    high: true
+                },
+                PinEdge {
+                    pin: 18,
+                    t_us: 10_000,
+                    high: false
+                },
             ]
         );
         assert_eq!(gpio.writes(), 4);

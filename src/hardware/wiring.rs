@@ -210,10 +210,46 @@ const SPI1_PINS: [(u8, &str); 6] = [
 
 /// The pins of SPI3 to SPI6 (a Pi 4 or 5, with their `-2cs` overlays).
 const SPI3_6_PINS: [(u8, [(u8, &str); 5]); 4] = [
-    (3, [(0, "SPI3 CE0"), (24, "SPI3 CE1"), (1, "SPI3 MISO"), (2, "SPI3 MOSI"), (3, "SPI3 SCLK")]),
-    (4, [(4, "SPI4 CE0"), (25, "SPI4 CE1"), (5, "SPI4 MISO"), (6, "SPI4 MOSI"), (7, "SPI4 SCLK")]),
-    (5, [(12, "SPI5 CE0"), (26, "SPI5 CE1"), (13, "SPI5 MISO"), (14, "SPI5 MOSI"), (15, "SPI5 SCLK")]),
-    (6, [(18, "SPI6 CE0"), (27, "SPI6 CE1"), (19, "SPI6 MISO"), (20, "SPI6 MOSI"), (21, "SPI6 SCLK")]),
+    (
+        3,
+        [
+            (0, "SPI3 CE0"),
+            (24, "SPI3 CE1"),
+            (1, "SPI3 MISO"),
+            (2, "SPI3 MOSI"),
+            (3, "SPI3 SCLK"),
+        ],
+    ),
+    (
+        4,
+        [
+            (4, "SPI4 CE0"),
+            (25, "SPI4 CE1"),
+            (5, "SPI4 MISO"),
+            (6, "SPI4 MOSI"),
+            (7, "SPI4 SCLK"),
+        ],
+    ),
+    (
+        5,
+        [
+            (12, "SPI5 CE0"),
+            (26, "SPI5 CE1"),
+            (13, "SPI5 MISO"),
+            (14, "SPI5 MOSI"),
+            (15, "SPI5 SCLK"),
+        ],
+    ),
+    (
+        6,
+        [
+            (18, "SPI6 CE0"),
+            (27, "SPI6 CE1"),
+            (19, "SPI6 MISO"),
+            (20, "SPI6 MOSI"),
+            (21, "SPI6 SCLK"),
+        ],
+    ),
 ];
 
 fn parse_taxel(name: &str) -> Option<(usize, usize)> {
@@ -609,6 +645,9 @@ mod tests {
         assert!(pins(&cfg).contains(&27));
         cfg.wiring = Layout::Matrix;
         let used = cfg.gpio_in_use();
-        assert!(used.contains(&(13, "matrix row 2 (matrix.row_pins)".to_string())), "{used:?}");
+        assert!(
+            used.contains(&(13, "matrix row 2 (matrix.row_pins)".to_string())),
+            "{used:?}"
+        );
     }
 }

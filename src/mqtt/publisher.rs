@@ -148,8 +148,8 @@ async fn drive(opts: Arc<Options>, mut el: EventLoop, tx: mpsc::UnboundedSender<
 
 /// The broker's side reset or closed the connection before answering.
 fn is_reset(e: &rumqttc::ConnectionError) -> bool {
-    use std::io::ErrorKind::{ConnectionAborted, ConnectionReset, UnexpectedEof};
     use rumqttc::{mqttbytes, ConnectionError, StateError};
+    use std::io::ErrorKind::{ConnectionAborted, ConnectionReset, UnexpectedEof};
     let io = match e {
         ConnectionError::Io(io)
         | ConnectionError::MqttState(StateError::Io(io))
@@ -164,11 +164,10 @@ fn is_reset(e: &rumqttc::ConnectionError) -> bool {
 async fn tls_hint(opts: &Options, hinted: &mut Option<String>) -> String {
     if hinted.is_none() {
         let (host, port) = (opts.broker.host.clone(), opts.broker.port);
-        let tls = tokio::task::spawn_blocking(move || {
-            super::tls::speaks_tls(&host, port, std::time::Duration::from_secs(2))
-        })
-        .await
-        .unwrap_or(false);
+        let tls =
+            tokio::task::spawn_blocking(move || super::tls::speaks_tls(&host, port, std::time::Duration::from_secs(2)))
+                .await
+                .unwrap_or(false);
         *hinted = Some(if tls {
             format!(
                 "; this port speaks TLS: use mqtts://{}:{} in mqtt.url",
