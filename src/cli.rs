@@ -207,6 +207,15 @@ pub struct CheckArgs {
     /// Seed of the simulator (`--source sim`).
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
+    /// Test the cue's wiring instead (`[mats.cue]`): sound the buzzer and
+    /// light each LED colour in turn, for `--seconds` each (default 1),
+    /// saying which on standard output. With `--source sim`, on emulated
+    /// pins.
+    #[arg(long)]
+    pub cue: bool,
+    /// The mat whose cue `--cue` tests (needed when there are several).
+    #[arg(long, value_name = "ID", requires = "cue")]
+    pub mat: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -11,6 +11,8 @@
 //!   in, [`event`]s out;
 //! - [`daemon`]: the process: a thread per mat running its pipeline
 //!   (source, detector, state, commands), signals, the systemd watchdog;
+//! - [`cue`]: the cue at the mat, driven by its pipeline on the frame: a
+//!   buzzer when the back lifts, a green/red LED, tempo ticks (GPIO);
 //! - [`outbox`]: events on disk until the broker has them, each mat's state;
 //! - [`mqtt`]: the transport: the publisher's session and its driver, a
 //!   subscriber, TLS;
@@ -34,6 +36,7 @@ pub mod check;
 pub mod cli;
 pub mod cmd;
 pub mod config;
+pub mod cue;
 pub mod daemon;
 pub mod detector;
 pub mod eval;

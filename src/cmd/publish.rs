@@ -10,6 +10,9 @@ use crate::daemon::{self, systemd::Notifier, RunOptions};
 pub fn run(args: &PublishArgs, config: Config) -> Result<()> {
     let mut config = super::with_broker(config, args.mqtt.broker.as_deref())?;
     let sim = &args.sim;
+    // Simulated mats made from the command line: no buzzer or LED of the
+    // file's one mat is driven for them.
+    config.mat.cue = None;
     config.mats = super::mat_ids(&config, &args.mats)
         .into_iter()
         .enumerate()

@@ -9,11 +9,13 @@
 //! Checks that need the rest of the application (the wiring, the scenarios)
 //! come through [`Config::load_with`].
 
+pub mod cue;
 pub mod detector;
 pub mod hardware;
 pub mod mqtt;
 pub mod web;
 
+pub use cue::CueConfig;
 pub use detector::DetectorConfig;
 pub use mqtt::{BrokerUrl, MqttConfig, SyncMode};
 pub use web::WebConfig;
@@ -99,6 +101,8 @@ pub struct MatEntry {
     /// `replay`: played again from the start when it ends; `sim`: the next
     /// seed follows when a scenario ends. Off: the mat ends with its source.
     pub repeat: bool,
+    /// A buzzer and LED at the mat (`[mats.cue]`); unset: no pin is touched.
+    pub cue: Option<CueConfig>,
 }
 
 impl Default for MatEntry {
@@ -116,6 +120,7 @@ impl Default for MatEntry {
             bus_fault_for_s: 10.0,
             file: None,
             repeat: true,
+            cue: None,
         }
     }
 }
@@ -128,6 +133,9 @@ pub struct MatConfig {
     pub id: String,
     pub rows: usize,
     pub cols: usize,
+    /// The one mat's buzzer and LED (`[mat.cue]`), when there is no
+    /// `[[mats]]`; unset: no pin is touched.
+    pub cue: Option<CueConfig>,
 }
 
 impl Default for MatConfig {
@@ -136,6 +144,7 @@ impl Default for MatConfig {
             id: "mat1".into(),
             rows: 4,
             cols: 4,
+            cue: None,
         }
     }
 }
@@ -283,6 +292,7 @@ impl Config {
         if self.mats.is_empty() {
             vec![MatEntry {
                 id: self.mat.id.clone(),
+                cue: self.mat.cue.clone(),
                 ..MatEntry::default()
             }]
         } else {
@@ -319,10 +329,22 @@ impl Config {
         if self.mats.is_empty() {
             check_id(&self.mat.id).map_err(|e| Invalid::new("mat.id", e))?;
         }
+        if let Some(cue) = &self.mat.cue {
+            if !self.mats.is_empty() {
+                return Err(Invalid::new(
+                    "mat.cue",
+                    "with [[mats]], each mat has its own cue: move it to that mat's [mats.cue]",
+                ));
+            }
+            cue.validate("mat.cue")?;
+        }
         let mut selects: Vec<(usize, u8, u8)> = Vec::new();
         for (i, m) in self.mats.iter().enumerate() {
             let at = |k: &str| format!("mats[{i}].{k}");
             check_id(&m.id).map_err(|e| Invalid::new(at("id"), e))?;
+            if let Some(cue) = &m.cue {
+                cue.validate(&at("cue"))?;
+            }
             if let Some(j) = self.mats[..i].iter().position(|o| o.id == m.id) {
                 return Err(Invalid::new(
                     at("id"),

@@ -1,8 +1,9 @@
 //! What a configuration must hold beyond each section's own checks.
 //!
 //! - [`config`]: every mat's wiring readable by the scanner with the
-//!   detector's resolution, every simulated scenario known (every command
-//!   that loads a configuration runs it);
+//!   detector's resolution, every simulated scenario known, every cue pin
+//!   free of the wiring and of other cues (every command that loads a
+//!   configuration runs it);
 //! - [`for_run`]: that, and everything `run` needs from the file system and
 //!   the environment: the password file or variable, the TLS files, a
 //!   writable outbox directory, each replayed recording readable and of the
@@ -35,6 +36,71 @@ pub fn config(config: &Config) -> Result<(), Invalid> {
             m.kind
                 .parse::<crate::sim::Kind>()
                 .map_err(|e| Invalid::new(format!("mats[{i}].kind"), e.to_string()))?;
+        }
+    }
+    cue_pins(config)
+}
+
+/// Every cue pin (`[mats.cue]`) is free: not a pin of its mat's wiring (SPI,
+/// matrix rows), of another SPI mat's wiring, or of another mat's cue.
+fn cue_pins(config: &Config) -> Result<(), Invalid> {
+    let mats = config.mats();
+    let at = |i: usize| {
+        if config.mats.is_empty() {
+            "mat.cue".to_string()
+        } else {
+            format!("mats[{i}].cue")
+        }
+    };
+    for (i, m) in mats.iter().enumerate() {
+        let Some(cue) = &m.cue else { continue };
+        for (role, pin) in cue.pins() {
+            let key = format!("{}.{}", at(i), role.key());
+            for (j, other) in mats.iter().enumerate() {
+                let wired = match other.source {
+                    MatSourceKind::Spi => true,
+                    MatSourceKind::Sim => j == i,
+                    MatSourceKind::Replay => false,
+                };
+                if !wired {
+                    continue;
+                }
+                let hardware_key = if other.hardware.is_some() {
+                    format!("mats[{j}].hardware")
+                } else {
+                    "[hardware]".to_string()
+                };
+                if let Some((_, what)) = config
+                    .hardware_of(other)
+                    .gpio_in_use()
+                    .into_iter()
+                    .find(|(p, _)| *p == pin)
+                {
+                    let whose = if j == i {
+                        format!("this mat's wiring ({hardware_key})")
+                    } else {
+                        format!("the wiring of mats[{j}] (\"{}\", {hardware_key})", other.id)
+                    };
+                    return Err(Invalid::new(
+                        key,
+                        format!("GPIO{pin} is {what} in {whose}: choose a free BCM pin"),
+                    ));
+                }
+            }
+            for (j, other) in mats[..i].iter().enumerate() {
+                if let Some((r, _)) = other.cue.iter().flat_map(|c| c.pins()).find(|&(_, p)| p == pin) {
+                    return Err(Invalid::new(
+                        key,
+                        format!(
+                            "GPIO{pin} is also the {} of mats[{j}] (\"{}\", {}.{}): each mat's cue needs pins of its own",
+                            r.what(),
+                            other.id,
+                            at(j),
+                            r.key()
+                        ),
+                    ));
+                }
+            }
         }
     }
     Ok(())
@@ -125,6 +191,31 @@ fn wiring(config: &Config, hardware: &HardwareConfig, key: &str) -> Result<(), I
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn cue_error(text: &str) -> String {
+        Config::parse_with(text, "f.toml", config).unwrap_err().0
+    }
+
+    #[test]
+    fn a_cue_pin_of_the_wiring_or_of_another_cue_is_refused() {
+        let ok = "[[mats]]\nid = \"a\"\n[mats.cue]\nbuzzer = 18\nled_green = 23\nled_red = 24\n";
+        assert!(Config::parse_with(ok, "f.toml", config).is_ok());
+        let e = cue_error("[[mats]]\nid = \"a\"\n[mats.cue]\nbuzzer = 18\nled_red = 10\n");
+        assert!(
+            e.contains("f.toml: line 5: mats[0].cue.led_red: GPIO10 is SPI0 MOSI"),
+            "{e}"
+        );
+        let e = cue_error(
+            "[[mats]]\nid = \"a\"\nsource = \"sim\"\n[mats.cue]\nbuzzer = 18\n\
+             [[mats]]\nid = \"b\"\nsource = \"sim\"\n[mats.cue]\nled_green = 18\n",
+        );
+        assert!(
+            e.contains("line 10: mats[1].cue.led_green: GPIO18 is also the buzzer of mats[0]"),
+            "{e}"
+        );
+        let e = cue_error("[mat.cue]\nbuzzer = 5\n[hardware]\nwiring = \"matrix\"\n[[hardware.adc]]\nchannels = [\"c0\", \"c1\", \"c2\", \"c3\"]\n");
+        assert!(e.contains("line 2: mat.cue.buzzer: GPIO5 is matrix row 0"), "{e}");
+    }
 
     #[test]
     fn an_outbox_dir_that_is_a_file_or_under_one_is_refused() {

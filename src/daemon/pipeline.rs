@@ -18,6 +18,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use super::descent::DescentTracker;
+use crate::cue::{Look, MatCue};
 use crate::detector::{Detector, DetectorConfig};
 use crate::event::{Event, Phase};
 use crate::frame::{Frame, FrameSource, SourceError};
@@ -198,6 +199,8 @@ pub struct Pipeline {
     events: Vec<Event>,
     run: MatRun,
     descent: DescentTracker,
+    /// The buzzer and LED at the mat (`[mats.cue]`), driven on the frame.
+    cue: Option<MatCue>,
     /// When the live look is handed over next ([`crate::metrics::now_ms`]).
     next_live_ms: u64,
     /// The session recorded for the web view's pictures, when it draws them.
@@ -224,6 +227,7 @@ impl Pipeline {
             events: Vec::with_capacity(16),
             run: MatRun::default(),
             descent: DescentTracker::new(),
+            cue: None,
             next_live_ms: 0,
             #[cfg(feature = "plot")]
             recorder: None,
@@ -237,6 +241,11 @@ impl Pipeline {
 
     pub fn state(&self) -> &MatState {
         self.tracker.state()
+    }
+
+    /// Drives `cue` (the mat's buzzer and LED) from now on; `None`: no pin.
+    pub fn set_cue(&mut self, cue: Option<MatCue>) {
+        self.cue = cue;
     }
 
     pub fn tracker_mut(&mut self) -> &mut MatTracker {
@@ -290,6 +299,11 @@ impl Pipeline {
     ) -> Result<bool, SourceError> {
         let result = self.feed_frames(source, link, stop, on_frame);
         self.left_at = Instant::now();
+        if result.is_err() {
+            // No frames for a while: the cue shows nothing rather than a
+            // stale flat back.
+            self.cue_off();
+        }
         result
     }
 
@@ -331,13 +345,23 @@ impl Pipeline {
                 link.set_state(self.tracker.state());
             }
             self.detector.push(&self.frame, &mut self.events);
+            let t_us = self.frame.t_us;
+            let probe = self.detector.probe();
+            self.descent.push(t_us, &probe);
+            if let Some(cue) = self.cue.as_mut() {
+                // The person's cue first, on this frame, before the events
+                // go anywhere.
+                let look = Look {
+                    t_us,
+                    occupied: probe.occupied,
+                    settled: probe.settled,
+                    in_arch: probe.in_arch,
+                    descent_ms: self.descent.descent_ms(t_us),
+                };
+                cue.frame(&look, &self.events);
+            }
             self.drain(link);
-            let (t_us, occupied, in_arch, contact) = (
-                self.frame.t_us,
-                self.detector.occupied(),
-                self.detector.in_arch(),
-                self.detector.contact(),
-            );
+            let (occupied, in_arch, contact) = (probe.occupied, probe.in_arch, probe.contact);
             if let Some(held) = self.tracker.on_frame(t_us, occupied, in_arch, contact) {
                 link.emit(&held);
                 self.run.events += 1;
@@ -348,8 +372,6 @@ impl Pipeline {
             if let Some(r) = self.recorder.as_mut() {
                 r.frame(&self.frame);
             }
-            let probe = self.detector.probe();
-            self.descent.push(t_us, &probe);
             let now_ms = link.metrics().frame();
             if now_ms >= self.next_live_ms {
                 self.next_live_ms = now_ms + LIVE_EVERY_MS;
@@ -380,8 +402,16 @@ impl Pipeline {
         });
     }
 
+    /// The cue's pins all off.
+    fn cue_off(&mut self) {
+        if let Some(cue) = self.cue.as_mut() {
+            cue.off(self.frame.t_us);
+        }
+    }
+
     /// The mat is done: close what is open (the set, the session) and say so.
     pub fn finish(mut self, link: &MatLink) -> MatRun {
+        self.cue_off();
         self.detector.finish(&mut self.events);
         self.drain(link);
         self.tracker.on_frame(self.frame.t_us, false, false, 0.0);

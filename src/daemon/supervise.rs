@@ -31,6 +31,11 @@ pub fn mat(config: &Config, mat: &MatEntry, speed: f64, link: &MatLink, stop: &A
             return;
         }
     };
+    // The buzzer and LED: a mat runs without them rather than not at all.
+    match crate::cue::for_mat(mat, &crate::cue::emulated_gpio()) {
+        Ok(cue) => pipeline.set_cue(cue),
+        Err(e) => tracing::error!(mat = mat.id, "no cue at the mat: {e}"),
+    }
     link.set_state(pipeline.state());
     let mut backoff = backoff();
     let mut open: Option<Opened> = None;

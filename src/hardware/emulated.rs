@@ -2,9 +2,14 @@
 //! driver and the bit-level emulator all run, only the silicon is missing.
 //! Tests and benchmarks set taxels directly through [`EmulatedMat`];
 //! `sources::SimulatedMat` feeds it from the simulator.
+//!
+//! Emulated GPIO outputs too ([`EmulatedGpio`]): pins that record each edge
+//! with the time they were told, for the cue's tests and simulated mats.
 
+use std::collections::VecDeque;
+use std::convert::Infallible;
 use std::sync::atomic::AtomicBool;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use mcp3x08::emulator::{volts_for_count, AnalogInputs, BusCounters, Emulator};
 use mcp3x08::Chip;
@@ -13,6 +18,7 @@ use crate::frame::Grid;
 
 use super::scanner::{GridScanner, RowDriver};
 use super::wiring::Wiring;
+use super::{HardwareError, OutputPins};
 
 /// Reference voltage of the emulated chips (the reference mat runs at 3.3 V).
 pub const VREF: f32 = 3.3;
@@ -131,6 +137,157 @@ impl EmulatedMat {
     }
 }
 
+/// One level change of an emulated output pin.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PinEdge {
+    /// BCM GPIO.
+    pub pin: u8,
+    /// The time the GPIO was told last ([`EmulatedGpio::set_time`]): the
+    /// frame being shown.
+    pub t_us: u64,
+    pub high: bool,
+}
+
+#[derive(Debug, Default)]
+struct GpioState {
+    now_us: u64,
+    /// Every pin ever claimed, in order.
+    opened: Vec<u8>,
+    /// The pins claimed now.
+    held: Vec<u8>,
+    edges: VecDeque<PinEdge>,
+    /// At most this many edges kept (the oldest go).
+    keep: usize,
+    /// Every write (`set_high`, `set_low`), changing the level or not.
+    writes: u64,
+}
+
+/// Emulated GPIO outputs: the pins it hands out record their edges here.
+/// Clones share the pins and the record.
+#[derive(Debug, Clone)]
+pub struct EmulatedGpio {
+    state: Arc<Mutex<GpioState>>,
+}
+
+impl Default for EmulatedGpio {
+    fn default() -> Self {
+        EmulatedGpio::keeping(usize::MAX)
+    }
+}
+
+impl EmulatedGpio {
+    /// Keeps every edge (tests).
+    pub fn new() -> Self {
+        EmulatedGpio::default()
+    }
+
+    /// Keeps the last `edges` edges (a long-running simulated mat).
+    pub fn keeping(edges: usize) -> Self {
+        EmulatedGpio {
+            state: Arc::new(Mutex::new(GpioState {
+                keep: edges,
+                ..GpioState::default()
+            })),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, GpioState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The time stamped on the edges that follow.
+    pub fn set_time(&self, t_us: u64) {
+        self.lock().now_us = t_us;
+    }
+
+    /// Every pin ever claimed, in order.
+    pub fn opened(&self) -> Vec<u8> {
+        self.lock().opened.clone()
+    }
+
+    /// The edges kept, oldest first.
+    pub fn edges(&self) -> Vec<PinEdge> {
+        self.lock().edges.iter().copied().collect()
+    }
+
+    /// Writes to any pin, changing its level or not.
+    pub fn writes(&self) -> u64 {
+        self.lock().writes
+    }
+}
+
+impl OutputPins for EmulatedGpio {
+    type Pin = EmulatedPin;
+
+    fn output(&mut self, bcm: u8) -> Result<EmulatedPin, HardwareError> {
+        let mut s = self.lock();
+        if s.held.contains(&bcm) {
+            return Err(HardwareError(format!("GPIO{bcm} is already in use")));
+        }
+        s.held.push(bcm);
+        s.opened.push(bcm);
+        Ok(EmulatedPin {
+            gpio: self.clone(),
+            pin: bcm,
+            high: false,
+        })
+    }
+}
+
+/// An emulated output pin: starts low, records each change of level.
+#[derive(Debug)]
+pub struct EmulatedPin {
+    gpio: EmulatedGpio,
+    pin: u8,
+    high: bool,
+}
+
+impl EmulatedPin {
+    pub fn pin(&self) -> u8 {
+        self.pin
+    }
+
+    fn set(&mut self, high: bool) {
+        let mut s = self.gpio.lock();
+        s.writes += 1;
+        if high != self.high {
+            self.high = high;
+            if s.edges.len() >= s.keep {
+                s.edges.pop_front();
+            }
+            let t_us = s.now_us;
+            s.edges.push_back(PinEdge {
+                pin: self.pin,
+                t_us,
+                high,
+            });
+        }
+    }
+}
+
+impl Drop for EmulatedPin {
+    fn drop(&mut self) {
+        let pin = self.pin;
+        self.gpio.lock().held.retain(|&p| p != pin);
+    }
+}
+
+impl embedded_hal::digital::ErrorType for EmulatedPin {
+    type Error = Infallible;
+}
+
+impl embedded_hal::digital::OutputPin for EmulatedPin {
+    fn set_low(&mut self) -> Result<(), Infallible> {
+        self.set(false);
+        Ok(())
+    }
+
+    fn set_high(&mut self) -> Result<(), Infallible> {
+        self.set(true);
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -188,5 +345,44 @@ mod tests {
         let err = scanner.scan(&mut [0u16; 16]).unwrap_err();
         assert_eq!(err.what, "/dev/spidev0.1");
         assert!(err.to_string().contains("SPI bus error: EmulatedBusFault"), "{err}");
+    }
+
+    #[test]
+    fn emulated_pins_record_their_edges_at_the_time_told() {
+        use embedded_hal::digital::OutputPin;
+        let mut gpio = EmulatedGpio::new();
+        let mut a = gpio.output(18).unwrap();
+        let mut b = gpio.output(23).unwrap();
+        assert!(gpio.output(18).unwrap_err().0.contains("GPIO18 is already in use"));
+        gpio.set_time(5_000);
+        a.set_high().unwrap();
+        a.set_high().unwrap();
+        b.set_low().unwrap();
+        gpio.set_time(10_000);
+        a.set_low().unwrap();
+        assert_eq!(
+            gpio.edges(),
+            vec![
+                PinEdge {
+                    pin: 18,
+                    t_us: 5_000,
+                    high: true
+                },
+                PinEdge {
+                    pin: 18,
+                    t_us: 10_000,
+                    high: false
+                },
+            ]
+        );
+        assert_eq!(gpio.writes(), 4);
+        drop(a);
+        assert!(gpio.output(18).is_ok(), "free again once dropped");
+        assert_eq!(gpio.opened(), vec![18, 23, 18]);
+        let mut small = EmulatedGpio::keeping(1);
+        let mut p = small.output(4).unwrap();
+        p.set_high().unwrap();
+        p.set_low().unwrap();
+        assert_eq!(small.edges().len(), 1);
     }
 }

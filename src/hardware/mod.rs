@@ -3,19 +3,32 @@
 //!
 //! - [`wiring`]: the `[hardware]` config section and its validation (pure);
 //! - [`scanner`]: [`GridScanner`], wiring + buses -> one frame;
-//! - [`rppal_bus`]: [`RppalBus`] (one ioctl per chip scan) and [`GpioRows`];
+//! - [`rppal_bus`]: [`RppalBus`] (one ioctl per chip scan), [`GpioRows`],
+//!   and [`RppalGpio`]'s output pins (the cue's buzzer and LED);
 //! - [`emulated`]: the same wiring on emulated chips, optionally fed by the
-//!   simulator ([`SimulatedMat`]).
+//!   simulator ([`SimulatedMat`]), and [`EmulatedGpio`]'s output pins, which
+//!   record their edges.
+//!
+//! [`SimulatedMat`]: crate::sources::SimulatedMat
 
 pub mod emulated;
 pub mod rppal_bus;
 pub mod scanner;
 pub mod wiring;
 
-pub use emulated::EmulatedMat;
-pub use rppal_bus::{GpioRows, HardwareError, RppalBus};
+pub use emulated::{EmulatedGpio, EmulatedMat, EmulatedPin, PinEdge};
+pub use rppal_bus::{GpioOutput, GpioRows, HardwareError, RppalBus, RppalGpio};
 pub use scanner::{GridScanner, RowDriver};
 pub use wiring::{HardwareConfig, Wiring, WiringError};
+
+/// Claims BCM GPIOs as outputs: the Pi's ([`RppalGpio`]) or emulated ones
+/// ([`EmulatedGpio`]). Each pin starts low.
+pub trait OutputPins {
+    type Pin: embedded_hal::digital::OutputPin + Send + 'static;
+
+    /// GPIO `bcm` as an output, driven low; the error says what to do.
+    fn output(&mut self, bcm: u8) -> Result<Self::Pin, HardwareError>;
+}
 
 /// Opens every chip of `wiring` on the Pi's SPI (and the row pins of a
 /// matrix). Errors name the missing device and how to enable it.

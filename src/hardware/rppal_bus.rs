@@ -1,5 +1,6 @@
-//! The Raspberry Pi backend, through `rppal`: SPI through Linux spidev, and
-//! GPIO for the rows of a matrix.
+//! The Raspberry Pi backend, through `rppal`: SPI through Linux spidev, GPIO
+//! for the rows of a matrix, and GPIO outputs for the cue at the mat (its
+//! buzzer and LED, as `embedded_hal::digital::OutputPin`s).
 //!
 //! Kept thin: opening devices (with errors that say how to fix them), one
 //! ioctl per chip scan, and row switching. Everything above it (driver,
@@ -11,6 +12,8 @@ use std::path::Path;
 
 use mcp3x08::{ScanBus, MAX_SCAN};
 use rppal::gpio::{Bias, Gpio, IoPin, Mode};
+
+use super::OutputPins;
 use rppal::spi::{self, Bus, Segment, SlaveSelect, Spi};
 
 use super::scanner::RowDriver;
@@ -150,12 +153,59 @@ fn explain_gpio_error(e: rppal::gpio::Error) -> HardwareError {
             )
         }
         rppal::gpio::Error::UnknownModel => {
-            "GPIO: this is not a Raspberry Pi (unknown model); the matrix wiring drives its rows through the Pi's GPIO"
+            "GPIO: this is not a Raspberry Pi (unknown model); a matrix's rows and the cue's buzzer and LED are \
+             on the Pi's GPIO"
                 .into()
         }
         rppal::gpio::Error::PinUsed(p) => format!("GPIO{p} is already in use by another program"),
         other => format!("GPIO: {other}"),
     })
+}
+
+/// The Pi's GPIO as output pins (opened on the first pin claimed).
+#[derive(Default)]
+pub struct RppalGpio {
+    gpio: Option<Gpio>,
+}
+
+impl RppalGpio {
+    pub fn new() -> Self {
+        RppalGpio::default()
+    }
+}
+
+impl OutputPins for RppalGpio {
+    type Pin = GpioOutput;
+
+    fn output(&mut self, bcm: u8) -> Result<GpioOutput, HardwareError> {
+        let gpio = match self.gpio.take() {
+            Some(g) => g,
+            None => Gpio::new().map_err(explain_gpio_error)?,
+        };
+        let pin = gpio.get(bcm).map_err(explain_gpio_error);
+        self.gpio = Some(gpio);
+        // rppal puts the pin back as it found it when dropped.
+        Ok(GpioOutput(pin?.into_output_low()))
+    }
+}
+
+/// A GPIO output of the Pi, as an embedded-hal pin.
+pub struct GpioOutput(rppal::gpio::OutputPin);
+
+impl embedded_hal::digital::ErrorType for GpioOutput {
+    type Error = std::convert::Infallible;
+}
+
+impl embedded_hal::digital::OutputPin for GpioOutput {
+    fn set_low(&mut self) -> Result<(), Self::Error> {
+        self.0.set_low();
+        Ok(())
+    }
+
+    fn set_high(&mut self) -> Result<(), Self::Error> {
+        self.0.set_high();
+        Ok(())
+    }
 }
 
 impl RowDriver for GpioRows {

@@ -76,12 +76,83 @@ const SPI1_PINS: [(u8, &str); 6] = [
     (21, "SPI1 SCLK"),
 ];
 
+/// The pins of SPI3 to SPI6 (a Pi 4 or 5, with their `-2cs` overlays).
+const SPI3_6_PINS: [(u8, [(u8, &str); 5]); 4] = [
+    (
+        3,
+        [
+            (0, "SPI3 CE0"),
+            (24, "SPI3 CE1"),
+            (1, "SPI3 MISO"),
+            (2, "SPI3 MOSI"),
+            (3, "SPI3 SCLK"),
+        ],
+    ),
+    (
+        4,
+        [
+            (4, "SPI4 CE0"),
+            (25, "SPI4 CE1"),
+            (5, "SPI4 MISO"),
+            (6, "SPI4 MOSI"),
+            (7, "SPI4 SCLK"),
+        ],
+    ),
+    (
+        5,
+        [
+            (12, "SPI5 CE0"),
+            (26, "SPI5 CE1"),
+            (13, "SPI5 MISO"),
+            (14, "SPI5 MOSI"),
+            (15, "SPI5 SCLK"),
+        ],
+    ),
+    (
+        6,
+        [
+            (18, "SPI6 CE0"),
+            (27, "SPI6 CE1"),
+            (19, "SPI6 MISO"),
+            (20, "SPI6 MOSI"),
+            (21, "SPI6 SCLK"),
+        ],
+    ),
+];
+
 fn parse_taxel(name: &str) -> Option<(usize, usize)> {
     let (r, c) = name.strip_prefix('r')?.split_once('c')?;
     Some((r.parse().ok()?, c.parse().ok()?))
 }
 
 impl HardwareConfig {
+    /// The BCM GPIOs this wiring takes, and what for: the pins of every SPI
+    /// bus a chip is on, and the row pins of a matrix. Another use of one
+    /// (a cue's buzzer or LED) would fight the bus.
+    pub fn gpio_in_use(&self) -> Vec<(u8, String)> {
+        let mut out: Vec<(u8, String)> = Vec::new();
+        let mut buses: Vec<u8> = self.adc.iter().map(|a| a.bus).collect();
+        buses.sort_unstable();
+        buses.dedup();
+        for bus in buses {
+            let pins: &[(u8, &str)] = match bus {
+                0 => &SPI0_PINS,
+                1 => &SPI1_PINS,
+                _ => SPI3_6_PINS
+                    .iter()
+                    .find(|(b, _)| *b == bus)
+                    .map_or(&[][..], |(_, p)| &p[..]),
+            };
+            out.extend(pins.iter().map(|&(p, what)| (p, what.to_string())));
+        }
+        if self.wiring == Layout::Matrix {
+            for (r, &p) in self.matrix.row_pins.iter().enumerate() {
+                out.push((p, format!("matrix row {r} (matrix.row_pins)")));
+            }
+        }
+        out
+    }
+
     /// Checks the section against the grid and works out the scan plan.
     pub fn wiring(&self, grid: Grid) -> Result<Wiring, WiringError> {
         let err = |msg: String| Err(WiringError(msg));
@@ -428,5 +499,23 @@ mod tests {
             ..HardwareConfig::default()
         };
         assert!(err_of(&cfg, Grid::REFERENCE).starts_with("config [hardware]: no [[hardware.adc]]"));
+    }
+
+    #[test]
+    fn the_gpios_a_wiring_takes() {
+        let pins = |cfg: &HardwareConfig| cfg.gpio_in_use().into_iter().map(|(p, _)| p).collect::<Vec<_>>();
+        // The reference mat: SPI0 only; its matrix pins are not used.
+        assert_eq!(pins(&HardwareConfig::default()), vec![7, 8, 9, 10, 11]);
+        let mut cfg = HardwareConfig::default();
+        cfg.adc[1].bus = 1;
+        assert_eq!(pins(&cfg), vec![7, 8, 9, 10, 11, 16, 17, 18, 19, 20, 21]);
+        cfg.adc[1].bus = 6;
+        assert!(pins(&cfg).contains(&27));
+        cfg.wiring = Layout::Matrix;
+        let used = cfg.gpio_in_use();
+        assert!(
+            used.contains(&(13, "matrix row 2 (matrix.row_pins)".to_string())),
+            "{used:?}"
+        );
     }
 }
