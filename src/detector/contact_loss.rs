@@ -377,7 +377,6 @@ impl ContactLoss {
         self.upper_fast += a_fast * (upper - self.upper_fast);
         let upper_collapsed = upper_fall < UPPER_COLLAPSE && upper_fall < best_fall;
         self.contact = contact;
-        tracing::trace!(t_ms = t_us / 1000, seesaw, upper, ?lumbar, expected = ?self.expected, contact, legs_lifted, "contact");
         if legs_lifted != self.was_lifted {
             // The expectation changed, not the body.
             self.recent = contact;
@@ -554,7 +553,11 @@ mod tests {
             c.push(t, 0.005, &[30.0, 50.0], 50.0, LIFTED);
         }
         assert!(c.in_arch());
-        assert_eq!(c.contact(), at_start, "19.5 s into the arch, the reference has not moved");
+        assert_eq!(
+            c.contact(),
+            at_start,
+            "19.5 s into the arch, the reference has not moved"
+        );
         // A loss lasting longer than any arch is a new posture, learnt afresh.
         let mut ended = None;
         for _ in 0..200 {
