@@ -19,14 +19,15 @@ const LIFT_S: f32 = 0.3;
 /// would look like a small rep); the bottom simply follows them this long.
 const LIFT_SETTLE_US: u64 = 800_000;
 /// Lifted legs put their weight on the pelvis: the whole load rises above
-/// this share of its rest level...
+/// this share of its rest level (a person shifting along the mat moves the
+/// seesaw as quickly, without it).
 const LIFTED_LOAD: f32 = 1.02;
-/// ...unless the pelvis rows saturate (a heavy person: the divider gives no
-/// more counts) or the upper back empties (its taxels near their turn-on),
-/// where the lever's unloading of the upper back can even lower it a
-/// little. Sitting up, which also raises the seesaw, takes the trunk off the
-/// mat, the lumbar region first: within the lift's `LIFT_S` the whole load
-/// falls below this share.
+/// Once the seesaw says the legs are lifting, the whole load need only stay
+/// above this share: the pelvis rows of a heavy person saturate (the divider
+/// gives no more counts), and an upper back on taxels near their turn-on
+/// empties, so the lever's unloading of it can even lower the load a
+/// little. Sitting up takes the trunk off the mat, the lumbar region first:
+/// the whole load falls below this share within a few hundred milliseconds.
 const LIFTED_LOAD_MIN: f32 = 0.85;
 /// A cycle that has not come down to the bottom this long after its
 /// ascent began is no rep: an ascent takes under two seconds, the legs are
@@ -408,7 +409,7 @@ impl RepCounter {
                 // Lifted legs put their weight on the pelvis; sitting up (which
                 // raises the seesaw too) takes the trunk's weight off the mat.
                 let tipped = upper <= LIFTED_UPPER * self.rest_upper || self.rest_upper <= 0.0;
-                if rise <= LIFT || self.total_ratio < LIFTED_LOAD_MIN || !tipped {
+                if rise <= LIFT || self.total_ratio < LIFTED_LOAD || !tipped {
                     self.legs = Legs::Rest { since_us: t_us };
                 } else if t_us.saturating_sub(since_us) as f32 >= LIFT_S * 1e6 {
                     self.legs = Legs::Lifted;
