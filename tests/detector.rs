@@ -38,7 +38,8 @@ fn two_hundred_random_cases_meet_the_bars() {
     }
     eprintln!("200 random cases: {}\nkinds: {kinds:?}", total.summary());
     assert_eq!(kinds.len(), Kind::ALL.len(), "every kind is scored: {kinds:?}");
-    assert!(kinds.values().all(|&n| n >= 8), "{kinds:?}");
+    // 200 cases over the 18 kinds (the lab's and the field's): about 11 each.
+    assert!(kinds.values().all(|&n| n >= 5), "{kinds:?}");
     assert!(total.rep_f1() >= 0.99, "{}", total.summary());
     assert!(total.set_exact_rate() >= 0.95, "{}", total.summary());
     assert!(total.perfect_flag_acc() >= 0.95, "{}", total.summary());
