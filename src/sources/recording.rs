@@ -468,7 +468,7 @@ pub struct RecordingWriter<W: Write> {
 /// A recording file being written: plain or gzip.
 pub enum FileSink {
     Plain(BufWriter<File>),
-    Gzip(GzEncoder<BufWriter<File>>),
+    Gzip(Box<GzEncoder<BufWriter<File>>>),
 }
 
 impl Write for FileSink {
@@ -492,7 +492,7 @@ impl RecordingWriter<FileSink> {
         let path = path.as_ref();
         let file = BufWriter::with_capacity(64 * 1024, File::create(path)?);
         let out = if is_gz(path) {
-            FileSink::Gzip(GzEncoder::new(file, Compression::default()))
+            FileSink::Gzip(Box::new(GzEncoder::new(file, Compression::default())))
         } else {
             FileSink::Plain(file)
         };
@@ -503,7 +503,7 @@ impl RecordingWriter<FileSink> {
     pub fn close(self) -> io::Result<()> {
         match self.finish()? {
             FileSink::Plain(mut w) => w.flush(),
-            FileSink::Gzip(gz) => gz.finish()?.flush(),
+            FileSink::Gzip(gz) => (*gz).finish()?.flush(),
         }
     }
 }
