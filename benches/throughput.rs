@@ -20,8 +20,10 @@
 //!   backend's one ioctl), once through `embedded-hal`'s `SpiDevice` (one
 //!   transaction per conversion).
 //!
-//! Aims (from the issue): detector >= 2 M frames/s on one core, replay of a
-//! `.csv.gz` >= 500 k frames/s.
+//! Aims (from the issues): detector >= 2 M frames/s on one core, replay of a
+//! `.csv.gz` >= 500 k frames/s, and `flatback replay` of it within 1.3 times
+//! `zcat` of the same file (both processes, timed side by side: `replay /
+//! zcat`).
 //!
 //! An optional argument filters the sections by name (`cargo bench --
 //! replay`).
@@ -41,6 +43,8 @@ use flatback::sources::recording::{RecordingReader, RecordingWriter};
 
 const DETECTOR_AIM: f64 = 2e6;
 const REPLAY_GZ_AIM: f64 = 500e3;
+/// `flatback replay` of a `.csv.gz` within this many times `zcat` of it.
+const REPLAY_ZCAT_AIM: f64 = 1.3;
 
 /// Repetitions of each timed loop: at most this many, and no new one
 /// started after the section's time budget (at least one always runs).
@@ -285,7 +289,46 @@ fn replay_bench() {
         let runs = repeat(|| replay_file(&path));
         check_frames(&runs, frames.len());
         report(&format!("replay ({name})"), frames.len() as u64, &times(&runs), aim);
+        if name.ends_with(".gz") {
+            against_zcat(&path);
+        }
     }
+}
+
+/// The decompression floor: `flatback replay FILE > /dev/null` against
+/// `zcat FILE > /dev/null` on the same file, both as processes, run in
+/// turn (so that a busy machine slows both alike); the best of each.
+fn against_zcat(path: &Path) {
+    let run = |cmd: &str, args: &[&std::ffi::OsStr]| -> Option<Duration> {
+        let t = Instant::now();
+        let status = std::process::Command::new(cmd)
+            .args(args)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .ok()?;
+        status.success().then(|| t.elapsed())
+    };
+    let flatback = env!("CARGO_BIN_EXE_flatback");
+    let (mut zcat, mut replay) = (Vec::new(), Vec::new());
+    let start = Instant::now();
+    while zcat.len() < 2 * MAX_REPEATS && (zcat.is_empty() || start.elapsed() < BUDGET) {
+        let Some(z) = run("zcat", &[path.as_os_str()]) else {
+            println!("replay / zcat: no zcat on this machine");
+            return;
+        };
+        zcat.push(z);
+        replay.push(run(flatback, &["replay".as_ref(), path.as_os_str()]).expect("flatback replay runs"));
+    }
+    let best = |v: &[Duration]| v.iter().min().copied().unwrap_or_default();
+    let (z, r) = (best(&zcat), best(&replay));
+    println!(
+        "replay / zcat: {:.2} (flatback replay {:.1} ms, zcat {:.1} ms, best of {} each, side by side; aim <= {REPLAY_ZCAT_AIM})",
+        r.as_secs_f64() / z.as_secs_f64().max(1e-9),
+        r.as_secs_f64() * 1e3,
+        z.as_secs_f64() * 1e3,
+        zcat.len()
+    );
 }
 
 fn write_recording(path: &Path, grid: Grid, frames: &[Frame]) {

@@ -593,3 +593,119 @@ fn the_scaling_cases_have_reps() {
         assert!(count(&events, "rep") >= 3, "{kind}: {events:?}");
     }
 }
+
+/// Frames of a person lying still (a short simulated recording, clean
+/// acquisition) on which, from `onset_s` on, the whole mat turns noisy the
+/// way a gym floor is: mains hum of `hum` counts (each taxel its own share
+/// and phase), white noise of `sd` counts and single-sample glitches with
+/// chance `glitch_p` per taxel and sample.
+/// Also returns when the person starts getting up (truth).
+fn noise_rise(seed: u64, onset_s: f64, hum: f64, sd: f64, glitch_p: f64) -> (Vec<Frame>, u64) {
+    let sc = Scenario::new(Kind::Still, seed)
+        .with_rate(250.0)
+        .with_duration(150.0)
+        .clean_acquisition();
+    let off_ms = Simulator::new(&sc).truth().sessions[0].off_ms;
+    let mut frames = simulate(&sc);
+    let mut rng = Rng::new(seed ^ 0x4E01_5E);
+    let taxels: Vec<(f64, f64)> = (0..GRID.len())
+        .map(|_| (hum * rng.range(0.3, 1.0), rng.range(0.0, std::f64::consts::TAU)))
+        .collect();
+    let w = std::f64::consts::TAU * 50.02;
+    for f in &mut frames {
+        let t_s = f.t_us as f64 * 1e-6;
+        if t_s < onset_s {
+            continue;
+        }
+        for (c, &(a, phase)) in f.counts.iter_mut().zip(&taxels) {
+            let v = *c as f64 + a * (w * t_s + phase).sin() + sd * rng.normal();
+            *c = v.round().clamp(0.0, FULL as f64) as u16;
+            if rng.chance(glitch_p) {
+                *c = if rng.chance(0.5) { 0 } else { FULL };
+            }
+        }
+    }
+    (frames, off_ms)
+}
+
+proptest! {
+    #![proptest_config(seeded(6))]
+
+    /// A mat-wide noise rise is a noisy mat, not broken taxels: the person
+    /// stays on the mat (one session, ended only when they get up) and
+    /// keeps more than half of every row.
+    #[test]
+    fn a_mat_wide_noise_rise_never_removes_the_person(
+        seed in 0u64..10_000,
+        onset_s in 8.0f64..40.0,
+        hum in 2.0f64..10.0,
+        sd in 0.0f64..4.0,
+        glitch_p in 2e-4f64..1.5e-3,
+    ) {
+        let (frames, off_ms) = noise_rise(seed, onset_s, hum, sd, glitch_p);
+        let events = detect(&frames);
+        let ends: Vec<u64> = events
+            .iter()
+            .filter(|e| is_session(e, Phase::End))
+            .map(|e| e.t_ms())
+            .collect();
+        prop_assert_eq!(ends.len(), 1, "one session: {:?}", events);
+        prop_assert!(ends[0] >= off_ms, "session ended before the person got up at {}: {:?}", off_ms, events);
+        let mut out = vec![false; GRID.len()];
+        for e in &events {
+            if let Event::Health { row, col, ok, .. } = e {
+                out[row * GRID.cols + col] = !ok;
+            }
+        }
+        for r in 0..GRID.rows {
+            let left = (0..GRID.cols).filter(|&c| !out[r * GRID.cols + c]).count();
+            prop_assert!(2 * left > GRID.cols, "row {} keeps {} taxels: {:?}", r, left, events);
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(seeded(16))]
+
+    /// Whatever a taxel does (stuck at 0 or full scale, glitching in bursts,
+    /// normal, switching among these every few seconds), its health changes
+    /// at most once a minute.
+    #[test]
+    fn no_taxel_health_flips_more_than_once_a_minute(
+        seed in 0u64..100_000,
+        flaky in prop::collection::vec(0usize..16, 1..5),
+        episode_s in 0.5f64..20.0,
+    ) {
+        let levels: Vec<u16> = (0..GRID.len()).map(|i| 250 + 20 * i as u16).collect();
+        let mut rng = Rng::new(seed);
+        let rate = 200.0;
+        let episode = (episode_s * rate) as usize;
+        // Each flaky taxel: 0 normal, 1 stuck low, 2 stuck high, 3 glitching.
+        let mut mode = vec![0u8; GRID.len()];
+        let events = run_stream(rate, (300.0 * rate) as usize, |k, counts| {
+            if k % episode.max(1) == 0 {
+                for &i in &flaky {
+                    mode[i] = rng.int(0, 3) as u8;
+                }
+            }
+            for (i, c) in counts.iter_mut().enumerate() {
+                *c = match mode[i] {
+                    1 => 0,
+                    2 => FULL,
+                    3 if rng.chance(0.05) => if rng.chance(0.5) { 0 } else { FULL },
+                    _ => noisy(levels[i], &mut rng),
+                };
+            }
+        });
+        let mut last = vec![None::<u64>; GRID.len()];
+        for e in &events {
+            if let Event::Health { t_ms, row, col, .. } = e {
+                let i = row * GRID.cols + col;
+                if let Some(prev) = last[i] {
+                    prop_assert!(t_ms - prev >= 60_000, "r{}c{} changed at {} and {}: {:?}", row, col, prev, t_ms, events);
+                }
+                last[i] = Some(*t_ms);
+            }
+        }
+    }
+}

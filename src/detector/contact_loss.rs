@@ -37,6 +37,12 @@ const LEVEL_TAU_S: f32 = 2.0;
 /// lever emptying taxels near their turn-on (the upper back's, and a lumbar
 /// row's share of it), not an arch.
 const UPPER_COLLAPSE: f32 = 0.7;
+/// ...unless a lumbar row lost more load than the upper back did, or the
+/// whole lumbar region lost this share of what it should carry: the upper
+/// back emptying takes only the rows' share of it. (A light person's upper
+/// back rests on taxels near their turn-on: an arch, which takes a tenth of
+/// its load, can empty it too.)
+const COLLAPSE_REGION: f32 = 0.6;
 /// Sitting up to get off the mat unloads the upper back together with the
 /// lumbar rows; an arch leaves the upper back loaded. Below this share of its
 /// level of the last seconds, the upper back says "sitting up", not "arch".
@@ -351,11 +357,13 @@ impl ContactLoss {
             .max_by(|&a, &b| self.expected[a].total_cmp(&self.expected[b]))
             .unwrap_or(0);
         let mut contact = f32::INFINITY;
+        let mut row_loss = 0.0f32;
         let (mut region, mut region_ref) = (0.0, 0.0);
         for (i, ((x, r), e)) in lumbar.iter().zip(&self.reference).zip(&self.expected).enumerate() {
             if *r > ROW_SHARE * best && *r > 0.0 {
                 if !self.weak[i] || i == strongest {
                     contact = contact.min(x / e);
+                    row_loss = row_loss.max(e - x);
                 }
                 region += x;
                 region_ref += e;
@@ -374,10 +382,10 @@ impl ContactLoss {
         };
         let best_fall = lumbar[strongest] / self.rows_fast[strongest].max(1e-6);
         let upper_fall = upper / self.upper_fast.max(1e-6);
+        let upper_loss = self.upper_fast - upper;
         self.upper_fast += a_fast * (upper - self.upper_fast);
         let upper_collapsed = upper_fall < UPPER_COLLAPSE && upper_fall < best_fall;
         self.contact = contact;
-        tracing::trace!(t_ms = t_us / 1000, seesaw, upper, ?lumbar, expected = ?self.expected, contact, legs_lifted, "contact");
         if legs_lifted != self.was_lifted {
             // The expectation changed, not the body.
             self.recent = contact;
@@ -455,7 +463,10 @@ impl ContactLoss {
             return None;
         }
         let onset_us = if legs_lifted {
-            if upper_collapsed {
+            // The upper back's collapse takes a lumbar row's share of it:
+            // not more load than the upper back lost itself, nor half of
+            // the whole region's.
+            if upper_collapsed && region >= COLLAPSE_REGION * region_ref && row_loss <= upper_loss {
                 return None;
             }
             t_us

@@ -18,9 +18,29 @@ const LIFT_S: f32 = 0.3;
 /// Right after lift-off the legs swing into the hover (an overshoot that
 /// would look like a small rep); the bottom simply follows them this long.
 const LIFT_SETTLE_US: u64 = 800_000;
-/// Lifting the legs never lowers the whole load below this share of its
-/// rest level.
+/// Lifted legs put their weight on the pelvis: the whole load rises above
+/// this share of its rest level (a person shifting along the mat moves the
+/// seesaw as quickly, without it).
 const LIFTED_LOAD: f32 = 1.02;
+/// Once the seesaw says the legs are lifting, the whole load need only stay
+/// above this share: the pelvis rows of a heavy person saturate (the divider
+/// gives no more counts), and an upper back on taxels near their turn-on
+/// empties, so the lever's unloading of it can even lower the load a
+/// little. Sitting up takes the trunk off the mat, the lumbar region first:
+/// the whole load falls below this share within a few hundred milliseconds.
+const LIFTED_LOAD_MIN: f32 = 0.85;
+/// A cycle that has not come down to the bottom this long after its
+/// ascent began is no rep: an ascent takes under two seconds, the legs are
+/// held up for a second at most and come down within five, so they are on
+/// the floor (a person who slid along the mat rests at a seesaw as low as a
+/// rep's top, and on a noisy mat the whole load can stay above its rest
+/// level), and the rest level is learnt there.
+const STALL_S: f32 = 9.0;
+/// The whole load is compared with its rest level over this many seconds
+/// (on a noisy mat it flickers from frame to frame).
+const RATIO_TAU_S: f32 = 0.5;
+/// The rest level is the mean over this long before the legs count as down.
+const LEVEL_US: u64 = 1_000_000;
 /// Lifted legs tip load off the upper back (by a tenth or more even with
 /// the short lever of bent knees); with the upper back as loaded as at rest,
 /// a rising seesaw is something else (a light person's sacral taxel
@@ -196,6 +216,8 @@ pub struct RepCounter {
     smooth_upper: f32,
     /// Lifted legs near the rest level since this time.
     near_rest_us: Option<u64>,
+    /// `total_ratio` over the last `RATIO_TAU_S`.
+    ratio_slow: f32,
     /// The legs' weight is off the pelvis on this frame (see `lifted`).
     weight_off: bool,
     lifted_us: u64,
@@ -231,6 +253,7 @@ impl RepCounter {
             smooth_pelvis: 0.0,
             smooth_upper: 0.0,
             near_rest_us: None,
+            ratio_slow: 1.0,
             weight_off: false,
             lifted_us: 0,
             set_open: false,
@@ -297,10 +320,16 @@ impl RepCounter {
         self.legs == Legs::Lifted && t_us.saturating_sub(self.lifted_us) >= LIFTED_SURE_US && !self.weight_off
     }
 
-    /// Whether the whole load `total` is above its rest level by what lifted
-    /// legs add (their weight moves from the heels onto the pelvis).
+    /// Whether the whole load `total` says the legs' weight is on the
+    /// pelvis: above its rest level by what lifted legs add (their weight
+    /// moves from the heels onto the pelvis), or, once the seesaw says the
+    /// legs are lifting, not fallen as in sitting up (see `LIFTED_LOAD_MIN`).
     pub fn legs_weight(&self, total: f32) -> bool {
-        self.rest_level.is_some() && total >= LIFTED_LOAD * self.rest_total
+        let share = match self.legs {
+            Legs::Rest { .. } => LIFTED_LOAD,
+            _ => LIFTED_LOAD_MIN,
+        };
+        self.rest_level.is_some() && total >= share * self.rest_total
     }
 
     pub fn in_set(&self) -> bool {
@@ -350,6 +379,7 @@ impl RepCounter {
         } = loads;
         let t_ms = t_us / 1000;
         self.total_ratio = total / self.rest_total.max(1e-6);
+        self.ratio_slow += dt_s / (RATIO_TAU_S + dt_s) * (self.total_ratio - self.ratio_slow);
         let a = dt_s / (SMOOTH_S + dt_s);
         self.smooth += a * (s - self.smooth);
         self.smooth_pelvis += a * (pelvis - self.smooth_pelvis);
@@ -414,7 +444,7 @@ impl RepCounter {
         // (lying half a row up) the seesaw with the legs vertical is as low
         // as at rest; the legs' weight on the pelvis still tells them apart.
         let floor_load = 1.0 + (0.5 * self.lifted_gain).max(LEGS_DOWN_GAIN);
-        let near_rest = s - rest < (0.5 * LIFT).max(0.2 * height) && self.total_ratio < floor_load;
+        let near_rest = s - rest < (0.5 * LIFT).max(0.2 * height) && self.ratio_slow < floor_load;
         // For arches, the legs are down as soon as their weight is off the
         // pelvis and the seesaw is in the lower half of its swing (a person
         // who slid along the mat during the set rests at another level).
@@ -459,10 +489,18 @@ impl RepCounter {
                     tracing::debug!(t_ms, seesaw = s, rest, "legs down");
                     self.emit_pending(t_ms, out);
                     self.near_rest_us = None;
-                    self.legs = Legs::Rest {
-                        since_us: near_rest_since,
-                    };
-                    self.phase = Phase::Bottom;
+                    self.legs_down(near_rest_since, t_us);
+                    return;
+                }
+                // No descent long after the ascent began: the legs are down
+                // (see `STALL_S`), at a rest level of their own now.
+                let span = self.span(min, height);
+                let stalled = t_us.saturating_sub(start_us) as f32 >= STALL_S * 1e6;
+                if stalled && high - min < DONE_MIN * span && !in_arch {
+                    tracing::debug!(t_ms, seesaw = s, rest, "legs down, no descent");
+                    self.emit_pending(t_ms, out);
+                    self.near_rest_us = None;
+                    self.legs_down(start_us, t_us);
                     return;
                 }
                 if s < min {
@@ -474,13 +512,6 @@ impl RepCounter {
                 if self.trace.len() < TRACE_LEN && self.trace.last().is_none_or(|p| t_us >= p.t_us + TRACE_STEP_US) {
                     self.trace.push(self.point(t_us));
                 }
-                // After an arch the seesaw may fall from far above the usual
-                // bottom; a rise from there is only a rep if it is a real one.
-                let mut span = self.bottom - min;
-                if let Some(last) = self.last_swing {
-                    span = span.min(SWING_GROWTH * last);
-                }
-                let span = span.max(MIN_SWING * height);
                 if t10_us.is_none() && s >= min + DESCENT_START * span {
                     t10_us = Some(t_us);
                 }
@@ -562,6 +593,40 @@ impl RepCounter {
                 }
             }
         }
+    }
+
+    /// The legs are back on the floor since `since_us`: what the mat reads
+    /// now is the rest level (a person who slid along the mat during the
+    /// set rests at another seesaw, and loads the upper back differently).
+    fn legs_down(&mut self, since_us: u64, t_us: u64) {
+        self.legs = Legs::Rest { since_us };
+        self.phase = Phase::Bottom;
+        let recent = self.trace.iter().filter(|p| p.t_us + LEVEL_US >= t_us);
+        let (mut n, mut seesaw, mut upper) = (0.0, 0.0, 0.0);
+        for p in recent {
+            n += 1.0;
+            seesaw += p.seesaw;
+            upper += p.upper;
+        }
+        let (seesaw, upper) = if n > 0.0 {
+            (seesaw / n, upper / n)
+        } else {
+            (self.smooth, self.smooth_upper)
+        };
+        self.rest_level = Some(seesaw);
+        self.rest_upper = upper;
+        self.rest_total *= self.ratio_slow;
+    }
+
+    /// The swing expected of a cycle with the top `min`. After an arch the
+    /// seesaw may fall from far above the usual bottom; a rise from there is
+    /// only a rep if it is a real one.
+    fn span(&self, min: f32, height: f32) -> f32 {
+        let mut span = self.bottom - min;
+        if let Some(last) = self.last_swing {
+            span = span.min(SWING_GROWTH * last);
+        }
+        span.max(MIN_SWING * height)
     }
 
     fn point(&self, t_us: u64) -> TracePoint {

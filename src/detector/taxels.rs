@@ -173,6 +173,14 @@ impl TaxelConditioner {
         // of its other healthy taxels reads above a tenth of full scale.
         for (i, &c) in raw.iter().enumerate() {
             let c = c.min(full);
+            // A healthy taxel reading in range: nothing to track (most
+            // taxels on most frames).
+            let st = &mut self.state[i];
+            if st.fault.is_none() && c > 2 && c < full - 1 {
+                st.low_us = 0;
+                st.high_us = 0;
+                continue;
+            }
             // The row median is only needed for a taxel reading ~0: checked
             // lazily so the per-frame step does not sort every row.
             let loaded_row = c <= 2 && occupied && self.row_mates_loaded(i);

@@ -133,14 +133,47 @@ pub fn parse_header(line: &str) -> Result<Grid, String> {
     Ok(grid)
 }
 
+/// Frames handed from the parsing thread to the reader in one go.
+const BATCH: usize = 1024;
+/// Batches parsed ahead of the reader (bounded memory).
+const AHEAD: usize = 4;
+
+/// Frames parsed by the worker: times, counts row after row, and how the
+/// stream went on after them (`None`: more batches follow).
+struct Batch {
+    t_us: Vec<u64>,
+    counts: Vec<u16>,
+    end: Option<Result<(), RecordingError>>,
+}
+
 /// Streams frames from a recording file.
+///
+/// Decompression and CSV parsing run on a thread of their own, a few
+/// batches of frames ahead, so that whoever reads the frames (the detector
+/// in `flatback replay`) works in parallel with them. Frames, their order
+/// and errors (after every frame before the bad line) are what a
+/// line-by-line reader gives.
 pub struct RecordingReader {
+    path: PathBuf,
+    grid: Grid,
+    batches: std::sync::mpsc::Receiver<Batch>,
+    spent: std::sync::mpsc::Sender<Batch>,
+    batch: Batch,
+    next: usize,
+    done: bool,
+}
+
+/// Reads and parses the lines of a recording (on the worker thread).
+struct LineParser {
     path: PathBuf,
     input: Box<dyn BufRead + Send>,
     grid: Grid,
     names: Vec<String>,
     line_no: usize,
     line: String,
+    /// The current line's bytes (the text of `line` when it needs parsing
+    /// as text).
+    bytes: Vec<u8>,
     last_t_us: Option<u64>,
 }
 
@@ -154,35 +187,134 @@ impl RecordingReader {
             kind: ErrorKind::Io(e),
         })?;
         let raw: Box<dyn Read + Send> = if is_gz(&path) {
-            Box::new(MultiGzDecoder::new(file))
+            Box::new(MultiGzDecoder::new(BufReader::with_capacity(64 * 1024, file)))
         } else {
             Box::new(file)
         };
-        Self::from_reader(path, BufReader::with_capacity(64 * 1024, raw))
+        Self::from_reader(path, BufReader::with_capacity(256 * 1024, raw))
     }
 
     /// Reads a recording from any buffered reader; `path` names it in errors.
     pub fn from_reader(path: impl Into<PathBuf>, input: impl BufRead + Send + 'static) -> Result<Self, RecordingError> {
-        let mut reader = RecordingReader {
+        let mut parser = LineParser {
             path: path.into(),
             input: Box::new(input),
             grid: Grid::new(0, 0),
             names: Vec::new(),
             line_no: 0,
             line: String::new(),
+            bytes: Vec::new(),
             last_t_us: None,
         };
-        if !reader.read_line()? {
-            return Err(reader.error(ErrorKind::Empty));
+        if !parser.read_line()? {
+            return Err(parser.error(ErrorKind::Empty));
         }
-        let header = reader.line.clone();
-        reader.grid = parse_header(&header).map_err(|why| reader.error(ErrorKind::BadHeader(why)))?;
-        reader.names = reader.grid.taxel_names().collect();
-        Ok(reader)
+        let header = parser.line.clone();
+        parser.grid = parse_header(&header).map_err(|why| parser.error(ErrorKind::BadHeader(why)))?;
+        parser.names = parser.grid.taxel_names().collect();
+        let (path, grid) = (parser.path.clone(), parser.grid);
+        let (to_reader, batches) = std::sync::mpsc::sync_channel(AHEAD);
+        let (spent, from_reader) = std::sync::mpsc::channel::<Batch>();
+        std::thread::Builder::new()
+            .name("recording".into())
+            .spawn(move || parser.run(to_reader, from_reader))
+            .map_err(|e| RecordingError {
+                path: path.clone(),
+                line: 0,
+                kind: ErrorKind::Io(e),
+            })?;
+        Ok(RecordingReader {
+            path,
+            grid,
+            batches,
+            spent,
+            batch: Batch::empty(),
+            next: 0,
+            done: false,
+        })
     }
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Reads the next frame into `frame`; `Ok(false)` at the end of the file.
+    pub fn read_frame(&mut self, frame: &mut Frame) -> Result<bool, RecordingError> {
+        let n = self.grid.len();
+        loop {
+            if self.next < self.batch.t_us.len() {
+                let k = self.next;
+                self.next += 1;
+                frame.t_us = self.batch.t_us[k];
+                frame.counts.clear();
+                frame.counts.extend_from_slice(&self.batch.counts[k * n..(k + 1) * n]);
+                return Ok(true);
+            }
+            if self.done {
+                return Ok(false);
+            }
+            if let Some(end) = self.batch.end.take() {
+                self.done = true;
+                return end.map(|()| false);
+            }
+            let spent = std::mem::replace(&mut self.batch, Batch::empty());
+            // The worker may have finished: a spent batch is only a spare.
+            let _ = self.spent.send(spent);
+            self.next = 0;
+            match self.batches.recv() {
+                Ok(batch) => self.batch = batch,
+                // The worker ends only after sending its last batch.
+                Err(_) => {
+                    self.done = true;
+                    return Ok(false);
+                }
+            }
+        }
+    }
+}
+
+impl Batch {
+    fn empty() -> Batch {
+        Batch {
+            t_us: Vec::new(),
+            counts: Vec::new(),
+            end: None,
+        }
+    }
+}
+
+impl LineParser {
+    /// The worker: parses batches of frames until the end of the file or
+    /// an error (sent with the frames before it), or until the reader is
+    /// dropped.
+    fn run(mut self, out: std::sync::mpsc::SyncSender<Batch>, spent: std::sync::mpsc::Receiver<Batch>) {
+        let mut frame = Frame::zeroed(self.grid);
+        loop {
+            let mut batch = spent.try_recv().unwrap_or_else(|_| Batch::empty());
+            batch.t_us.clear();
+            batch.counts.clear();
+            batch.end = None;
+            while batch.t_us.len() < BATCH {
+                match self.read_frame(&mut frame) {
+                    Ok(true) => {
+                        batch.t_us.push(frame.t_us);
+                        batch.counts.extend_from_slice(&frame.counts);
+                    }
+                    Ok(false) => {
+                        batch.end = Some(Ok(()));
+                        break;
+                    }
+                    Err(e) => {
+                        batch.end = Some(Err(e));
+                        break;
+                    }
+                }
+            }
+            let last = batch.end.is_some();
+            if out.send(batch).is_err() || last {
+                return;
+            }
+        }
     }
 
     fn error(&self, kind: ErrorKind) -> RecordingError {
@@ -211,10 +343,52 @@ impl RecordingReader {
     }
 
     /// Reads the next frame into `frame`; `Ok(false)` at the end of the file.
-    pub fn read_frame(&mut self, frame: &mut Frame) -> Result<bool, RecordingError> {
-        if !self.read_line()? {
+    ///
+    /// Lines of plain digits and commas (every line a recorder writes) are
+    /// parsed straight from their bytes; anything else goes through
+    /// [`LineParser::parse_text`], which gives the same frame or the error
+    /// naming the line.
+    fn read_frame(&mut self, frame: &mut Frame) -> Result<bool, RecordingError> {
+        self.bytes.clear();
+        self.line_no += 1;
+        let n = self
+            .input
+            .read_until(b'\n', &mut self.bytes)
+            .map_err(|e| self.error(ErrorKind::Io(e)))?;
+        if n == 0 {
             return Ok(false);
         }
+        while let Some(b'\n' | b'\r') = self.bytes.last() {
+            self.bytes.pop();
+        }
+        let t_us = match parse_digits(&self.bytes, &mut frame.counts, self.grid.len()) {
+            Some(t_us) => t_us,
+            None => {
+                self.line = match String::from_utf8(std::mem::take(&mut self.bytes)) {
+                    Ok(line) => line,
+                    Err(e) => {
+                        self.bytes = e.into_bytes();
+                        let bad = io::Error::new(io::ErrorKind::InvalidData, "stream did not contain valid UTF-8");
+                        return Err(self.error(ErrorKind::Io(bad)));
+                    }
+                };
+                let t_us = self.parse_text(frame);
+                self.bytes = std::mem::take(&mut self.line).into_bytes();
+                t_us?
+            }
+        };
+        if let Some(previous) = self.last_t_us {
+            if t_us <= previous {
+                return Err(self.error(ErrorKind::TimeNotIncreasing { previous, found: t_us }));
+            }
+        }
+        self.last_t_us = Some(t_us);
+        frame.t_us = t_us;
+        Ok(true)
+    }
+
+    /// Parses `self.line` into `frame`'s counts; returns its time.
+    fn parse_text(&self, frame: &mut Frame) -> Result<u64, RecordingError> {
         let expected = self.grid.len() + 1;
         let found = self.line.bytes().filter(|&b| b == b',').count() + 1;
         if found != expected {
@@ -239,15 +413,48 @@ impl RecordingReader {
                 })?;
             }
         }
-        if let Some(previous) = self.last_t_us {
-            if t_us <= previous {
-                return Err(self.error(ErrorKind::TimeNotIncreasing { previous, found: t_us }));
-            }
-        }
-        self.last_t_us = Some(t_us);
-        frame.t_us = t_us;
-        Ok(true)
+        Ok(t_us)
     }
+}
+
+/// A line of `taxels + 1` plain decimal fields (the time, then the counts
+/// into `counts`): its time; `None` for anything else (an empty field, a
+/// sign, a space, a number out of range, too few or too many fields).
+fn parse_digits(line: &[u8], counts: &mut Vec<u16>, taxels: usize) -> Option<u64> {
+    counts.resize(taxels, 0);
+    let mut fields = line.split(|&b| b == b',');
+    let t = fields.next()?;
+    // Up to 19 digits always fit a u64.
+    if t.is_empty() || t.len() > 19 {
+        return None;
+    }
+    let mut t_us = 0u64;
+    for &b in t {
+        let d = b.wrapping_sub(b'0');
+        if d > 9 {
+            return None;
+        }
+        t_us = t_us * 10 + d as u64;
+    }
+    for c in counts.iter_mut() {
+        let f = fields.next()?;
+        if f.is_empty() || f.len() > 5 {
+            return None;
+        }
+        let mut v = 0u32;
+        for &b in f {
+            let d = b.wrapping_sub(b'0');
+            if d > 9 {
+                return None;
+            }
+            v = v * 10 + d as u32;
+        }
+        *c = u16::try_from(v).ok()?;
+    }
+    if fields.next().is_some() {
+        return None;
+    }
+    Some(t_us)
 }
 
 impl FrameSource for RecordingReader {
@@ -269,7 +476,7 @@ pub struct RecordingWriter<W: Write> {
 /// A recording file being written: plain or gzip.
 pub enum FileSink {
     Plain(BufWriter<File>),
-    Gzip(GzEncoder<BufWriter<File>>),
+    Gzip(Box<GzEncoder<BufWriter<File>>>),
 }
 
 impl Write for FileSink {
@@ -293,7 +500,7 @@ impl RecordingWriter<FileSink> {
         let path = path.as_ref();
         let file = BufWriter::with_capacity(64 * 1024, File::create(path)?);
         let out = if is_gz(path) {
-            FileSink::Gzip(GzEncoder::new(file, Compression::default()))
+            FileSink::Gzip(Box::new(GzEncoder::new(file, Compression::default())))
         } else {
             FileSink::Plain(file)
         };
@@ -304,7 +511,7 @@ impl RecordingWriter<FileSink> {
     pub fn close(self) -> io::Result<()> {
         match self.finish()? {
             FileSink::Plain(mut w) => w.flush(),
-            FileSink::Gzip(gz) => gz.finish()?.flush(),
+            FileSink::Gzip(gz) => (*gz).finish()?.flush(),
         }
     }
 }
