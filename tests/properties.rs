@@ -607,7 +607,7 @@ fn noise_rise(seed: u64, onset_s: f64, hum: f64, sd: f64, glitch_p: f64) -> (Vec
         .clean_acquisition();
     let off_ms = Simulator::new(&sc).truth().sessions[0].off_ms;
     let mut frames = simulate(&sc);
-    let mut rng = Rng::new(seed ^ 0x4E01_5E);
+    let mut rng = Rng::new(seed ^ 0x004E_015E);
     let taxels: Vec<(f64, f64)> = (0..GRID.len())
         .map(|_| (hum * rng.range(0.3, 1.0), rng.range(0.0, std::f64::consts::TAU)))
         .collect();
