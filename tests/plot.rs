@@ -12,7 +12,7 @@ use std::path::Path;
 use flatback::detector::{Detector, DetectorConfig};
 use flatback::event::{Event, Phase, RepEvent};
 use flatback::frame::{Frame, FrameSource};
-use flatback::plot::read::{attrs, points};
+use flatback::plot::read::{attrs, points, translate};
 use flatback::plot::svg::{PLOT_W, REPS_H, REPS_Y, X0};
 use flatback::sources::recording::RecordingReader;
 
@@ -195,16 +195,8 @@ fn reads_as_a_coach_would(name: &str, recording: &Path, svg: &str, events: &[Eve
             assert!(!flaws.is_empty(), "{name}: rep {} not perfect, but why?", r.rep);
             assert_eq!(flaws, r.flaws(), "{name}: rep {}", r.rep);
         }
-        let (nx, ny) = note
-            .split("translate(")
-            .nth(1)
-            .unwrap()
-            .split(')')
-            .next()
-            .unwrap()
-            .split_once(' ')
-            .unwrap();
-        places.push((num(nx), num(ny), flaws.len()));
+        let (nx, ny) = translate(note);
+        places.push((nx, ny, flaws.len()));
     }
     let height = num(&attrs(svg, "<svg", "height")[0]);
     for (i, a) in places.iter().enumerate() {

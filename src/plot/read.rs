@@ -39,6 +39,22 @@ pub fn attrs(svg: &str, start: &str, name: &str) -> Vec<String> {
         .collect()
 }
 
+/// The offset of the first `translate(X Y)` in `tag`.
+///
+/// Panics when there is none: a test asking for it wants to know.
+pub fn translate(tag: &str) -> (f64, f64) {
+    let inner = tag
+        .split("translate(")
+        .nth(1)
+        .and_then(|rest| rest.split(')').next())
+        .unwrap_or_else(|| panic!("no translate(...) in {tag}"));
+    let (x, y) = inner.split_once(' ').unwrap_or_else(|| panic!("translate({inner})"));
+    (
+        x.parse().unwrap_or_else(|_| panic!("x of translate({inner})")),
+        y.parse().unwrap_or_else(|_| panic!("y of translate({inner})")),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -48,5 +64,6 @@ mod tests {
         let svg = r#"<path class="legs" d="M1 2L3.5 4Z"/><path class="legs-x" d="M9 9"/><text class="rep" x="7" y="8">a</text>"#;
         assert_eq!(points(svg, "legs"), vec![(1.0, 2.0), (3.5, 4.0)]);
         assert_eq!(attrs(svg, "<text class=\"rep\"", "x"), vec!["7"]);
+        assert_eq!(translate(r#"<g transform="translate(12.5 -3)">"#), (12.5, -3.0));
     }
 }

@@ -1117,7 +1117,7 @@ fn heatmap(s: &Session, o: &mut String) {
 mod tests {
     use super::*;
     use crate::event::{ArchEvent, Phase, SetEvent};
-    use crate::plot::read::{attrs, points};
+    use crate::plot::read::{attrs, points, translate};
 
     fn rep(t_ms: u64, set: u32, n: u32, perfect: bool) -> Event {
         Event::Rep(RepEvent {
@@ -1592,16 +1592,8 @@ mod tests {
                 .map(|f| f.split('>').nth(1).unwrap().split('<').next().unwrap())
                 .collect();
             assert_eq!(flaws, r.flaws(), "rep {}", r.rep);
-            let (x, y) = note
-                .split("translate(")
-                .nth(1)
-                .unwrap()
-                .split(')')
-                .next()
-                .unwrap()
-                .split_once(' ')
-                .unwrap();
-            places.push((x.parse::<f64>().unwrap(), y.parse::<f64>().unwrap(), flaws.len()));
+            let (x, y) = translate(note);
+            places.push((x, y, flaws.len()));
         }
         // No two notes overlap: side by side a cell apart, or one below
         // the other's last flaw.
