@@ -482,7 +482,8 @@ impl Detector {
         let total = if o.total > 0.0 { n.total / o.total } else { 1.0 };
         self.total_reference.rescale(o.total, n.total);
         self.ends_reference.rescale(o.upper + o.sacral, n.upper + n.sacral);
-        self.reps.shift(n.seesaw() - o.seesaw(), total, upper);
+        let sacral = if o.sacral > 0.0 { n.sacral / o.sacral } else { 1.0 };
+        self.reps.shift(n.seesaw() - o.seesaw(), total, upper, sacral);
     }
 }
 

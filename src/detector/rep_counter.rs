@@ -169,6 +169,8 @@ struct TracePoint {
     seesaw: f32,
     pelvis: f32,
     upper: f32,
+    /// See [`lever`].
+    lever: f32,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -214,6 +216,7 @@ pub struct RepCounter {
     /// The pelvis share and the upper back, smoothed like the seesaw.
     smooth_pelvis: f32,
     smooth_upper: f32,
+    smooth_sacral: f32,
     /// Lifted legs near the rest level since this time.
     near_rest_us: Option<u64>,
     /// `total_ratio` over the last `RATIO_TAU_S`.
@@ -252,6 +255,7 @@ impl RepCounter {
             trace: Vec::with_capacity(TRACE_LEN),
             smooth_pelvis: 0.0,
             smooth_upper: 0.0,
+            smooth_sacral: 0.0,
             near_rest_us: None,
             ratio_slow: 1.0,
             weight_off: false,
@@ -286,9 +290,9 @@ impl RepCounter {
     }
 
     /// Shifts the levels after the set of healthy taxels changed the seesaw
-    /// by `delta`, and the whole load and the upper back's by factors
-    /// `total` and `upper`, on the same frame.
-    pub fn shift(&mut self, delta: f32, total: f32, upper: f32) {
+    /// by `delta`, and the whole load, the upper back's and the sacrum's by
+    /// factors `total`, `upper` and `sacral`, on the same frame.
+    pub fn shift(&mut self, delta: f32, total: f32, upper: f32, sacral: f32) {
         self.rest_total *= total;
         self.rest_upper *= upper;
         if let Some(r) = &mut self.rest_level {
@@ -306,8 +310,10 @@ impl RepCounter {
         for p in &mut self.trace {
             p.seesaw += delta;
             p.upper *= upper;
+            p.lever += lever(upper, sacral);
         }
         self.smooth_upper *= upper;
+        self.smooth_sacral *= sacral;
     }
 
     /// Whether the legs are off the floor, and have been since at least
@@ -384,6 +390,7 @@ impl RepCounter {
         self.smooth += a * (s - self.smooth);
         self.smooth_pelvis += a * (pelvis - self.smooth_pelvis);
         self.smooth_upper += a * (upper - self.smooth_upper);
+        self.smooth_sacral += a * (pelvis * (total - upper) - self.smooth_sacral);
         let s = self.smooth;
         if let Some(p) = self.pending {
             if t_us >= p.emit_at_us {
@@ -635,6 +642,7 @@ impl RepCounter {
             seesaw: self.smooth,
             pelvis: self.smooth_pelvis,
             upper: self.smooth_upper,
+            lever: lever(self.smooth_upper, self.smooth_sacral),
         }
     }
 
@@ -648,6 +656,9 @@ impl RepCounter {
     /// the top (the lever alone takes 30-40 % of it), the descent is read on
     /// the sacrum's share of the pelvis instead, which the upper back does
     /// not enter (not after an arch: the lumbar rows lose their load then).
+    /// Otherwise on the [`lever`], which breathing does not move; after an
+    /// arch, which moves the upper back and the sacrum, on the seesaw before
+    /// the arch (`cut_us`) against the person's usual bottom.
     fn descent(&self, top: f32, bottom: f32, cut_us: u64, arched: bool) -> Option<(f32, f32)> {
         let trace = &self.trace[..self.trace.partition_point(|p| p.t_us <= cut_us)];
         let (first, last) = (trace.first()?, trace.last()?);
@@ -659,6 +670,13 @@ impl RepCounter {
             let top = mean_near(trace, first.t_us, TOP_US, |p| p.pelvis);
             let bottom = mean_near(trace, last.t_us, BOTTOM_US, |p| p.pelvis);
             if let Some(fit) = fit_descent(trace, |p| p.pelvis, top, bottom) {
+                return Some(fit);
+            }
+        }
+        if !arched {
+            let top = mean_near(trace, first.t_us, TOP_US, |p| p.lever);
+            let bottom = mean_near(trace, last.t_us, BOTTOM_US, |p| p.lever);
+            if let Some(fit) = fit_descent(trace, |p| p.lever, top, bottom) {
                 return Some(fit);
             }
         }
@@ -738,6 +756,20 @@ impl RepCounter {
             });
         }
     }
+}
+
+/// Breathing moves the trunk about this many times as much as the sacrum
+/// (the reference mat's still recording: the sacral row swings 0.49 times
+/// as much as the upper back's).
+const TRUNK_BREATH: f32 = 2.0;
+
+/// The legs' lever with breathing taken out: the lever moves load from the
+/// upper back to the sacrum, breathing scales both the same way, the upper
+/// back `TRUNK_BREATH` times more, so `ln upper - TRUNK_BREATH ln sacral`
+/// falls with the legs and stays put as the person breathes. On a short
+/// lever (bent knees) breathing is a third of the seesaw's swing.
+fn lever(upper: f32, sacral: f32) -> f32 {
+    upper.max(1e-6).ln() - TRUNK_BREATH * sacral.max(1e-6).ln()
 }
 
 /// See `RepCounter::descent`.

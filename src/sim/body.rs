@@ -22,6 +22,11 @@ pub(crate) struct Loads {
 /// The legs' descent, eased into the hover, spans this many times the
 /// descent of the truth.
 const DESCENT_EASE: f64 = 1.1;
+/// Breathing moves the trunk: the sacrum, under the pelvis, feels it at
+/// this share of the upper back's swing (the reference mat's still
+/// recording: rows from the head 1.0, 1.4, 0.9, 0.5, each row carrying
+/// part of its neighbours').
+const SACRUM_BREATH: f64 = 0.45;
 
 impl SessionP {
     /// Whether the person touches the mat at `t`.
@@ -157,7 +162,7 @@ impl SessionP {
                 * bump
                 * (1.0 + p.k_legs * legs + p.k_moment * moment)
                 * (1.0 + 0.15 * f)
-                * (1.0 + breath)
+                * (1.0 + SACRUM_BREATH * breath)
                 * (1.0 - 0.4 * swing),
             tilt: p.asym * side * legs,
             row_off: p.row_off + shift,
