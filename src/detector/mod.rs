@@ -13,6 +13,7 @@
 pub mod contact_loss;
 pub mod rep_counter;
 pub mod taxels;
+pub mod turn_on;
 
 pub use crate::config::DetectorConfig;
 pub use contact_loss::{ArchChange, ContactLoss, Posture};
@@ -102,6 +103,8 @@ pub struct Detector {
     /// This frame's row sums before the low-pass.
     rows_raw: Vec<f32>,
     lumbar: Vec<f32>,
+    /// The lumbar rows' taxels that switched off (see `turn_on`).
+    turn_on: turn_on::TurnOn,
     health: Vec<HealthChange>,
     /// `presence_level` in counts.
     presence_counts: u16,
@@ -189,6 +192,7 @@ impl Detector {
             rows: vec![0.0; grid.rows],
             rows_raw: vec![0.0; grid.rows],
             lumbar: vec![0.0; config.lumbar_rows.len()],
+            turn_on: turn_on::TurnOn::new(grid.rows * grid.cols),
             health: Vec::with_capacity(grid.len()),
             presence_counts: (config.presence_level * config.full_scale() as f64) as u16,
             grid,
@@ -252,6 +256,7 @@ impl Detector {
         self.update_presence(t_us, out);
         let summary = self.summarise(dt_s);
         if !self.occupied() {
+            self.turn_on.reset();
             return;
         }
 
@@ -431,6 +436,16 @@ impl Detector {
     fn summarise(&mut self, dt_s: f32) -> Summary {
         let mut raw = std::mem::take(&mut self.rows_raw);
         self.row_sums(|i| self.taxels.is_healthy(i), &mut raw);
+        let cols = self.grid.cols;
+        for &r in &self.config.lumbar_rows {
+            let taxels = (r * cols..(r + 1) * cols)
+                .filter(|&i| self.taxels.is_healthy(i))
+                .map(|i| (i, self.taxels.counts[i], self.taxels.linear(self.taxels.counts[i])));
+            let n = taxels.clone().count();
+            if n > 0 {
+                raw[r] = self.turn_on.row(taxels) * cols as f32 / n as f32;
+            }
+        }
         let a = dt_s / (ROW_TAU_S + dt_s);
         for ((x, stage), out) in raw.iter().zip(&mut self.rows_stage).zip(&mut self.rows) {
             *stage += a * (x - *stage);

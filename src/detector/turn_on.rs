@@ -1,0 +1,107 @@
+//! An FSR conducts only above some force: a taxel carrying little (a light
+//! person, the edge of the lumbar region) reads near its turn-on and drops
+//! to nothing when its load falls a little below it. Read as zero, a wobble
+//! that takes a fifth of the load off such a row looks like half of it gone.
+//!
+//! So a taxel that switched off is taken to have lost what its row's taxels
+//! that are still on lost since that moment, never more than it carried on
+//! its last frame on (the load just under its turn-on is unknown, and no
+//! larger). When every taxel of the row is off, the row reads zero: an arch
+//! empties it completely.
+
+/// Counts below this are an open FSR (noise on a long lead reaches a few
+/// tens); the reference mat's taxels turn on at 130 or so.
+pub const OFF_COUNTS: u16 = 40;
+
+/// Per taxel: its force on its last frame on, and the force of its row's
+/// taxels that were on when it switched off.
+#[derive(Debug, Clone, Default)]
+pub struct TurnOn {
+    last_on: Vec<f32>,
+    row_on_at_off: Vec<f32>,
+    on: Vec<bool>,
+}
+
+impl TurnOn {
+    pub fn new(taxels: usize) -> Self {
+        TurnOn {
+            last_on: vec![0.0; taxels],
+            row_on_at_off: vec![0.0; taxels],
+            on: vec![false; taxels],
+        }
+    }
+
+    /// Forgets every taxel's last load (the person left the mat).
+    pub fn reset(&mut self) {
+        self.last_on.fill(0.0);
+        self.row_on_at_off.fill(0.0);
+        self.on.fill(false);
+    }
+
+    /// The force of one row: `taxels` are (index, counts, force) of its
+    /// healthy taxels.
+    pub fn row(&mut self, taxels: impl Iterator<Item = (usize, u16, f32)> + Clone) -> f32 {
+        let on_sum: f32 = taxels.clone().filter(|t| t.1 >= OFF_COUNTS).map(|t| t.2).sum();
+        let mut sum = on_sum;
+        for (i, counts, force) in taxels {
+            if counts >= OFF_COUNTS {
+                self.last_on[i] = force;
+                self.on[i] = true;
+                continue;
+            }
+            if self.on[i] {
+                self.on[i] = false;
+                self.row_on_at_off[i] = on_sum;
+            }
+            let before = self.row_on_at_off[i];
+            if before > 0.0 {
+                sum += self.last_on[i] * (on_sum / before).min(1.0);
+            }
+        }
+        sum
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(t: &mut TurnOn, counts: [u16; 4]) -> f32 {
+        // Force proxy: the counts themselves, enough for the arithmetic.
+        let taxels: Vec<(usize, u16, f32)> = counts.iter().enumerate().map(|(i, &c)| (i, c, c as f32)).collect();
+        t.row(taxels.into_iter())
+    }
+
+    #[test]
+    fn a_taxel_switching_off_loses_what_the_rest_of_its_row_lost() {
+        let mut t = TurnOn::new(4);
+        assert_eq!(row(&mut t, [100, 200, 200, 100]), 600.0);
+        // A wobble: the strong taxels lose a tenth, the weak ones switch off.
+        let r = row(&mut t, [1, 180, 180, 1]);
+        assert_eq!(r, 360.0 + 200.0);
+        let r = row(&mut t, [1, 160, 160, 1]);
+        assert!((r - (320.0 + 200.0 * 320.0 / 360.0)).abs() < 1e-3, "{r}");
+        // Back on: read as it is.
+        assert_eq!(row(&mut t, [90, 200, 200, 95]), 585.0);
+    }
+
+    #[test]
+    fn a_row_with_every_taxel_off_reads_zero_and_a_taxel_never_on_adds_nothing() {
+        let mut t = TurnOn::new(4);
+        assert_eq!(row(&mut t, [1, 200, 200, 100]), 500.0);
+        assert_eq!(row(&mut t, [1, 1, 1, 1]), 0.0);
+        assert_eq!(row(&mut t, [1, 100, 1, 1]), 100.0 + 0.0);
+        t.reset();
+        assert_eq!(row(&mut t, [1, 1, 1, 1]), 0.0);
+    }
+
+    #[test]
+    fn the_estimate_never_exceeds_the_last_load_on() {
+        let mut t = TurnOn::new(4);
+        row(&mut t, [100, 200, 200, 100]);
+        row(&mut t, [1, 150, 150, 100]);
+        // The rest of the row loads up again: the off taxel stays at most
+        // what it carried.
+        assert_eq!(row(&mut t, [1, 300, 300, 200]), 800.0 + 100.0);
+    }
+}
