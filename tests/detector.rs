@@ -153,12 +153,12 @@ fn three_hundred_field_cases_meet_the_bars_of_issue_14() {
     assert_eq!(kinds.len(), Kind::ALL.len(), "every kind is scored");
     assert_eq!(report.still_arches, 0, "no arch on a person lying still");
     // Issue 14 asks for no false arch at all; the detector is not there
-    // yet: 4 on these 1,121 true arches (wobbles of a third on heavy people
+    // yet: 3 on these 1,121 true arches (wobbles of a third on heavy people
     // near saturation and on people who slid, with creep). Every other bar
     // is asserted as issue 14 sets it; this one holds the figure reached, so
     // that it can only get better. Set `arch_fp` back to `BARS.arch_fp` once
     // it is 0.
-    let bars = Bars { arch_fp: 4, ..BARS };
+    let bars = Bars { arch_fp: 3, ..BARS };
     let misses = EvalReport::misses(&report.total, &bars);
     assert!(misses.is_empty(), "{}: {}", misses.join("; "), report.total.summary());
 }

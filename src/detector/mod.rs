@@ -103,7 +103,10 @@ pub struct Detector {
     /// This frame's row sums before the low-pass.
     rows_raw: Vec<f32>,
     lumbar: Vec<f32>,
-    /// The lumbar rows' taxels that switched off (see `turn_on`).
+    /// Taxels that dropped below their turn-on (see `turn_on`): every row
+    /// reads them as having lost what the rest of the row lost, so an upper
+    /// back or a sacrum near its turn-on does not step as a light person
+    /// breathes or the legs swing.
     turn_on: turn_on::TurnOn,
     health: Vec<HealthChange>,
     /// `presence_level` in counts.
@@ -435,16 +438,18 @@ impl Detector {
     /// Row sums of the healthy taxels, low-passed, and what the rows say.
     fn summarise(&mut self, dt_s: f32) -> Summary {
         let mut raw = std::mem::take(&mut self.rows_raw);
-        self.row_sums(|i| self.taxels.is_healthy(i), &mut raw);
+        // As `row_sums`, with the taxels below their turn-on estimated.
         let cols = self.grid.cols;
-        for &r in &self.config.lumbar_rows {
+        for (r, row) in raw.iter_mut().enumerate() {
             let taxels = (r * cols..(r + 1) * cols)
                 .filter(|&i| self.taxels.is_healthy(i))
                 .map(|i| (i, self.taxels.counts[i], self.taxels.linear(self.taxels.counts[i])));
             let n = taxels.clone().count();
-            if n > 0 {
-                raw[r] = self.turn_on.row(taxels) * cols as f32 / n as f32;
-            }
+            *row = if n > 0 {
+                self.turn_on.row(taxels) * cols as f32 / n as f32
+            } else {
+                0.0
+            };
         }
         let a = dt_s / (ROW_TAU_S + dt_s);
         for ((x, stage), out) in raw.iter().zip(&mut self.rows_stage).zip(&mut self.rows) {
