@@ -438,15 +438,25 @@ impl Detector {
     /// Row sums of the healthy taxels, low-passed, and what the rows say.
     fn summarise(&mut self, dt_s: f32) -> Summary {
         let mut raw = std::mem::take(&mut self.rows_raw);
-        // As `row_sums`, with the taxels below their turn-on estimated.
+        // As `row_sums`, with the taxels below their turn-on estimated; the
+        // lumbar rows are one group.
         let cols = self.grid.cols;
-        for (r, row) in raw.iter_mut().enumerate() {
-            let taxels = (r * cols..(r + 1) * cols)
+        let healthy = |r: usize| {
+            (r * cols..(r + 1) * cols)
                 .filter(|&i| self.taxels.is_healthy(i))
-                .map(|i| (i, self.taxels.counts[i], self.taxels.linear(self.taxels.counts[i])));
-            let n = taxels.clone().count();
+                .map(|i| (i, self.taxels.counts[i], self.taxels.linear(self.taxels.counts[i])))
+        };
+        let lumbar_on: f32 = self
+            .config
+            .lumbar_rows
+            .iter()
+            .map(|&r| turn_on::on_force(healthy(r)))
+            .sum();
+        for (r, row) in raw.iter_mut().enumerate() {
+            let n = healthy(r).count();
+            let group = self.config.lumbar_rows.contains(&r).then_some(lumbar_on);
             *row = if n > 0 {
-                self.turn_on.row(taxels) * cols as f32 / n as f32
+                self.turn_on.row(healthy(r), group) * cols as f32 / n as f32
             } else {
                 0.0
             };

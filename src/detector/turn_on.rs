@@ -6,20 +6,29 @@
 //! So a taxel that switched off is taken to have lost what its row's taxels
 //! that are still on lost since that moment, never more than it carried on
 //! its last frame on (the load just under its turn-on is unknown, and no
-//! larger). When every taxel of the row is off, the row reads zero: an arch
-//! empties it completely.
+//! larger). A row whose every taxel is off takes what the taxels still on in
+//! its group lost (a light person's lumbar row may rest on one taxel; the
+//! lumbar rows lose load together); when the whole group is off, it reads
+//! zero: an arch empties it completely.
 
 /// Counts below this are an open FSR (noise on a long lead reaches a few
 /// tens); the reference mat's taxels turn on at 130 or so.
 pub const OFF_COUNTS: u16 = 40;
 
 /// Per taxel: its force on its last frame on, and the force of its row's
-/// taxels that were on when it switched off.
+/// and its group's taxels that were on when it switched off.
 #[derive(Debug, Clone, Default)]
 pub struct TurnOn {
     last_on: Vec<f32>,
     row_on_at_off: Vec<f32>,
+    group_on_at_off: Vec<f32>,
     on: Vec<bool>,
+}
+
+/// The force of the taxels that are on among `taxels` (index, counts,
+/// force): a group's, for [`TurnOn::row`].
+pub fn on_force(taxels: impl Iterator<Item = (usize, u16, f32)>) -> f32 {
+    taxels.filter(|t| t.1 >= OFF_COUNTS).map(|t| t.2).sum()
 }
 
 impl TurnOn {
@@ -27,6 +36,7 @@ impl TurnOn {
         TurnOn {
             last_on: vec![0.0; taxels],
             row_on_at_off: vec![0.0; taxels],
+            group_on_at_off: vec![0.0; taxels],
             on: vec![false; taxels],
         }
     }
@@ -35,13 +45,16 @@ impl TurnOn {
     pub fn reset(&mut self) {
         self.last_on.fill(0.0);
         self.row_on_at_off.fill(0.0);
+        self.group_on_at_off.fill(0.0);
         self.on.fill(false);
     }
 
     /// The force of one row: `taxels` are (index, counts, force) of its
-    /// healthy taxels.
-    pub fn row(&mut self, taxels: impl Iterator<Item = (usize, u16, f32)> + Clone) -> f32 {
-        let on_sum: f32 = taxels.clone().filter(|t| t.1 >= OFF_COUNTS).map(|t| t.2).sum();
+    /// healthy taxels; `group` is the force of the taxels on in its group
+    /// now (the row's own when it has none).
+    pub fn row(&mut self, taxels: impl Iterator<Item = (usize, u16, f32)> + Clone, group: Option<f32>) -> f32 {
+        let on_sum = on_force(taxels.clone());
+        let group = group.unwrap_or(on_sum);
         let mut sum = on_sum;
         for (i, counts, force) in taxels {
             if counts >= OFF_COUNTS {
@@ -52,11 +65,17 @@ impl TurnOn {
             if self.on[i] {
                 self.on[i] = false;
                 self.row_on_at_off[i] = on_sum;
+                self.group_on_at_off[i] = group;
             }
-            let before = self.row_on_at_off[i];
-            if before > 0.0 {
-                sum += self.last_on[i] * (on_sum / before).min(1.0);
-            }
+            let (row_before, group_before) = (self.row_on_at_off[i], self.group_on_at_off[i]);
+            let kept = if on_sum > 0.0 && row_before > 0.0 {
+                on_sum / row_before
+            } else if group_before > 0.0 {
+                group / group_before
+            } else {
+                0.0
+            };
+            sum += self.last_on[i] * kept.min(1.0);
         }
         sum
     }
@@ -69,7 +88,7 @@ mod tests {
     fn row(t: &mut TurnOn, counts: [u16; 4]) -> f32 {
         // Force proxy: the counts themselves, enough for the arithmetic.
         let taxels: Vec<(usize, u16, f32)> = counts.iter().enumerate().map(|(i, &c)| (i, c, c as f32)).collect();
-        t.row(taxels.into_iter())
+        t.row(taxels.into_iter(), None)
     }
 
     #[test]
@@ -93,6 +112,21 @@ mod tests {
         assert_eq!(row(&mut t, [1, 100, 1, 1]), 100.0 + 0.0);
         t.reset();
         assert_eq!(row(&mut t, [1, 1, 1, 1]), 0.0);
+    }
+
+    #[test]
+    fn a_row_with_every_taxel_off_takes_what_its_group_lost() {
+        let mut t = TurnOn::new(4);
+        let row = |t: &mut TurnOn, counts: [u16; 2], group: f32| {
+            let taxels: Vec<(usize, u16, f32)> = counts.iter().enumerate().map(|(i, &c)| (i, c, c as f32)).collect();
+            t.row(taxels.into_iter(), Some(group))
+        };
+        assert_eq!(row(&mut t, [150, 1], 1000.0), 150.0);
+        // The row's one taxel switches off while the group keeps 80 %.
+        assert_eq!(row(&mut t, [1, 1], 800.0), 150.0);
+        assert!((row(&mut t, [1, 1], 600.0) - 150.0 * 0.75).abs() < 1e-3);
+        // The whole group off: nothing.
+        assert_eq!(row(&mut t, [1, 1], 0.0), 0.0);
     }
 
     #[test]
