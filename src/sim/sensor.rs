@@ -73,7 +73,10 @@ impl Sensor {
         let grid = scn.grid;
         let n = grid.len();
         let gains = (0..n).map(|_| (1.0 + 0.12 * r.normal()).clamp(0.75, 1.25)).collect();
-        let thresholds = (0..n).map(|_| r.range(0.04, 0.08)).collect();
+        // The reference mat's taxels turn on at 129-133 counts of 10 bits
+        // (no recording has a reading between 8 and 129): a conductance of
+        // about 0.145 of the divider's, force 0.117.
+        let thresholds = (0..n).map(|_| r.range(0.112, 0.122)).collect();
         let mut stuck = Vec::new();
         let mut hot = None;
         if scn.faults && n > 0 {
