@@ -108,6 +108,10 @@ pub struct Detector {
     /// back or a sacrum near its turn-on does not step as a light person
     /// breathes or the legs swing.
     turn_on: turn_on::TurnOn,
+    /// This frame's healthy taxels, row by row, and where each row ends
+    /// (scratch).
+    row_taxels: Vec<turn_on::Taxel>,
+    row_ends: Vec<usize>,
     health: Vec<HealthChange>,
     /// `presence_level` in counts.
     presence_counts: u16,
@@ -195,7 +199,9 @@ impl Detector {
             rows: vec![0.0; grid.rows],
             rows_raw: vec![0.0; grid.rows],
             lumbar: vec![0.0; config.lumbar_rows.len()],
-            turn_on: turn_on::TurnOn::new(grid.rows * grid.cols),
+            turn_on: turn_on::TurnOn::new(grid.rows * grid.cols, config.full_scale()),
+            row_taxels: Vec::with_capacity(grid.len()),
+            row_ends: Vec::with_capacity(grid.rows),
             health: Vec::with_capacity(grid.len()),
             presence_counts: (config.presence_level * config.full_scale() as f64) as u16,
             grid,
@@ -439,28 +445,33 @@ impl Detector {
     fn summarise(&mut self, dt_s: f32) -> Summary {
         let mut raw = std::mem::take(&mut self.rows_raw);
         // As `row_sums`, with the taxels below their turn-on estimated; the
-        // lumbar rows are one group.
+        // lumbar rows are one group. Each taxel is read once into `row_taxels`.
         let cols = self.grid.cols;
-        let healthy = |r: usize| {
-            (r * cols..(r + 1) * cols)
-                .filter(|&i| self.taxels.is_healthy(i))
-                .map(|i| (i, self.taxels.counts[i], self.taxels.linear(self.taxels.counts[i])))
-        };
+        let (mut taxels, mut ends) = (std::mem::take(&mut self.row_taxels), std::mem::take(&mut self.row_ends));
+        taxels.clear();
+        ends.clear();
+        for r in 0..self.grid.rows {
+            let healthy = (r * cols..(r + 1) * cols).filter(|&i| self.taxels.is_healthy(i));
+            taxels.extend(healthy.map(|i| (i, self.taxels.counts[i], self.taxels.linear(self.taxels.counts[i]))));
+            ends.push(taxels.len());
+        }
+        let row_of = |r: usize| &taxels[if r == 0 { 0 } else { ends[r - 1] }..ends[r]];
         let lumbar_on: f32 = self
             .config
             .lumbar_rows
             .iter()
-            .map(|&r| turn_on::on_force(healthy(r)))
+            .map(|&r| self.turn_on.on_force(row_of(r)))
             .sum();
         for (r, row) in raw.iter_mut().enumerate() {
-            let n = healthy(r).count();
+            let healthy = row_of(r);
             let group = self.config.lumbar_rows.contains(&r).then_some(lumbar_on);
-            *row = if n > 0 {
-                self.turn_on.row(healthy(r), group) * cols as f32 / n as f32
-            } else {
+            *row = if healthy.is_empty() {
                 0.0
+            } else {
+                self.turn_on.row(healthy, group) * cols as f32 / healthy.len() as f32
             };
         }
+        (self.row_taxels, self.row_ends) = (taxels, ends);
         let a = dt_s / (ROW_TAU_S + dt_s);
         for ((x, stage), out) in raw.iter().zip(&mut self.rows_stage).zip(&mut self.rows) {
             *stage += a * (x - *stage);

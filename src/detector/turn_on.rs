@@ -11,29 +11,30 @@
 //! lumbar rows lose load together); when the whole group is off, it reads
 //! zero: an arch empties it completely.
 
-/// Counts below this are an open FSR (noise on a long lead reaches a few
-/// tens); the reference mat's taxels turn on at 130 or so.
-pub const OFF_COUNTS: u16 = 40;
+/// Readings below this share of full scale are an open FSR (noise on a
+/// long lead reaches a few tens of counts of 10 bits); the reference mat's
+/// taxels turn on at 130 or so.
+const OFF_SHARE: f32 = 40.0 / 1023.0;
+
+/// One healthy taxel of a row on this frame: its index, counts and force.
+pub type Taxel = (usize, u16, f32);
 
 /// Per taxel: its force on its last frame on, and the force of its row's
 /// and its group's taxels that were on when it switched off.
 #[derive(Debug, Clone, Default)]
 pub struct TurnOn {
+    off_counts: u16,
     last_on: Vec<f32>,
     row_on_at_off: Vec<f32>,
     group_on_at_off: Vec<f32>,
     on: Vec<bool>,
 }
 
-/// The force of the taxels that are on among `taxels` (index, counts,
-/// force): a group's, for [`TurnOn::row`].
-pub fn on_force(taxels: impl Iterator<Item = (usize, u16, f32)>) -> f32 {
-    taxels.filter(|t| t.1 >= OFF_COUNTS).map(|t| t.2).sum()
-}
-
 impl TurnOn {
-    pub fn new(taxels: usize) -> Self {
+    /// For `taxels` taxels read at `full` counts full scale.
+    pub fn new(taxels: usize, full: u16) -> Self {
         TurnOn {
+            off_counts: (OFF_SHARE * full as f32).round() as u16,
             last_on: vec![0.0; taxels],
             row_on_at_off: vec![0.0; taxels],
             group_on_at_off: vec![0.0; taxels],
@@ -49,15 +50,20 @@ impl TurnOn {
         self.on.fill(false);
     }
 
-    /// The force of one row: `taxels` are (index, counts, force) of its
-    /// healthy taxels; `group` is the force of the taxels on in its group
-    /// now (the row's own when it has none).
-    pub fn row(&mut self, taxels: impl Iterator<Item = (usize, u16, f32)> + Clone, group: Option<f32>) -> f32 {
-        let on_sum = on_force(taxels.clone());
+    /// The force of the taxels that are on among `taxels`: a row's, or a
+    /// group's for [`TurnOn::row`].
+    pub fn on_force(&self, taxels: &[Taxel]) -> f32 {
+        taxels.iter().filter(|t| t.1 >= self.off_counts).map(|t| t.2).sum()
+    }
+
+    /// The force of one row, from its healthy `taxels`; `group` is the
+    /// force of the taxels on in its group now (the row's own when `None`).
+    pub fn row(&mut self, taxels: &[Taxel], group: Option<f32>) -> f32 {
+        let on_sum = self.on_force(taxels);
         let group = group.unwrap_or(on_sum);
         let mut sum = on_sum;
-        for (i, counts, force) in taxels {
-            if counts >= OFF_COUNTS {
+        for &(i, counts, force) in taxels {
+            if counts >= self.off_counts {
                 self.last_on[i] = force;
                 self.on[i] = true;
                 continue;
@@ -87,13 +93,13 @@ mod tests {
 
     fn row(t: &mut TurnOn, counts: [u16; 4]) -> f32 {
         // Force proxy: the counts themselves, enough for the arithmetic.
-        let taxels: Vec<(usize, u16, f32)> = counts.iter().enumerate().map(|(i, &c)| (i, c, c as f32)).collect();
-        t.row(taxels.into_iter(), None)
+        let taxels: Vec<Taxel> = counts.iter().enumerate().map(|(i, &c)| (i, c, c as f32)).collect();
+        t.row(&taxels, None)
     }
 
     #[test]
     fn a_taxel_switching_off_loses_what_the_rest_of_its_row_lost() {
-        let mut t = TurnOn::new(4);
+        let mut t = TurnOn::new(4, 1023);
         assert_eq!(row(&mut t, [100, 200, 200, 100]), 600.0);
         // A wobble: the strong taxels lose a tenth, the weak ones switch off.
         let r = row(&mut t, [1, 180, 180, 1]);
@@ -106,7 +112,7 @@ mod tests {
 
     #[test]
     fn a_row_with_every_taxel_off_reads_zero_and_a_taxel_never_on_adds_nothing() {
-        let mut t = TurnOn::new(4);
+        let mut t = TurnOn::new(4, 1023);
         assert_eq!(row(&mut t, [1, 200, 200, 100]), 500.0);
         assert_eq!(row(&mut t, [1, 1, 1, 1]), 0.0);
         assert_eq!(row(&mut t, [1, 100, 1, 1]), 100.0 + 0.0);
@@ -116,10 +122,10 @@ mod tests {
 
     #[test]
     fn a_row_with_every_taxel_off_takes_what_its_group_lost() {
-        let mut t = TurnOn::new(4);
+        let mut t = TurnOn::new(4, 1023);
         let row = |t: &mut TurnOn, counts: [u16; 2], group: f32| {
-            let taxels: Vec<(usize, u16, f32)> = counts.iter().enumerate().map(|(i, &c)| (i, c, c as f32)).collect();
-            t.row(taxels.into_iter(), Some(group))
+            let taxels: Vec<Taxel> = counts.iter().enumerate().map(|(i, &c)| (i, c, c as f32)).collect();
+            t.row(&taxels, Some(group))
         };
         assert_eq!(row(&mut t, [150, 1], 1000.0), 150.0);
         // The row's one taxel switches off while the group keeps 80 %.
@@ -130,8 +136,17 @@ mod tests {
     }
 
     #[test]
+    fn the_open_level_follows_the_adc_s_full_scale() {
+        let (ten, twelve) = (TurnOn::new(1, 1023), TurnOn::new(1, 4095));
+        let at = |t: &TurnOn, c: u16| t.on_force(&[(0, c, 1.0)]);
+        assert_eq!((at(&ten, 39), at(&ten, 40)), (0.0, 1.0));
+        // 100 counts of 12 bits are 25 of 10: noise on an open FSR.
+        assert_eq!((at(&twelve, 100), at(&twelve, 160)), (0.0, 1.0));
+    }
+
+    #[test]
     fn the_estimate_never_exceeds_the_last_load_on() {
-        let mut t = TurnOn::new(4);
+        let mut t = TurnOn::new(4, 1023);
         row(&mut t, [100, 200, 200, 100]);
         row(&mut t, [1, 150, 150, 100]);
         // The rest of the row loads up again: the off taxel stays at most
