@@ -12,7 +12,7 @@ use std::path::Path;
 use flatback::detector::{Detector, DetectorConfig};
 use flatback::event::{Event, Phase, RepEvent};
 use flatback::frame::{Frame, FrameSource};
-use flatback::plot::read::{attrs, points, translate};
+use flatback::plot::read::{attrs, points, section, texts, translate};
 use flatback::plot::svg::{PLOT_W, REPS_H, REPS_Y, X0};
 use flatback::sources::recording::RecordingReader;
 
@@ -102,13 +102,7 @@ fn reads_as_a_coach_would(name: &str, recording: &Path, svg: &str, events: &[Eve
     };
 
     // The title: the mat (by default the file's name) and the day.
-    let title = svg
-        .split(r#"class="title""#)
-        .nth(1)
-        .unwrap()
-        .split("</text>")
-        .next()
-        .unwrap();
+    let title = section(svg, r#"class="title""#, "</text>").unwrap();
     let day = file_day(recording);
     assert!(title.ends_with(&format!(">{name} · {day}")), "{name}: title {title}");
 
@@ -173,22 +167,13 @@ fn reads_as_a_coach_would(name: &str, recording: &Path, svg: &str, events: &[Eve
             r#"<g class="rep-note" data-session="{session}" data-set="{}" data-rep="{}""#,
             r.set, r.rep
         );
-        let note = svg
-            .split(&key)
-            .nth(1)
-            .unwrap_or_else(|| panic!("{name}: no note for session {session} set {} rep {}", r.set, r.rep))
-            .split("</g>")
-            .next()
-            .unwrap();
+        let note = section(svg, &key, "</g>")
+            .unwrap_or_else(|| panic!("{name}: no note for session {session} set {} rep {}", r.set, r.rep));
         assert!(
             note.contains(&format!(">{} · {:.1} s<", r.rep, r.descent_ms as f64 / 1000.0)),
             "{name}: {note}"
         );
-        let flaws: Vec<&str> = note
-            .split(r#"class="flaw""#)
-            .skip(1)
-            .map(|f| f.split('>').nth(1).unwrap().split('<').next().unwrap())
-            .collect();
+        let flaws = texts(note, r#"class="flaw""#);
         if r.perfect {
             assert!(flaws.is_empty(), "{name}: {note}");
         } else {

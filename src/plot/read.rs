@@ -39,6 +39,25 @@ pub fn attrs(svg: &str, start: &str, name: &str) -> Vec<String> {
         .collect()
 }
 
+/// The text after the first `open` up to the next `close`; `None` without
+/// `open`.
+pub fn section<'a>(svg: &'a str, open: &str, close: &str) -> Option<&'a str> {
+    let rest = svg.split_once(open)?.1;
+    Some(rest.split(close).next().unwrap_or(rest))
+}
+
+/// The text inside every tag that starts with `start` (e.g. `<tspan
+/// class="flaw"`), up to its first child or end tag.
+pub fn texts<'a>(svg: &'a str, start: &str) -> Vec<&'a str> {
+    svg.split(start)
+        .skip(1)
+        .map(|rest| {
+            rest.split_once('>')
+                .map_or("", |(_, inner)| inner.split('<').next().unwrap_or(""))
+        })
+        .collect()
+}
+
 /// The offset of the first `translate(X Y)` in `tag`.
 ///
 /// Panics when there is none: a test asking for it wants to know.
@@ -65,5 +84,8 @@ mod tests {
         assert_eq!(points(svg, "legs"), vec![(1.0, 2.0), (3.5, 4.0)]);
         assert_eq!(attrs(svg, "<text class=\"rep\"", "x"), vec!["7"]);
         assert_eq!(translate(r#"<g transform="translate(12.5 -3)">"#), (12.5, -3.0));
+        assert_eq!(section(svg, r#"class="rep""#, "</text>"), Some(r#" x="7" y="8">a"#));
+        assert_eq!(section(svg, "nothing", "<"), None);
+        assert_eq!(texts(svg, "<text class=\"rep\""), vec!["a"]);
     }
 }

@@ -1117,7 +1117,7 @@ fn heatmap(s: &Session, o: &mut String) {
 mod tests {
     use super::*;
     use crate::event::{ArchEvent, Phase, SetEvent};
-    use crate::plot::read::{attrs, points, translate};
+    use crate::plot::read::{attrs, points, section, texts, translate};
 
     fn rep(t_ms: u64, set: u32, n: u32, perfect: bool) -> Event {
         Event::Rep(RepEvent {
@@ -1233,13 +1233,7 @@ mod tests {
             *c = bucket(0, None, 0.0);
         }
         let svg = build(&session(cols, vec![]));
-        let contact = svg
-            .split(r#"class="contact" d=""#)
-            .nth(1)
-            .unwrap()
-            .split('"')
-            .next()
-            .unwrap();
+        let contact = section(&svg, r#"class="contact" d=""#, "\"").unwrap();
         assert_eq!(contact.matches('M').count(), 3, "three runs: before, between, after");
         assert_eq!(contact.matches('Z').count(), 3);
     }
@@ -1251,13 +1245,7 @@ mod tests {
             *c = bucket(10, Some(1.0), 0.4);
         }
         let svg = build(&session(cols, vec![]));
-        let heat = svg
-            .split(r#"class="heatmap""#)
-            .nth(1)
-            .unwrap()
-            .split("</g>")
-            .next()
-            .unwrap();
+        let heat = section(&svg, r#"class="heatmap""#, "</g>").unwrap();
         // Two runs per taxel (empty, then full load), each one rectangle.
         assert_eq!(heat.matches('M').count(), 8);
         assert!(heat.contains(&format!(r#"fill="{}""#, HEAT[0])));
@@ -1501,13 +1489,7 @@ mod tests {
     fn title_and_legend() {
         let s = session(vec![bucket(10, Some(1.0), 0.25); PLOT_W], vec![]);
         let svg = build(&s);
-        let title = svg
-            .split(r#"class="title""#)
-            .nth(1)
-            .unwrap()
-            .split("</text>")
-            .next()
-            .unwrap();
+        let title = section(&svg, r#"class="title""#, "</text>").unwrap();
         assert!(title.ends_with(">test &lt;recording&gt; · 2025-03-14"), "{title}");
         let legend = svg.split(r#"<g class="legend""#).nth(1).unwrap();
         let keys = attrs(legend, r#"<g class="key""#, "data-key");
@@ -1536,13 +1518,7 @@ mod tests {
         }
         // The heatmap's colours, from 0 to the session's highest mean
         // (a quarter of 1023 counts).
-        let heat = legend
-            .split(r#"data-key="heat""#)
-            .nth(1)
-            .unwrap()
-            .split("</g>")
-            .next()
-            .unwrap();
+        let heat = section(legend, r#"data-key="heat""#, "</g>").unwrap();
         assert!(heat.contains("counts: 0<"), "{heat}");
         assert_eq!(heat.matches("<rect").count(), HEAT.len());
         assert!(heat.contains(">256</text>"), "{heat}");
@@ -1586,11 +1562,7 @@ mod tests {
                 "{note}"
             );
             assert!(note.contains(&format!(">{} · {:.1} s<", r.rep, r.descent_ms as f64 / 1000.0)));
-            let flaws: Vec<&str> = note
-                .split(r#"class="flaw""#)
-                .skip(1)
-                .map(|f| f.split('>').nth(1).unwrap().split('<').next().unwrap())
-                .collect();
+            let flaws = texts(note, r#"class="flaw""#);
             assert_eq!(flaws, r.flaws(), "rep {}", r.rep);
             let (x, y) = translate(note);
             places.push((x, y, flaws.len()));
