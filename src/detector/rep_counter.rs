@@ -31,10 +31,12 @@ const LIFTED_LOAD: f32 = 1.02;
 const LIFTED_LOAD_MIN: f32 = 0.85;
 /// A cycle that has not come down to the bottom this long after its
 /// ascent began is no rep: an ascent takes under two seconds, the legs are
-/// held up for a second at most and come down within five, so they are on
-/// the floor (a person who slid along the mat rests at a seesaw as low as a
-/// rep's top, and on a noisy mat the whole load can stay above its rest
-/// level), and the rest level is learnt there.
+/// held up for a second at most and come down within five. Either they are
+/// on the floor (a person who slid along the mat rests at a seesaw as low as
+/// a rep's top, and on a noisy mat or with creep the whole load can stay
+/// above its rest level), and the rest level is learnt there; or, with the
+/// seesaw above rest and the legs' weight on the pelvis, they are still
+/// lifted and the bottom learnt before was out of reach.
 const STALL_S: f32 = 9.0;
 /// The whole load is compared with its rest level over this many seconds
 /// (on a noisy mat it flickers from frame to frame).
@@ -499,15 +501,25 @@ impl RepCounter {
                     self.legs_down(near_rest_since, t_us);
                     return;
                 }
-                // No descent long after the ascent began: the legs are down
-                // (see `STALL_S`), at a rest level of their own now.
+                // No descent long after the ascent began (see `STALL_S`).
                 let span = self.span(min, height);
                 let stalled = t_us.saturating_sub(start_us) as f32 >= STALL_S * 1e6;
                 if stalled && high - min < DONE_MIN * span && !in_arch {
-                    tracing::debug!(t_ms, seesaw = s, rest, "legs down, no descent");
                     self.emit_pending(t_ms, out);
-                    self.near_rest_us = None;
-                    self.legs_down(start_us, t_us);
+                    if self.ratio_slow >= floor_load && s - rest > LIFT {
+                        // The legs' weight still on the pelvis, the seesaw
+                        // above rest: the bottom learnt before is out of
+                        // reach (the person slid, or the lift-off swung past
+                        // it). It is where the legs came down to.
+                        tracing::debug!(t_ms, seesaw = s, high, "no descent, legs still lifted");
+                        self.bottom = high;
+                        self.phase = Phase::Bottom;
+                        self.trace.clear();
+                    } else {
+                        tracing::debug!(t_ms, seesaw = s, rest, "legs down, no descent");
+                        self.near_rest_us = None;
+                        self.legs_down(start_us, t_us);
+                    }
                     return;
                 }
                 if s < min {
@@ -531,7 +543,14 @@ impl RepCounter {
                 // floor) without a pause, as in bouncing.
                 let reached = high - min >= DONE_MIN * span;
                 let plateau = reached && t_us.saturating_sub(high_us) as f32 >= PLATEAU_S * 1e6;
-                let turned = reached && s < high - ASCENT_SHARE * (high - min);
+                // A descent that stopped short of the bottom learnt before
+                // (a person sliding along the mat moves the seesaw's levels),
+                // paused there and went up again: a rep all the same.
+                let short = !in_arch
+                    && high - min >= MIN_SWING * height
+                    && t_us.saturating_sub(high_us) as f32 >= PLATEAU_S * 1e6
+                    && s < high - ASCENT_SHARE * height;
+                let turned = (reached && s < high - ASCENT_SHARE * (high - min)) || short;
                 if (plateau || turned) && !near_rest {
                     // During an arch the sacrum presses harder: the seesaw
                     // after its start is not the legs' alone, and the bottom
@@ -912,6 +931,13 @@ mod tests {
     /// down by `slide` from rep `slide_from` on (the person slid along the
     /// mat), then the legs down. Returns the reps counted.
     fn reps_of(reps: usize, slide_from: usize, slide: f32) -> usize {
+        let d = |r: usize| if r >= slide_from { slide } else { 0.0 };
+        reps_between(reps, |r| (0.6 - d(r), 0.4 - d(r), 0.6 - d(r)))
+    }
+
+    /// As `reps_of`, with rep `r` pausing at `levels(r).0`, going up to
+    /// `levels(r).1` and coming down to `levels(r).2`.
+    fn reps_between(reps: usize, levels: impl Fn(usize) -> (f32, f32, f32)) -> usize {
         let mut rc = RepCounter::new(&DetectorConfig::default());
         rc.settle(0, REST);
         // The legs' weight on the pelvis: the whole load 30 % above rest.
@@ -934,15 +960,15 @@ mod tests {
         run(&mut rc, 2.0, 0.15, 0.15, &|_| REST);
         run(&mut rc, 0.5, 0.15, 0.6, &lifted);
         for r in 0..reps {
-            let d = if r >= slide_from { slide } else { 0.0 };
-            let (bottom, top) = (0.6 - d, 0.4 - d);
+            let (bottom, top, end) = levels(r);
             run(&mut rc, 2.0, bottom, bottom, &lifted);
             run(&mut rc, 1.5, bottom, top, &lifted);
             run(&mut rc, 0.5, top, top, &lifted);
-            run(&mut rc, 3.5, top, bottom, &lifted);
+            run(&mut rc, 3.5, top, end, &lifted);
         }
-        run(&mut rc, 2.0, 0.6 - slide, 0.6 - slide, &lifted);
-        run(&mut rc, 0.4, 0.6 - slide, 0.15, &|_| REST);
+        let last = levels(reps - 1).2;
+        run(&mut rc, 2.0, last, last, &lifted);
+        run(&mut rc, 0.4, last, 0.15, &|_| REST);
         run(&mut rc, 12.0, 0.15, 0.15, &|_| REST);
         rc.end_session(t / 1000, &mut out);
         out.iter().filter(|e| matches!(e, Event::Rep(_))).count()
@@ -954,5 +980,49 @@ mod tests {
         // From the third rep on, every level is 0.3 lower: the bottom learnt
         // before is out of reach of the new swings.
         assert_eq!(reps_of(6, 2, 0.3), 6);
+    }
+
+    #[test]
+    fn a_descent_short_of_the_bottom_learnt_before_is_a_rep_when_it_pauses() {
+        // From the third rep's descent on, the legs come down to 0.47 only
+        // (the person slid and the seesaw's swing shrank): 60 % of the way
+        // from the top to the old bottom would be 0.50.
+        let levels = |r: usize| match r {
+            0 | 1 => (0.6, 0.35, 0.6),
+            2 => (0.6, 0.35, 0.47),
+            _ => (0.47, 0.35, 0.47),
+        };
+        assert_eq!(reps_between(6, levels), 6);
+    }
+
+    #[test]
+    fn legs_held_up_short_of_the_bottom_stay_lifted() {
+        let mut rc = RepCounter::new(&DetectorConfig::default());
+        rc.settle(0, REST);
+        let lifted = |seesaw: f32| Loads {
+            seesaw,
+            total: 1.95,
+            upper: 0.25,
+            pelvis: 0.6,
+        };
+        let mut out = Vec::new();
+        // 2 s at rest, 3 s at the bottom hover (0.6), 1 s up to 0.35, then
+        // 12 s at 0.45: never back at the bottom, the legs' weight still on
+        // the pelvis and the seesaw far above rest.
+        for k in 1..=3600u64 {
+            let t = k * 5000;
+            let loads = if t <= 2_000_000 {
+                REST
+            } else if t <= 5_000_000 {
+                lifted(0.6)
+            } else if t <= 6_000_000 {
+                lifted(0.6 - 0.25 * (t - 5_000_000) as f32 / 1e6)
+            } else {
+                lifted(0.45)
+            };
+            rc.push(t, 0.005, loads, false, &mut out);
+        }
+        assert!(rc.legs_lifted(18_000_000));
+        assert!(rc.in_set());
     }
 }
