@@ -74,6 +74,9 @@ const FIT_TAU_S: f32 = 20.0;
 /// once the seesaw has swung (variance of this much).
 const FIT_MIN_S: f32 = 1.0;
 const FIT_MIN_VAR: f32 = 4e-4;
+/// A swing spread evenly between two levels lies within 1.73 standard
+/// deviations of its mean.
+const FIT_REACH: f32 = 2.0;
 /// Frames are clean enough to learn from at least this long after an arch,
 /// and outside a fast drop.
 const FIT_AFTER_ARCH_US: u64 = 1_000_000;
@@ -123,18 +126,22 @@ impl LeverFit {
     }
 
     /// The row's expected load at seesaw `x`, once there is enough data.
+    /// The line holds over the swing it was learnt on (within `FIT_REACH`
+    /// standard deviations of its mean); beyond, its edge value: an arch
+    /// that empties the upper back takes the seesaw to 1, where the line
+    /// would expect the row to carry next to nothing.
     fn predict(&self, x: f32) -> Option<f32> {
         if self.w < FIT_MIN_S {
             return None;
         }
         let (mx, my) = (self.x / self.w, self.y / self.w);
         let var = self.xx / self.w - mx * mx;
-        let slope = if var >= FIT_MIN_VAR {
-            (self.xy / self.w - mx * my) / var
-        } else {
-            0.0
-        };
-        Some(my + slope * (x - mx))
+        if var < FIT_MIN_VAR {
+            return Some(my);
+        }
+        let slope = (self.xy / self.w - mx * my) / var;
+        let reach = FIT_REACH * var.sqrt();
+        Some(my + slope * (x - mx).clamp(-reach, reach))
     }
 }
 
@@ -362,7 +369,12 @@ impl ContactLoss {
         for (i, ((x, r), e)) in lumbar.iter().zip(&self.reference).zip(&self.expected).enumerate() {
             if *r > ROW_SHARE * best && *r > 0.0 {
                 if !self.weak[i] || i == strongest {
-                    contact = contact.min(x / e);
+                    // An arch takes its share of what a row carries: a row
+                    // above its expected load (the line lags a slide or
+                    // creep) that falls fast is judged against where it
+                    // fell from, its load of the last `DROP_TAU_S`.
+                    let from = if legs_lifted { e.max(self.rows_fast[i]) } else { *e };
+                    contact = contact.min(x / from);
                     row_loss = row_loss.max(e - x);
                 }
                 region += x;
@@ -385,7 +397,6 @@ impl ContactLoss {
         let upper_loss = self.upper_fast - upper;
         self.upper_fast += a_fast * (upper - self.upper_fast);
         let upper_collapsed = upper_fall < UPPER_COLLAPSE && upper_fall < best_fall;
-        self.contact = contact;
         if legs_lifted != self.was_lifted {
             // The expectation changed, not the body.
             self.recent = contact;
@@ -399,6 +410,7 @@ impl ContactLoss {
             }
             _ => {}
         }
+        self.contact = contact;
         let clean = self.arch.is_none()
             && self.hold.is_none()
             && self.arch_end_us.is_none_or(|end| t_us >= end + FIT_AFTER_ARCH_US);
@@ -651,5 +663,46 @@ mod tests {
         // ...until the legs' weight comes onto the pelvis.
         c.push(10_000, 0.005, &[100.0, 80.0], 5.0, weighted);
         assert!(!c.sitting_up());
+    }
+
+    #[test]
+    fn a_lever_line_holds_its_edge_value_beyond_the_swing_it_learnt() {
+        // A row losing load as the seesaw rises, learnt over 0.3..0.5.
+        let mut fit = LeverFit::default();
+        for k in 0..2000 {
+            let x = 0.4 + 0.1 * (k as f32 * 0.01).sin();
+            fit.add(0.005, x, 100.0 - 100.0 * x);
+        }
+        let at = |x: f32| fit.predict(x).unwrap();
+        assert!((at(0.45) - 55.0).abs() < 0.5, "{}", at(0.45));
+        // The seesaw at 1 (the upper back emptied in an arch): the line
+        // would say 0; it holds what it says at the edge of its swing.
+        assert!(at(1.0) > 45.0 && at(1.0) < 50.0, "{}", at(1.0));
+        assert_eq!(at(1.0), at(0.7));
+    }
+
+    #[test]
+    fn a_row_above_its_expected_load_arches_by_what_it_loses() {
+        // With the legs lifted the first row's line learns 100; in the last
+        // second it came to carry 130 (a slide, which the line follows over
+        // tens of seconds). An arch takes 45 % of that, leaving 72 % of
+        // what the line expects: an arch all the same.
+        let mut c = cl();
+        let mut t = 0;
+        for k in 0..1000 {
+            t += 5000;
+            let x = if k < 800 { 100.0 } else { 130.0 };
+            assert!(c.push(t, 0.005, &[x, 80.0], 50.0, LIFTED).is_none());
+        }
+        let mut started = None;
+        for k in 0..40 {
+            t += 5000;
+            let x = 130.0 - 58.5 * (k.min(10) as f32 / 10.0);
+            if let Some(ArchChange::Start { .. }) = c.push(t, 0.005, &[x, 80.0], 50.0, LIFTED) {
+                started.get_or_insert(k);
+            }
+        }
+        assert!(started.is_some_and(|k| k <= 10), "{started:?}");
+        assert!(c.contact() > 0.6, "against the line: {}", c.contact());
     }
 }
