@@ -67,9 +67,12 @@ const LEGS_DOWN_CONFIRM_US: u64 = 500_000;
 /// lying off the middle of the grid, or who slid along it mid-set, a lumbar
 /// row can lose a third of its load at every bottom of a rep. So with the
 /// legs lifted each row is compared with what its load is at this seesaw,
-/// from a least-squares line of its clean frames (forgetting over this many
-/// seconds of lifted legs: it follows a slide within a few reps).
-const FIT_TAU_S: f32 = 20.0;
+/// from a least-squares line of its clean frames, forgetting over this many
+/// seconds of lifted legs: about one rep (5-8 s), which holds a whole swing
+/// of the seesaw, while a slide of a third of a row takes 10-25 s. (Over 20 s
+/// the line lagged slides and creep: a wobble of a third on a row already
+/// below its line read as an arch.)
+const FIT_TAU_S: f32 = 6.0;
 /// The line is used once it holds this many seconds of frames; its slope
 /// once the seesaw has swung (variance of this much).
 const FIT_MIN_S: f32 = 1.0;
