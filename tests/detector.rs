@@ -133,7 +133,7 @@ fn deterministic_and_allocation_free_interface() {
 /// `shared/eval/score.py`. Cases run on every core.
 #[test]
 fn three_hundred_field_cases_meet_the_bars_of_issue_14() {
-    use flatback::eval::{self, Bars, EvalReport, BARS};
+    use flatback::eval::{self, EvalReport, BARS};
     let report = eval::evaluate(7000..7300, &Config::default().detector, eval::cores(), false).unwrap();
     eprintln!("{report}");
     for effect in [
@@ -152,15 +152,7 @@ fn three_hundred_field_cases_meet_the_bars_of_issue_14() {
     let kinds: std::collections::HashSet<_> = report.cases.iter().map(|c| c.scenario.kind).collect();
     assert_eq!(kinds.len(), Kind::ALL.len(), "every kind is scored");
     assert_eq!(report.still_arches, 0, "no arch on a person lying still");
-    // Issue 14 asks for no false arch at all; the detector is not there yet
-    // on the simulator's light people, who since the simulator took the
-    // reference mat's turn-on (130 counts) rest on taxels that switch off as
-    // they breathe: 3 false arches on these 1,121 true arches (wobbles of a
-    // third on heavy people near saturation and on people who slid, with
-    // creep). Every other bar is asserted as issue 14 sets it; this one holds
-    // the figure reached, so that it can only get better. Set it back to
-    // `BARS` once it is there.
-    let bars = Bars { arch_fp: 3, ..BARS };
-    let misses = EvalReport::misses(&report.total, &bars);
+    // Every bar as issue 14 sets it, no false arch among them.
+    let misses = EvalReport::misses(&report.total, &BARS);
     assert!(misses.is_empty(), "{}: {}", misses.join("; "), report.total.summary());
 }

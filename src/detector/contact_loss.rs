@@ -77,6 +77,14 @@ const FIT_TAU_S: f32 = 6.0;
 /// once the seesaw has swung (variance of this much).
 const FIT_MIN_S: f32 = 1.0;
 const FIT_MIN_VAR: f32 = 4e-4;
+/// The line follows a slide over one rep, and lags it in between: a row
+/// that slid off part of its line carries less than it says, and a wobble
+/// of a third there would read as an arch. So a row is judged against its
+/// line times its drift from it, its load against the line over the last
+/// `DRIFT_TAU_S` of clean lifted frames (an arch or a wobble is a fast
+/// drop, which nothing learns from), down to `DRIFT_MIN` of it.
+const DRIFT_TAU_S: f32 = 2.0;
+const DRIFT_MIN: f32 = 0.5;
 /// A swing spread evenly between two levels lies within 1.73 standard
 /// deviations of its mean.
 const FIT_REACH: f32 = 2.0;
@@ -207,6 +215,9 @@ pub struct ContactLoss {
     level: Vec<f32>,
     weak: Vec<bool>,
     rows_fast: Vec<f32>,
+    /// Per lumbar row: its load against its line over the last
+    /// `DRIFT_TAU_S` of clean lifted frames.
+    drift: Vec<f32>,
     upper_fast: f32,
 }
 
@@ -233,6 +244,7 @@ impl ContactLoss {
             level: Vec::new(),
             weak: Vec::new(),
             rows_fast: Vec::new(),
+            drift: Vec::new(),
             upper_fast: 0.0,
         }
     }
@@ -268,6 +280,8 @@ impl ContactLoss {
         self.weak.extend(lumbar.iter().map(|&x| x < marginal));
         self.rows_fast.clear();
         self.rows_fast.extend_from_slice(lumbar);
+        self.drift.clear();
+        self.drift.resize(lumbar.len(), 1.0);
         self.upper_fast = upper;
     }
 
@@ -369,19 +383,33 @@ impl ContactLoss {
         let mut contact = f32::INFINITY;
         let mut row_loss = 0.0f32;
         let (mut region, mut region_ref) = (0.0, 0.0);
+        // With the legs lifted, what each row carries once its drift from
+        // its line is taken in (see `DRIFT_TAU_S`).
+        let base = |i: usize| {
+            let e = self.expected[i];
+            if legs_lifted {
+                e * self.drift[i].clamp(DRIFT_MIN, 1.0)
+            } else {
+                e
+            }
+        };
         for (i, ((x, r), e)) in lumbar.iter().zip(&self.reference).zip(&self.expected).enumerate() {
             if *r > ROW_SHARE * best && *r > 0.0 {
                 if !self.weak[i] || i == strongest {
                     // An arch takes its share of what a row carries: a row
-                    // above its expected load (the line lags a slide or
-                    // creep) that falls fast is judged against where it
-                    // fell from, its load of the last `DROP_TAU_S`.
-                    let from = if legs_lifted { e.max(self.rows_fast[i]) } else { *e };
+                    // above its expected load that falls fast is judged
+                    // against where it fell from, its load of the last
+                    // `DROP_TAU_S`.
+                    let from = if legs_lifted {
+                        base(i).max(self.rows_fast[i])
+                    } else {
+                        base(i)
+                    };
                     contact = contact.min(x / from);
                     row_loss = row_loss.max(e - x);
                 }
                 region += x;
-                region_ref += e;
+                region_ref += base(i);
             }
         }
         if !contact.is_finite() || region_ref <= 0.0 {
@@ -421,6 +449,13 @@ impl ContactLoss {
             for (fit, x) in self.fits.iter_mut().zip(lumbar) {
                 fit.add(dt_s, seesaw, *x);
             }
+            let a = dt_s / (DRIFT_TAU_S + dt_s);
+            for ((d, x), e) in self.drift.iter_mut().zip(lumbar).zip(&self.expected) {
+                // Not from a frame that may start an arch.
+                if *e > 0.0 && contact >= self.arch_contact {
+                    *d += a * (x / e - *d);
+                }
+            }
         }
         let upper_ratio = if self.upper_recent > 0.0 {
             upper / self.upper_recent
@@ -459,6 +494,9 @@ impl ContactLoss {
             }
         }
 
+        if t_us / 50_000 != t_us.saturating_sub((dt_s * 1e6) as u64) / 50_000 {
+            tracing::trace!(t_ms = t_us / 1000, contact, ?lumbar, expected = ?self.expected, fast = ?self.rows_fast, weak = ?self.weak, legs_lifted, may_start, sat = self.sat_up.is_some(), upper, upper_collapsed, "contact");
+        }
         if let Some((onset, min)) = &mut self.arch {
             *min = min.min(contact);
             if t_us >= *onset + ARCH_MAX_US {
@@ -707,5 +745,38 @@ mod tests {
         }
         assert!(started.is_some_and(|k| k <= 10), "{started:?}");
         assert!(c.contact() > 0.6, "against the line: {}", c.contact());
+    }
+
+    #[test]
+    fn a_wobble_on_a_row_that_slid_off_its_line_is_not_an_arch() {
+        // Legs lifted for 4 s at 100, then the first row slides down to 75
+        // over 3 s and stays there for 2 s: its line lags behind.
+        let run = |depth: f32| {
+            let mut c = cl();
+            let mut t = 0;
+            let mut x = 100.0;
+            for k in 0..1800 {
+                t += 5000;
+                x = match k {
+                    ..800 => 100.0,
+                    800..1400 => 100.0 - 25.0 * (k - 800) as f32 / 600.0,
+                    _ => 75.0,
+                };
+                assert!(c.push(t, 0.005, &[x, 80.0], 50.0, LIFTED).is_none(), "{k}");
+            }
+            // Then it loses `depth` of its load within 50 ms, for a second.
+            let mut started = false;
+            for k in 0..200 {
+                t += 5000;
+                let y = x * (1.0 - depth * (k.min(10) as f32 / 10.0));
+                started |= matches!(
+                    c.push(t, 0.005, &[y, 80.0], 50.0, LIFTED),
+                    Some(ArchChange::Start { .. })
+                );
+            }
+            started
+        };
+        assert!(!run(1.0 / 3.0), "a wobble of a third");
+        assert!(run(0.5), "an arch that takes half");
     }
 }
