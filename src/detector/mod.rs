@@ -12,6 +12,7 @@
 
 pub mod contact_loss;
 pub mod rep_counter;
+pub mod roles;
 pub mod taxels;
 pub mod turn_on;
 
@@ -103,6 +104,8 @@ pub struct Detector {
     /// This frame's row sums before the low-pass.
     rows_raw: Vec<f32>,
     lumbar: Vec<f32>,
+    /// The rows of each part of the back for the person on the mat.
+    roles: roles::Roles,
     /// Taxels that dropped below their turn-on (see `turn_on`): every row
     /// reads them as having lost what the rest of the row lost, so an upper
     /// back or a sacrum near its turn-on does not step as a light person
@@ -199,6 +202,7 @@ impl Detector {
             rows: vec![0.0; grid.rows],
             rows_raw: vec![0.0; grid.rows],
             lumbar: vec![0.0; config.lumbar_rows.len()],
+            roles: roles::Roles::new(&config),
             turn_on: turn_on::TurnOn::new(grid.rows * grid.cols, config.full_scale()),
             row_taxels: Vec::with_capacity(grid.len()),
             row_ends: Vec::with_capacity(grid.rows),
@@ -375,6 +379,8 @@ impl Detector {
             out.push(arch_end(t_ms, duration_us, min_contact));
         }
         self.reps.end_session(t_ms, out);
+        self.roles.reset(&self.config);
+        self.lumbar.resize(self.roles.lumbar.len(), 0.0);
         out.push(Event::Session {
             t_ms,
             phase: Phase::End,
@@ -408,6 +414,11 @@ impl Detector {
             .map_or(0.0, |s| t_us.saturating_sub(s) as f32 * 1e-6);
         let lying_s = t_us.saturating_sub(since_us) as f32 * 1e-6;
         if lying_s >= SETTLE_MIN_S && steady_s >= SETTLE_STEADY_S {
+            // Where the person lies decides which rows are which.
+            self.roles.fit(&self.config, &self.rows);
+            self.lumbar.clear();
+            self.lumbar.extend(self.roles.lumbar.iter().map(|&r| self.rows[r]));
+            let summary = self.summary_of(&self.rows);
             self.contact.settle(&self.lumbar, summary.upper);
             self.total_reference = UsualLoad(total);
             self.ends_reference = UsualLoad(summary.upper + summary.sacral);
@@ -435,8 +446,8 @@ impl Detector {
     fn summary_of(&self, rows: &[f32]) -> Summary {
         let pick = |list: &[usize]| list.iter().map(|&r| rows[r]).sum::<f32>();
         Summary {
-            upper: pick(&self.config.upper_rows),
-            sacral: pick(&self.config.sacral_rows),
+            upper: pick(&self.roles.upper),
+            sacral: pick(&self.roles.sacral),
             total: rows.iter().sum(),
         }
     }
@@ -457,14 +468,14 @@ impl Detector {
         }
         let row_of = |r: usize| &taxels[if r == 0 { 0 } else { ends[r - 1] }..ends[r]];
         let lumbar_on: f32 = self
-            .config
-            .lumbar_rows
+            .roles
+            .lumbar
             .iter()
             .map(|&r| self.turn_on.on_force(row_of(r)))
             .sum();
         for (r, row) in raw.iter_mut().enumerate() {
             let healthy = row_of(r);
-            let group = self.config.lumbar_rows.contains(&r).then_some(lumbar_on);
+            let group = self.roles.lumbar.contains(&r).then_some(lumbar_on);
             *row = if healthy.is_empty() {
                 0.0
             } else {
@@ -478,7 +489,7 @@ impl Detector {
             *out += a * (*stage - *out);
         }
         self.rows_raw = raw;
-        for (l, &r) in self.lumbar.iter_mut().zip(&self.config.lumbar_rows) {
+        for (l, &r) in self.lumbar.iter_mut().zip(&self.roles.lumbar) {
             *l = self.rows[r];
         }
         self.summary_of(&self.rows)
@@ -516,7 +527,7 @@ impl Detector {
             *stage *= ratio(r);
             *out *= ratio(r);
         }
-        let lumbar: Vec<f32> = self.config.lumbar_rows.iter().map(|&r| ratio(r)).collect();
+        let lumbar: Vec<f32> = self.roles.lumbar.iter().map(|&r| ratio(r)).collect();
         let (o, n) = (self.summary_of(&old), self.summary_of(&new));
         let upper = if o.upper > 0.0 { n.upper / o.upper } else { 1.0 };
         self.contact.rescale(&lumbar, upper);
