@@ -219,6 +219,10 @@ pub struct RepCounter {
     smooth_pelvis: f32,
     smooth_upper: f32,
     smooth_sacral: f32,
+    /// The highest pelvis share since the top of the current cycle, and
+    /// when it was last raised (see `RepCounter::pelvis_settled`).
+    pelvis_high: f32,
+    pelvis_high_us: u64,
     /// Lifted legs near the rest level since this time.
     near_rest_us: Option<u64>,
     /// `total_ratio` over the last `RATIO_TAU_S`.
@@ -258,6 +262,8 @@ impl RepCounter {
             smooth_pelvis: 0.0,
             smooth_upper: 0.0,
             smooth_sacral: 0.0,
+            pelvis_high: 0.0,
+            pelvis_high_us: 0,
             near_rest_us: None,
             ratio_slow: 1.0,
             weight_off: false,
@@ -483,6 +489,7 @@ impl RepCounter {
                     tracing::debug!(t_ms, seesaw = s, bottom = self.bottom, "ascent");
                     self.emit_pending(t_ms, out);
                     self.phase = Phase::cycle(t_us, t_us, s);
+                    (self.pelvis_high, self.pelvis_high_us) = (self.smooth_pelvis, t_us);
                 }
             }
             Phase::Cycle {
@@ -526,6 +533,7 @@ impl RepCounter {
                     self.phase = Phase::cycle(start_us, t_us, s);
                     self.trace.clear();
                     self.trace.push(self.point(t_us));
+                    (self.pelvis_high, self.pelvis_high_us) = (self.smooth_pelvis, t_us);
                     return;
                 }
                 if self.trace.len() < TRACE_LEN && self.trace.last().is_none_or(|p| t_us >= p.t_us + TRACE_STEP_US) {
@@ -538,11 +546,16 @@ impl RepCounter {
                     high = s;
                     high_us = t_us;
                 }
+                let pelvis_top = self.trace.first().map_or(self.pelvis_high, |p| p.pelvis);
+                if self.smooth_pelvis > self.pelvis_high + PLATEAU_EPS * (self.pelvis_high - pelvis_top).max(0.0) {
+                    (self.pelvis_high, self.pelvis_high_us) = (self.smooth_pelvis, t_us);
+                }
                 // The descent is over when the legs stop at the bottom (the
                 // seesaw stops rising) or when they go up again (or drop to the
                 // floor) without a pause, as in bouncing.
                 let reached = high - min >= DONE_MIN * span;
-                let plateau = reached && t_us.saturating_sub(high_us) as f32 >= PLATEAU_S * 1e6;
+                let plateau =
+                    reached && t_us.saturating_sub(high_us) as f32 >= PLATEAU_S * 1e6 && self.pelvis_settled(t_us);
                 // A descent that stopped short of the bottom learnt before
                 // (a person sliding along the mat moves the seesaw's levels),
                 // paused there and went up again: a rep all the same.
@@ -604,6 +617,7 @@ impl RepCounter {
                     if turned {
                         self.emit_pending(t_ms, out);
                         self.phase = Phase::cycle(t_us, t_us, s);
+                        (self.pelvis_high, self.pelvis_high_us) = (self.smooth_pelvis, t_us);
                     } else {
                         self.phase = Phase::Bottom;
                     }
@@ -619,6 +633,18 @@ impl RepCounter {
                 }
             }
         }
+    }
+
+    /// With the upper back switched off since the top (its taxels near
+    /// their turn-on), the seesaw reaches 1 long before the legs reach the
+    /// bottom: the descent goes on until the sacrum's share of the pelvis,
+    /// which the upper back does not enter, has stopped rising too.
+    fn pelvis_settled(&self, t_us: u64) -> bool {
+        let upper_off = self
+            .trace
+            .first()
+            .is_some_and(|top| self.smooth_upper < UPPER_SWITCHED_OFF * top.upper);
+        !upper_off || t_us.saturating_sub(self.pelvis_high_us) as f32 >= PLATEAU_S * 1e6
     }
 
     /// The legs are back on the floor since `since_us`: what the mat reads
@@ -1024,5 +1050,62 @@ mod tests {
         }
         assert!(rc.legs_lifted(18_000_000));
         assert!(rc.in_set());
+    }
+
+    #[test]
+    fn a_descent_goes_on_after_the_upper_back_switched_off() {
+        // One rep of a light person: the upper back's taxels switch off a
+        // third of the way down, and the seesaw reads 1 from there; the
+        // sacrum's share of the pelvis rises all the way down (4 s).
+        let mut rc = RepCounter::new(&DetectorConfig::default());
+        rc.settle(0, REST);
+        let mut out = Vec::new();
+        let at = |seesaw: f32, upper: f32, pelvis: f32| Loads {
+            seesaw,
+            total: 1.95,
+            upper,
+            pelvis,
+        };
+        let mut t = 0u64;
+        let mut run = |rc: &mut RepCounter, secs: f32, loads: &dyn Fn(f32) -> Loads| {
+            let n = (secs / 0.005) as usize;
+            for k in 0..n {
+                t += 5000;
+                rc.push(t, 0.005, loads((k + 1) as f32 / n as f32), false, &mut out);
+            }
+            t
+        };
+        run(&mut rc, 2.0, &|_| REST);
+        run(&mut rc, 3.0, &|_| at(0.6, 0.25, 0.6));
+        run(&mut rc, 1.5, &|x| at(0.6 - 0.3 * x, 0.25 + 0.15 * x, 0.6 - 0.15 * x));
+        let top = run(&mut rc, 0.5, &|_| at(0.3, 0.4, 0.45));
+        let bottom = run(&mut rc, 4.0, &|x| {
+            let upper = if x < 1.0 / 3.0 { 0.4 - 0.45 * x } else { 0.0 };
+            let seesaw = if upper > 0.0 { 0.3 + 0.9 * x } else { 1.0 };
+            at(seesaw, upper, 0.45 + 0.15 * x)
+        });
+        run(&mut rc, 4.0, &|_| at(1.0, 0.0, 0.6));
+        let reps: Vec<_> = out
+            .iter()
+            .filter_map(|e| match e {
+                Event::Rep(r) => Some(r),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(reps.len(), 1, "{out:?}");
+        let descent = (bottom - top) / 1000;
+        assert!(
+            reps[0].t_ms >= bottom / 1000,
+            "emitted at {} before the bottom at {}",
+            reps[0].t_ms,
+            bottom / 1000
+        );
+        // Not cut short (its length against the legs' own path is judged
+        // on the simulator's reps).
+        assert!(
+            reps[0].descent_ms * 100 >= 85 * descent,
+            "{} ms of {descent}",
+            reps[0].descent_ms
+        );
     }
 }
