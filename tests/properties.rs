@@ -485,7 +485,7 @@ proptest! {
         let mut t_us = 0;
         for _ in 0..(30.0 * rate_hz) as usize {
             t_us += (dt_s * 1e6) as u64;
-            let posture = Posture { may_start: true, legs_lifted, legs_weight, seesaw: 0.3 };
+            let posture = Posture { may_start: true, confirm: false, legs_lifted, legs_weight, seesaw: 0.3 };
             let change = cl.push(t_us, dt_s, &input, upper, posture);
             prop_assert!(change.is_none(), "{:?} at {} us", change, t_us);
         }
@@ -504,7 +504,7 @@ proptest! {
         let mut cl = ContactLoss::new(&DetectorConfig::default());
         cl.settle(&reference, upper);
         let input: Vec<f32> = reference.iter().map(|r| r * factor).collect();
-        let posture = Posture { may_start: true, legs_lifted: true, legs_weight: true, seesaw: 0.3 };
+        let posture = Posture { may_start: true, confirm: false, legs_lifted: true, legs_weight: true, seesaw: 0.3 };
         let change = cl.push(5000, 0.005, &input, upper, posture);
         prop_assert!(matches!(change, Some(ArchChange::Start { onset_us: 5000, .. })), "{:?}", change);
     }

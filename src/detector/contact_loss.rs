@@ -62,6 +62,10 @@ const SAT_UP_RECOVERED: f32 = 0.8;
 /// it is an arch. With the legs
 /// lifted an arch starts on the first frame below the threshold.
 const LEGS_DOWN_CONFIRM_US: u64 = 500_000;
+/// A loss of the whole body but the sacrum, the legs up: an arch once the
+/// sacrum has kept its load this long (getting up empties it within a
+/// second).
+const LEAVING_CONFIRM_US: u64 = 700_000;
 /// While the legs work, each lumbar row also carries part of the upper back
 /// and of the sacrum, which the legs' lever unloads and loads: for a person
 /// lying off the middle of the grid, or who slid along it mid-set, a lumbar
@@ -161,6 +165,9 @@ impl LeverFit {
 pub struct Posture {
     /// False while the person is leaving the mat: no arch starts.
     pub may_start: bool,
+    /// The whole load fell as in getting up: a loss must last
+    /// `LEAVING_CONFIRM_US` (with `may_start` throughout) to be an arch.
+    pub confirm: bool,
     /// The legs have been off the floor for a while: the person cannot be
     /// sitting up, and an arch starts on its first frame.
     pub legs_lifted: bool,
@@ -336,6 +343,7 @@ impl ContactLoss {
     pub fn push(&mut self, t_us: u64, dt_s: f32, lumbar: &[f32], upper: f32, posture: Posture) -> Option<ArchChange> {
         let Posture {
             may_start,
+            confirm,
             legs_lifted,
             legs_weight,
             seesaw,
@@ -522,7 +530,11 @@ impl ContactLoss {
             if upper_collapsed && region >= COLLAPSE_REGION * region_ref && row_loss <= upper_loss {
                 return None;
             }
-            t_us
+            let since = *self.candidate_us.get_or_insert(t_us);
+            if confirm && t_us.saturating_sub(since) < LEAVING_CONFIRM_US {
+                return None;
+            }
+            since
         } else {
             // With the legs down the whole lumbar region must have lost
             // contact: a light person's weak lumbar row can rest on one or
@@ -533,11 +545,17 @@ impl ContactLoss {
                 return None;
             }
             let since = *self.candidate_us.get_or_insert(t_us);
-            if upper_ratio < SITTING_UP {
+            // (A loss as in getting up is judged by the sacrum instead.)
+            if upper_ratio < SITTING_UP && !confirm {
                 self.candidate_us = None;
                 return None;
             }
-            if t_us.saturating_sub(since) < LEGS_DOWN_CONFIRM_US {
+            let wait = if confirm {
+                LEAVING_CONFIRM_US
+            } else {
+                LEGS_DOWN_CONFIRM_US
+            };
+            if t_us.saturating_sub(since) < wait {
                 return None;
             }
             since
@@ -555,12 +573,14 @@ mod tests {
     /// Legs lifted, or down, with the whole load at rest.
     const LIFTED: Posture = Posture {
         may_start: true,
+        confirm: false,
         legs_lifted: true,
         legs_weight: true,
         seesaw: 0.4,
     };
     const DOWN: Posture = Posture {
         may_start: true,
+        confirm: false,
         legs_lifted: false,
         legs_weight: false,
         seesaw: 0.1,
@@ -778,5 +798,34 @@ mod tests {
         };
         assert!(!run(1.0 / 3.0), "a wobble of a third");
         assert!(run(0.5), "an arch that takes half");
+    }
+
+    #[test]
+    fn a_loss_as_in_getting_up_is_an_arch_only_if_the_person_stays() {
+        // The lumbar rows and the upper back empty; the legs are up.
+        let leaving = Posture {
+            confirm: true,
+            ..LIFTED
+        };
+        let run = |stays_ms: u64| {
+            let mut c = cl();
+            let mut t = 0;
+            let mut started = None;
+            for k in 0..300u64 {
+                t += 5000;
+                let posture = Posture {
+                    may_start: k * 5 < stays_ms,
+                    ..leaving
+                };
+                if let Some(ArchChange::Start { onset_us, .. }) = c.push(t, 0.005, &[1.0, 1.0], 0.5, posture) {
+                    started = Some((t, onset_us));
+                }
+            }
+            started
+        };
+        // The sacrum keeps its load: an arch, 0.7 s after it began.
+        assert_eq!(run(u64::MAX), Some((5000 + LEAVING_CONFIRM_US, 5000)));
+        // The sacrum empties half a second in: getting up.
+        assert_eq!(run(500), None);
     }
 }

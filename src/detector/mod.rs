@@ -38,6 +38,8 @@ const SETTLE_STEADY_S: f32 = 0.75;
 /// The whole body's load below this share of the person's usual total means
 /// they are getting up: no new arches or reps while the rows unload.
 const LEAVING: f32 = 0.6;
+/// An arch presses the sacrum harder; getting up takes its load away.
+const SACRUM_HOLDS: f32 = 0.9;
 const TOTAL_TAU_S: f32 = 30.0;
 /// Row loads pass two first-order low-passes of this time constant: mains
 /// hum (50-60 Hz, a few counts on every taxel of a mat with long leads) is
@@ -96,6 +98,8 @@ pub struct Detector {
     /// the lumbar rows of a person who lies mostly on them, but it never
     /// takes the ends' load away, getting up does.
     ends_reference: UsualLoad,
+    /// The same for the sacrum alone (see `SACRUM_HOLDS`).
+    sacral_reference: UsualLoad,
     last_t_us: Option<u64>,
     /// Per-row force sums of the healthy taxels, scaled to the full row,
     /// low-passed (`ROW_TAU_S`): the first stage, and the output.
@@ -197,6 +201,7 @@ impl Detector {
             steady_since_us: None,
             total_reference: UsualLoad::default(),
             ends_reference: UsualLoad::default(),
+            sacral_reference: UsualLoad::default(),
             last_t_us: None,
             rows_stage: vec![0.0; grid.rows],
             rows: vec![0.0; grid.rows],
@@ -281,8 +286,14 @@ impl Detector {
         let s = summary.seesaw();
         let leaving = self.total_reference.follow(summary.total, dt_s) < LEAVING;
         let ends_ratio = self.ends_reference.follow(summary.upper + summary.sacral, dt_s);
+        let sacral_ratio = self.sacral_reference.follow(summary.sacral, dt_s);
         let posture = Posture {
-            may_start: !leaving,
+            // Getting up takes the whole body off the mat, the sacrum within
+            // a second. A light person's deep arch can switch off all but
+            // the sacrum (the lumbar rows and an upper back near its
+            // turn-on); the legs are up then and the sacrum keeps its load.
+            may_start: !leaving || (self.reps.legs_up() && sacral_ratio >= SACRUM_HOLDS),
+            confirm: leaving,
             legs_lifted: self.reps.legs_lifted(t_us),
             legs_weight: self.reps.legs_weight(summary.total),
             seesaw: s,
@@ -422,6 +433,7 @@ impl Detector {
             self.contact.settle(&self.lumbar, summary.upper);
             self.total_reference = UsualLoad(total);
             self.ends_reference = UsualLoad(summary.upper + summary.sacral);
+            self.sacral_reference = UsualLoad(summary.sacral);
             tracing::debug!(t_ms = t_us / 1000, lumbar = ?self.lumbar, total, seesaw = summary.seesaw(), "settled");
             self.reps.settle(t_us, summary.loads());
         }
@@ -534,6 +546,7 @@ impl Detector {
         let total = if o.total > 0.0 { n.total / o.total } else { 1.0 };
         self.total_reference.rescale(o.total, n.total);
         self.ends_reference.rescale(o.upper + o.sacral, n.upper + n.sacral);
+        self.sacral_reference.rescale(o.sacral, n.sacral);
         let sacral = if o.sacral > 0.0 { n.sacral / o.sacral } else { 1.0 };
         self.reps.shift(n.seesaw() - o.seesaw(), total, upper, sacral);
     }

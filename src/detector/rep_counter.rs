@@ -346,6 +346,12 @@ impl RepCounter {
         self.rest_level.is_some() && total >= share * self.rest_total
     }
 
+    /// The legs went up and have not been seen back on the floor (whatever
+    /// the load says on this frame).
+    pub fn legs_up(&self) -> bool {
+        self.legs == Legs::Lifted
+    }
+
     pub fn in_set(&self) -> bool {
         self.set_open
     }
