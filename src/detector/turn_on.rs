@@ -10,6 +10,11 @@
 //! its group lost (a light person's lumbar row may rest on one taxel; the
 //! lumbar rows lose load together); when the whole group is off, it reads
 //! zero: an arch empties it completely.
+//!
+//! A taxel that reads off carries less than its turn-on, whatever it carried
+//! on its last frame on (at 50 Hz an arch can take a lumbar row from far
+//! above its turn-on to off between two frames): no estimate exceeds the
+//! mat's turn-on, the least load any taxel carried on its last frame on.
 
 /// Readings below this share of full scale are an open FSR (noise on a
 /// long lead reaches a few tens of counts of 10 bits); the reference mat's
@@ -19,12 +24,17 @@ const OFF_SHARE: f32 = 40.0 / 1023.0;
 /// One healthy taxel of a row on this frame: its index, counts and force.
 pub type Taxel = (usize, u16, f32);
 
-/// Per taxel: its force on its last frame on, and the force of its row's
-/// and its group's taxels that were on when it switched off.
+/// Per taxel: its force (and counts) on its last frame on, and the force of
+/// its row's and its group's taxels that were on when it switched off.
 #[derive(Debug, Clone, Default)]
 pub struct TurnOn {
     off_counts: u16,
+    /// The least force a taxel carried on its last frame on, among switch-
+    /// offs from at least twice the open level (the mat's, kept across
+    /// people).
+    turn_on_force: f32,
     last_on: Vec<f32>,
+    last_on_counts: Vec<u16>,
     row_on_at_off: Vec<f32>,
     group_on_at_off: Vec<f32>,
     on: Vec<bool>,
@@ -35,7 +45,9 @@ impl TurnOn {
     pub fn new(taxels: usize, full: u16) -> Self {
         TurnOn {
             off_counts: (OFF_SHARE * full as f32).round() as u16,
+            turn_on_force: f32::INFINITY,
             last_on: vec![0.0; taxels],
+            last_on_counts: vec![0; taxels],
             row_on_at_off: vec![0.0; taxels],
             group_on_at_off: vec![0.0; taxels],
             on: vec![false; taxels],
@@ -65,11 +77,15 @@ impl TurnOn {
         for &(i, counts, force) in taxels {
             if counts >= self.off_counts {
                 self.last_on[i] = force;
+                self.last_on_counts[i] = counts;
                 self.on[i] = true;
                 continue;
             }
             if self.on[i] {
                 self.on[i] = false;
+                if self.last_on_counts[i] >= 2 * self.off_counts {
+                    self.turn_on_force = self.turn_on_force.min(self.last_on[i]);
+                }
                 self.row_on_at_off[i] = on_sum;
                 self.group_on_at_off[i] = group;
             }
@@ -81,7 +97,7 @@ impl TurnOn {
             } else {
                 0.0
             };
-            sum += self.last_on[i] * kept.min(1.0);
+            sum += (self.last_on[i] * kept.min(1.0)).min(self.turn_on_force);
         }
         sum
     }
@@ -152,5 +168,25 @@ mod tests {
         // The rest of the row loads up again: the off taxel stays at most
         // what it carried.
         assert_eq!(row(&mut t, [1, 300, 300, 200]), 800.0 + 100.0);
+    }
+
+    #[test]
+    fn an_estimate_never_exceeds_the_mat_s_turn_on() {
+        let mut t = TurnOn::new(8, 1023);
+        // A taxel turns off from 130 somewhere on the mat: its turn-on.
+        let taxels = |counts: [u16; 4], first: usize| -> Vec<Taxel> {
+            counts
+                .iter()
+                .enumerate()
+                .map(|(k, &c)| (first + k, c, c as f32))
+                .collect()
+        };
+        t.row(&taxels([130, 300, 300, 300], 0), None);
+        t.row(&taxels([1, 300, 300, 300], 0), None);
+        // Another row drops two taxels from 350 to off between two frames
+        // (an arch at 50 Hz) while its others keep their load: each reads
+        // at most 130, not the 350 it carried.
+        t.row(&taxels([350, 350, 300, 300], 4), None);
+        assert_eq!(t.row(&taxels([1, 1, 300, 300], 4), None), 600.0 + 2.0 * 130.0);
     }
 }
