@@ -926,18 +926,66 @@ mod tests {
         pelvis: 0.5,
     };
 
+    /// The legs' weight on the pelvis (the whole load 30 % above rest) and
+    /// the seesaw at `seesaw`.
+    fn lifted(seesaw: f32) -> Loads {
+        Loads {
+            seesaw,
+            total: 1.95,
+            upper: 0.25,
+            pelvis: 0.6,
+        }
+    }
+
+    /// A settled person fed 5 ms frames, and what came out.
+    struct Feed {
+        rc: RepCounter,
+        t_us: u64,
+        out: Vec<Event>,
+    }
+
+    impl Feed {
+        fn new() -> Self {
+            let mut rc = RepCounter::new(&DetectorConfig::default());
+            rc.settle(0, REST);
+            Feed {
+                rc,
+                t_us: 0,
+                out: Vec::new(),
+            }
+        }
+
+        /// `secs` of frames `loads(x)`, `x` going from 0 to 1 over them;
+        /// returns the last frame's time (us).
+        fn run(&mut self, secs: f32, loads: impl Fn(f32) -> Loads) -> u64 {
+            let n = (secs / 0.005) as usize;
+            for k in 0..n {
+                self.t_us += 5000;
+                let x = (k + 1) as f32 / n as f32;
+                self.rc.push(self.t_us, 0.005, loads(x), false, &mut self.out);
+            }
+            self.t_us
+        }
+
+        fn reps(&self) -> Vec<&RepEvent> {
+            self.out
+                .iter()
+                .filter_map(|e| match e {
+                    Event::Rep(r) => Some(r),
+                    _ => None,
+                })
+                .collect()
+        }
+    }
+
     /// Two seconds at rest, then `lifted` for three; whether the legs
     /// counted as lifted.
     fn lifts(lifted: Loads) -> bool {
-        let mut rc = RepCounter::new(&DetectorConfig::default());
-        rc.settle(0, REST);
-        let mut out = Vec::new();
-        for k in 1..=1000 {
-            let loads = if k > 400 { lifted } else { REST };
-            rc.push(k * 5000, 0.005, loads, false, &mut out);
-        }
-        assert!(out.is_empty(), "{out:?}");
-        rc.legs_lifted(5_000_000)
+        let mut feed = Feed::new();
+        feed.run(2.0, |_| REST);
+        feed.run(3.0, |_| lifted);
+        assert!(feed.out.is_empty(), "{:?}", feed.out);
+        feed.rc.legs_lifted(5_000_000)
     }
 
     #[test]
@@ -970,40 +1018,23 @@ mod tests {
     /// As `reps_of`, with rep `r` pausing at `levels(r).0`, going up to
     /// `levels(r).1` and coming down to `levels(r).2`.
     fn reps_between(reps: usize, levels: impl Fn(usize) -> (f32, f32, f32)) -> usize {
-        let mut rc = RepCounter::new(&DetectorConfig::default());
-        rc.settle(0, REST);
-        // The legs' weight on the pelvis: the whole load 30 % above rest.
-        let lifted = |seesaw: f32| Loads {
-            seesaw,
-            total: 1.95,
-            upper: 0.25,
-            pelvis: 0.6,
-        };
-        let mut out = Vec::new();
-        let mut t = 0u64;
-        let mut run = |rc: &mut RepCounter, secs: f32, from: f32, to: f32, loads: &dyn Fn(f32) -> Loads| {
-            let n = (secs / 0.005) as usize;
-            for k in 0..n {
-                t += 5000;
-                let x = from + (to - from) * (k + 1) as f32 / n as f32;
-                rc.push(t, 0.005, loads(x), false, &mut out);
-            }
-        };
-        run(&mut rc, 2.0, 0.15, 0.15, &|_| REST);
-        run(&mut rc, 0.5, 0.15, 0.6, &lifted);
+        let mut feed = Feed::new();
+        let between = |from: f32, to: f32| move |x: f32| lifted(from + (to - from) * x);
+        feed.run(2.0, |_| REST);
+        feed.run(0.5, between(0.15, 0.6));
         for r in 0..reps {
             let (bottom, top, end) = levels(r);
-            run(&mut rc, 2.0, bottom, bottom, &lifted);
-            run(&mut rc, 1.5, bottom, top, &lifted);
-            run(&mut rc, 0.5, top, top, &lifted);
-            run(&mut rc, 3.5, top, end, &lifted);
+            feed.run(2.0, between(bottom, bottom));
+            feed.run(1.5, between(bottom, top));
+            feed.run(0.5, between(top, top));
+            feed.run(3.5, between(top, end));
         }
         let last = levels(reps - 1).2;
-        run(&mut rc, 2.0, last, last, &lifted);
-        run(&mut rc, 0.4, last, 0.15, &|_| REST);
-        run(&mut rc, 12.0, 0.15, 0.15, &|_| REST);
-        rc.end_session(t / 1000, &mut out);
-        out.iter().filter(|e| matches!(e, Event::Rep(_))).count()
+        feed.run(2.0, between(last, last));
+        feed.run(0.4, |_| REST);
+        feed.run(12.0, |_| REST);
+        feed.rc.end_session(feed.t_us / 1000, &mut feed.out);
+        feed.reps().len()
     }
 
     #[test]
@@ -1029,33 +1060,16 @@ mod tests {
 
     #[test]
     fn legs_held_up_short_of_the_bottom_stay_lifted() {
-        let mut rc = RepCounter::new(&DetectorConfig::default());
-        rc.settle(0, REST);
-        let lifted = |seesaw: f32| Loads {
-            seesaw,
-            total: 1.95,
-            upper: 0.25,
-            pelvis: 0.6,
-        };
-        let mut out = Vec::new();
         // 2 s at rest, 3 s at the bottom hover (0.6), 1 s up to 0.35, then
         // 12 s at 0.45: never back at the bottom, the legs' weight still on
         // the pelvis and the seesaw far above rest.
-        for k in 1..=3600u64 {
-            let t = k * 5000;
-            let loads = if t <= 2_000_000 {
-                REST
-            } else if t <= 5_000_000 {
-                lifted(0.6)
-            } else if t <= 6_000_000 {
-                lifted(0.6 - 0.25 * (t - 5_000_000) as f32 / 1e6)
-            } else {
-                lifted(0.45)
-            };
-            rc.push(t, 0.005, loads, false, &mut out);
-        }
-        assert!(rc.legs_lifted(18_000_000));
-        assert!(rc.in_set());
+        let mut feed = Feed::new();
+        feed.run(2.0, |_| REST);
+        feed.run(3.0, |_| lifted(0.6));
+        feed.run(1.0, |x| lifted(0.6 - 0.25 * x));
+        let end = feed.run(12.0, |_| lifted(0.45));
+        assert!(feed.rc.legs_lifted(end));
+        assert!(feed.rc.in_set());
     }
 
     #[test]
@@ -1063,42 +1077,24 @@ mod tests {
         // One rep of a light person: the upper back's taxels switch off a
         // third of the way down, and the seesaw reads 1 from there; the
         // sacrum's share of the pelvis rises all the way down (4 s).
-        let mut rc = RepCounter::new(&DetectorConfig::default());
-        rc.settle(0, REST);
-        let mut out = Vec::new();
         let at = |seesaw: f32, upper: f32, pelvis: f32| Loads {
-            seesaw,
-            total: 1.95,
             upper,
             pelvis,
+            ..lifted(seesaw)
         };
-        let mut t = 0u64;
-        let mut run = |rc: &mut RepCounter, secs: f32, loads: &dyn Fn(f32) -> Loads| {
-            let n = (secs / 0.005) as usize;
-            for k in 0..n {
-                t += 5000;
-                rc.push(t, 0.005, loads((k + 1) as f32 / n as f32), false, &mut out);
-            }
-            t
-        };
-        run(&mut rc, 2.0, &|_| REST);
-        run(&mut rc, 3.0, &|_| at(0.6, 0.25, 0.6));
-        run(&mut rc, 1.5, &|x| at(0.6 - 0.3 * x, 0.25 + 0.15 * x, 0.6 - 0.15 * x));
-        let top = run(&mut rc, 0.5, &|_| at(0.3, 0.4, 0.45));
-        let bottom = run(&mut rc, 4.0, &|x| {
+        let mut feed = Feed::new();
+        feed.run(2.0, |_| REST);
+        feed.run(3.0, |_| at(0.6, 0.25, 0.6));
+        feed.run(1.5, |x| at(0.6 - 0.3 * x, 0.25 + 0.15 * x, 0.6 - 0.15 * x));
+        let top = feed.run(0.5, |_| at(0.3, 0.4, 0.45));
+        let bottom = feed.run(4.0, |x| {
             let upper = if x < 1.0 / 3.0 { 0.4 - 0.45 * x } else { 0.0 };
             let seesaw = if upper > 0.0 { 0.3 + 0.9 * x } else { 1.0 };
             at(seesaw, upper, 0.45 + 0.15 * x)
         });
-        run(&mut rc, 4.0, &|_| at(1.0, 0.0, 0.6));
-        let reps: Vec<_> = out
-            .iter()
-            .filter_map(|e| match e {
-                Event::Rep(r) => Some(r),
-                _ => None,
-            })
-            .collect();
-        assert_eq!(reps.len(), 1, "{out:?}");
+        feed.run(4.0, |_| at(1.0, 0.0, 0.6));
+        let reps = feed.reps();
+        assert_eq!(reps.len(), 1, "{:?}", feed.out);
         let descent = (bottom - top) / 1000;
         assert!(
             reps[0].t_ms >= bottom / 1000,
