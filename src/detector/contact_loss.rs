@@ -502,9 +502,6 @@ impl ContactLoss {
             }
         }
 
-        if t_us / 50_000 != t_us.saturating_sub((dt_s * 1e6) as u64) / 50_000 {
-            tracing::trace!(t_ms = t_us / 1000, contact, ?lumbar, expected = ?self.expected, fast = ?self.rows_fast, weak = ?self.weak, legs_lifted, may_start, sat = self.sat_up.is_some(), upper, upper_collapsed, "contact");
-        }
         if let Some((onset, min)) = &mut self.arch {
             *min = min.min(contact);
             if t_us >= *onset + ARCH_MAX_US {

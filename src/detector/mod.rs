@@ -6,7 +6,10 @@
 //!
 //! Stages, each in its own module:
 //! - [`taxels`]: glitch rejection by shape, linearisation, faulty taxels;
+//! - [`turn_on`]: taxels below their turn-on read by what their row lost;
 //! - presence and settling (here): a person lying down starts a session;
+//! - [`roles`]: which rows are the upper back, lumbar region and sacrum for
+//!   the person settled on the mat;
 //! - [`contact_loss`]: the person's reference and arches;
 //! - [`rep_counter`]: reps, sets and their quality.
 
