@@ -125,7 +125,8 @@ enum Phase {
     Bottom,
     /// Ascent begun at `start_us`; `min` is the top so far (at `min_us`);
     /// `t10_us` is when the descent passed 10 % after that top; `high` is
-    /// the highest point of the descent so far, last raised at `high_us`.
+    /// the highest point of the descent so far, last raised at `high_us`;
+    /// the same for the pelvis share (see `RepCounter::pelvis_settled`).
     Cycle {
         start_us: u64,
         min: f32,
@@ -133,13 +134,16 @@ enum Phase {
         t10_us: Option<u64>,
         high: f32,
         high_us: u64,
+        pelvis_high: f32,
+        pelvis_high_us: u64,
     },
 }
 
 impl Phase {
     /// A cycle whose ascent began at `start_us`, with its top so far `s` at
-    /// `t_us` (the descent's start, until a lower top comes).
-    fn cycle(start_us: u64, t_us: u64, s: f32) -> Phase {
+    /// `t_us` (the descent's start, until a lower top comes), the pelvis
+    /// share `pelvis` there.
+    fn cycle(start_us: u64, t_us: u64, s: f32, pelvis: f32) -> Phase {
         Phase::Cycle {
             start_us,
             min: s,
@@ -147,6 +151,8 @@ impl Phase {
             t10_us: None,
             high: s,
             high_us: t_us,
+            pelvis_high: pelvis,
+            pelvis_high_us: t_us,
         }
     }
 }
@@ -219,10 +225,6 @@ pub struct RepCounter {
     smooth_pelvis: f32,
     smooth_upper: f32,
     smooth_sacral: f32,
-    /// The highest pelvis share since the top of the current cycle, and
-    /// when it was last raised (see `RepCounter::pelvis_settled`).
-    pelvis_high: f32,
-    pelvis_high_us: u64,
     /// Lifted legs near the rest level since this time.
     near_rest_us: Option<u64>,
     /// `total_ratio` over the last `RATIO_TAU_S`.
@@ -262,8 +264,6 @@ impl RepCounter {
             smooth_pelvis: 0.0,
             smooth_upper: 0.0,
             smooth_sacral: 0.0,
-            pelvis_high: 0.0,
-            pelvis_high_us: 0,
             near_rest_us: None,
             ratio_slow: 1.0,
             weight_off: false,
@@ -494,8 +494,7 @@ impl RepCounter {
                 if !settling && s < self.bottom - ASCENT_SHARE * height {
                     tracing::debug!(t_ms, seesaw = s, bottom = self.bottom, "ascent");
                     self.emit_pending(t_ms, out);
-                    self.phase = Phase::cycle(t_us, t_us, s);
-                    (self.pelvis_high, self.pelvis_high_us) = (self.smooth_pelvis, t_us);
+                    self.phase = Phase::cycle(t_us, t_us, s, self.smooth_pelvis);
                 }
             }
             Phase::Cycle {
@@ -505,6 +504,8 @@ impl RepCounter {
                 mut t10_us,
                 mut high,
                 mut high_us,
+                mut pelvis_high,
+                mut pelvis_high_us,
             } => {
                 if near_rest && t_us.saturating_sub(near_rest_since) as f32 >= REST_S * 1e6 {
                     // The drop after the last rep (or a rest): not a rep.
@@ -536,10 +537,9 @@ impl RepCounter {
                     return;
                 }
                 if s < min {
-                    self.phase = Phase::cycle(start_us, t_us, s);
+                    self.phase = Phase::cycle(start_us, t_us, s, self.smooth_pelvis);
                     self.trace.clear();
                     self.trace.push(self.point(t_us));
-                    (self.pelvis_high, self.pelvis_high_us) = (self.smooth_pelvis, t_us);
                     return;
                 }
                 if self.trace.len() < TRACE_LEN && self.trace.last().is_none_or(|p| t_us >= p.t_us + TRACE_STEP_US) {
@@ -552,16 +552,17 @@ impl RepCounter {
                     high = s;
                     high_us = t_us;
                 }
-                let pelvis_top = self.trace.first().map_or(self.pelvis_high, |p| p.pelvis);
-                if self.smooth_pelvis > self.pelvis_high + PLATEAU_EPS * (self.pelvis_high - pelvis_top).max(0.0) {
-                    (self.pelvis_high, self.pelvis_high_us) = (self.smooth_pelvis, t_us);
+                let pelvis_top = self.trace.first().map_or(pelvis_high, |p| p.pelvis);
+                if self.smooth_pelvis > pelvis_high + PLATEAU_EPS * (pelvis_high - pelvis_top).max(0.0) {
+                    (pelvis_high, pelvis_high_us) = (self.smooth_pelvis, t_us);
                 }
                 // The descent is over when the legs stop at the bottom (the
                 // seesaw stops rising) or when they go up again (or drop to the
                 // floor) without a pause, as in bouncing.
                 let reached = high - min >= DONE_MIN * span;
-                let plateau =
-                    reached && t_us.saturating_sub(high_us) as f32 >= PLATEAU_S * 1e6 && self.pelvis_settled(t_us);
+                let plateau = reached
+                    && t_us.saturating_sub(high_us) as f32 >= PLATEAU_S * 1e6
+                    && self.pelvis_settled(t_us, pelvis_high_us);
                 // A descent that stopped short of the bottom learnt before
                 // (a person sliding along the mat moves the seesaw's levels),
                 // paused there and went up again: a rep all the same.
@@ -622,8 +623,7 @@ impl RepCounter {
                     self.trace.clear();
                     if turned {
                         self.emit_pending(t_ms, out);
-                        self.phase = Phase::cycle(t_us, t_us, s);
-                        (self.pelvis_high, self.pelvis_high_us) = (self.smooth_pelvis, t_us);
+                        self.phase = Phase::cycle(t_us, t_us, s, self.smooth_pelvis);
                     } else {
                         self.phase = Phase::Bottom;
                     }
@@ -635,6 +635,8 @@ impl RepCounter {
                         t10_us,
                         high,
                         high_us,
+                        pelvis_high,
+                        pelvis_high_us,
                     };
                 }
             }
@@ -645,12 +647,12 @@ impl RepCounter {
     /// their turn-on), the seesaw reaches 1 long before the legs reach the
     /// bottom: the descent goes on until the sacrum's share of the pelvis,
     /// which the upper back does not enter, has stopped rising too.
-    fn pelvis_settled(&self, t_us: u64) -> bool {
+    fn pelvis_settled(&self, t_us: u64, pelvis_high_us: u64) -> bool {
         let upper_off = self
             .trace
             .first()
             .is_some_and(|top| self.smooth_upper < UPPER_SWITCHED_OFF * top.upper);
-        !upper_off || t_us.saturating_sub(self.pelvis_high_us) as f32 >= PLATEAU_S * 1e6
+        !upper_off || t_us.saturating_sub(pelvis_high_us) as f32 >= PLATEAU_S * 1e6
     }
 
     /// The legs are back on the floor since `since_us`: what the mat reads
