@@ -520,43 +520,32 @@ impl ContactLoss {
             self.candidate_us = None;
             return None;
         }
-        let onset_us = if legs_lifted {
+        // How long the loss must last to be an arch.
+        let wait_us = if legs_lifted {
             // The upper back's collapse takes a lumbar row's share of it:
             // not more load than the upper back lost itself, nor half of
             // the whole region's.
             if upper_collapsed && region >= COLLAPSE_REGION * region_ref && row_loss <= upper_loss {
                 return None;
             }
-            let since = *self.candidate_us.get_or_insert(t_us);
-            if confirm && t_us.saturating_sub(since) < LEAVING_CONFIRM_US {
-                return None;
-            }
-            since
+            0
         } else {
             // With the legs down the whole lumbar region must have lost
             // contact: a light person's weak lumbar row can rest on one or
             // two taxels near their turn-on threshold, which switch off and
-            // on as they breathe.
-            if region >= self.arch_contact * region_ref {
+            // on as they breathe. (A loss as in getting up is judged by the
+            // sacrum instead of the upper back.)
+            if region >= self.arch_contact * region_ref || (upper_ratio < SITTING_UP && !confirm) {
                 self.candidate_us = None;
                 return None;
             }
-            let since = *self.candidate_us.get_or_insert(t_us);
-            // (A loss as in getting up is judged by the sacrum instead.)
-            if upper_ratio < SITTING_UP && !confirm {
-                self.candidate_us = None;
-                return None;
-            }
-            let wait = if confirm {
-                LEAVING_CONFIRM_US
-            } else {
-                LEGS_DOWN_CONFIRM_US
-            };
-            if t_us.saturating_sub(since) < wait {
-                return None;
-            }
-            since
+            LEGS_DOWN_CONFIRM_US
         };
+        let wait_us = if confirm { LEAVING_CONFIRM_US } else { wait_us };
+        let onset_us = *self.candidate_us.get_or_insert(t_us);
+        if t_us.saturating_sub(onset_us) < wait_us {
+            return None;
+        }
         self.candidate_us = None;
         self.arch = Some((onset_us, contact));
         Some(ArchChange::Start { onset_us, contact })
