@@ -394,7 +394,7 @@ impl Detector {
         }
         self.reps.end_session(t_ms, out);
         self.roles.reset(&self.config);
-        self.lumbar.resize(self.roles.lumbar.len(), 0.0);
+        self.take_lumbar();
         out.push(Event::Session {
             t_ms,
             phase: Phase::End,
@@ -430,8 +430,7 @@ impl Detector {
         if lying_s >= SETTLE_MIN_S && steady_s >= SETTLE_STEADY_S {
             // Where the person lies decides which rows are which.
             self.roles.fit(&self.config, &self.rows);
-            self.lumbar.clear();
-            self.lumbar.extend(self.roles.lumbar.iter().map(|&r| self.rows[r]));
+            self.take_lumbar();
             let summary = self.summary_of(&self.rows);
             self.contact.settle(&self.lumbar, summary.upper);
             self.total_reference = UsualLoad(total);
@@ -504,10 +503,15 @@ impl Detector {
             *out += a * (*stage - *out);
         }
         self.rows_raw = raw;
-        for (l, &r) in self.lumbar.iter_mut().zip(&self.roles.lumbar) {
-            *l = self.rows[r];
-        }
+        self.take_lumbar();
         self.summary_of(&self.rows)
+    }
+
+    /// The lumbar rows' loads from the low-passed rows, by the person's
+    /// roles (no allocation: never more lumbar rows than configured).
+    fn take_lumbar(&mut self) {
+        self.lumbar.clear();
+        self.lumbar.extend(self.roles.lumbar.iter().map(|&r| self.rows[r]));
     }
 
     /// A taxel was left out or taken back: report it, and rescale the
