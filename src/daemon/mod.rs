@@ -126,6 +126,7 @@ pub fn run(config: &Config, options: &RunOptions, notifier: &Notifier) -> Result
     let stop = Arc::new(AtomicBool::new(false));
     let history_stop = Arc::new(AtomicBool::new(false));
     let history_web = history.clone();
+    let closing = outbox.clone();
     let history_writer = match history {
         Some(history) => {
             let (outbox, gateway, stop) = (
@@ -209,6 +210,12 @@ pub fn run(config: &Config, options: &RunOptions, notifier: &Notifier) -> Result
     history_stop.store(true, Ordering::Relaxed);
     if let Some(writer) = history_writer {
         let _ = writer.join();
+        // The publisher closed the outbox before the writer's last batch:
+        // its head (what both have) is written again, or a restart would
+        // publish those events a second time.
+        if let Err(e) = closing.store().close() {
+            tracing::warn!("outbox: cannot close cleanly: {e}");
+        }
     }
     if finished.queued > 0 {
         tracing::warn!(
