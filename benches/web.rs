@@ -41,7 +41,7 @@ const KINDS: [&str; 6] = ["fatigue", "mixed", "three_sets", "bouncing", "rushed"
 fn config(dir: &Path, url: &str, name: &str, listen: &str) -> std::path::PathBuf {
     let mut text = format!(
         "[mqtt]\nurl = \"{url}\"\ngateway_id = \"{name}\"\nbase_topic = \"{name}\"\ndiscovery = false\n\
-         outbox_dir = \"{}\"\n\n[log]\nlevel = \"warn\"\n\n[web]\nlisten = \"{listen}\"\n",
+         outbox_dir = \"{}\"\n\n[log]\nlevel = \"warn\"\n\n[web]\nlisten = \"{listen}\"\n\n[history]\ndatabase = \"\"\n",
         dir.join(format!("outbox-{name}")).display()
     );
     for k in 0..MATS {
