@@ -3,6 +3,7 @@
 
 pub mod mosquitto;
 pub mod mqtt;
+pub mod postgres;
 pub mod web;
 
 use std::path::PathBuf;
