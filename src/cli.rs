@@ -57,6 +57,54 @@ pub enum Command {
     /// rep signal, arches, reps, sets, the grid's heatmap.
     #[cfg(feature = "plot")]
     Plot(PlotArgs),
+    /// The roster: add, list and remove athletes (in `[history] database`).
+    Athlete {
+        #[command(subcommand)]
+        action: AthleteAction,
+    },
+    /// The athletes' history: export it as CSV.
+    History {
+        #[command(subcommand)]
+        action: HistoryAction,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AthleteAction {
+    /// Add an athlete; prints one JSON object with `id`, `name` and `link`
+    /// (the path of the athlete's own page).
+    Add {
+        /// The display name.
+        name: String,
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Print the roster, one JSON object per line.
+    List {
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Delete an athlete and every row of their history.
+    Remove {
+        id: String,
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum HistoryAction {
+    /// Write the history as CSV to standard output, one row per rep.
+    Export {
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Only this athlete's reps.
+        #[arg(long)]
+        athlete: Option<String>,
+        /// Only sessions from this day on (YYYY-MM-DD, UTC).
+        #[arg(long)]
+        since: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -337,6 +385,21 @@ impl Command {
             Command::Watch(a) => a.mqtt.config.as_deref(),
             #[cfg(feature = "plot")]
             Command::Plot(a) => a.config.as_deref(),
+            Command::Athlete { action } => match action {
+                AthleteAction::Add { config, .. }
+                | AthleteAction::List { config }
+                | AthleteAction::Remove { config, .. } => config.as_deref().or_else(installed_config),
+            },
+            Command::History {
+                action: HistoryAction::Export { config, .. },
+            } => config.as_deref().or_else(installed_config),
         }
     }
+}
+
+/// The installed configuration, when there is one: the roster commands run
+/// beside the daemon on the same database.
+fn installed_config<'a>() -> Option<&'a std::path::Path> {
+    let path = std::path::Path::new(DEFAULT_CONFIG);
+    path.exists().then_some(path)
 }

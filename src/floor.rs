@@ -1041,7 +1041,7 @@ mod tests {
         let e = arch(Phase::Start, Some(0.42));
         let u = d.apply(
             &t.mat_event("mat1"),
-            payload::event_envelope(&e, "mat1", 7, UNIX_EPOCH).as_bytes(),
+            payload::event_envelope(&e, "mat1", 7, UNIX_EPOCH, None).as_bytes(),
             0,
         );
         assert!(u.arch_started);

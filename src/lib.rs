@@ -44,6 +44,7 @@ pub mod event;
 pub mod floor;
 pub mod frame;
 pub mod hardware;
+pub mod history;
 pub mod metrics;
 pub mod mqtt;
 pub mod outbox;

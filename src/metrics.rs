@@ -102,6 +102,13 @@ pub struct Registry {
     pub web_clients: AtomicU64,
     pub web_requests: AtomicU64,
     pub web_refused: AtomicU64,
+    /// The athletes' history: events written, failed writes (retried),
+    /// events waiting for it, and events a full outbox dropped before the
+    /// history had them.
+    pub history_written: AtomicU64,
+    pub history_failures: AtomicU64,
+    pub history_waiting: AtomicU64,
+    pub history_dropped: AtomicU64,
 }
 
 /// What `/health` says.
@@ -266,6 +273,39 @@ impl Registry {
             "Events the outbox could not store (lost).",
             &mut std::iter::once((String::new(), self.outbox_failures.load(r).to_string())),
         );
+        for (name, kind, help, value) in [
+            (
+                "history_written_events_total",
+                "counter",
+                "Events written to the athletes' history.",
+                &self.history_written,
+            ),
+            (
+                "history_write_failures_total",
+                "counter",
+                "Writes to the history that failed (retried from the outbox).",
+                &self.history_failures,
+            ),
+            (
+                "history_waiting_events",
+                "gauge",
+                "Events kept in the outbox until the history has them.",
+                &self.history_waiting,
+            ),
+            (
+                "history_dropped_events_total",
+                "counter",
+                "Events a full outbox dropped before the history had them.",
+                &self.history_dropped,
+            ),
+        ] {
+            family(
+                name,
+                kind,
+                help,
+                &mut std::iter::once((String::new(), value.load(r).to_string())),
+            );
+        }
         family(
             "mqtt_connected",
             "gauge",

@@ -42,6 +42,8 @@ pub fn config(mats: usize, url: &str, outbox: &std::path::Path) -> Config {
     config.mqtt.gateway_name = "flatback demo".into();
     config.mqtt.outbox_dir = outbox.to_path_buf();
     config.mqtt.discovery_resend_max_s = 1.0;
+    // The demo's history lives and dies with its outbox.
+    config.history.database = format!("sqlite:{}", outbox.with_file_name("history.db").display());
     // The demo's view is the terminal's; its gateway serves no web view
     // (several demos, and the tests', share a machine's ports).
     config.web.listen = String::new();

@@ -1,10 +1,12 @@
 //! One file per subcommand; [`run`] sends the command line to it.
 
+pub mod athlete;
 pub mod check;
 pub mod config;
 #[cfg(feature = "demo")]
 pub mod demo;
 pub mod eval;
+pub mod history;
 #[cfg(feature = "plot")]
 pub mod plot;
 pub mod publish;
@@ -81,6 +83,8 @@ pub fn run(command: Command, config: Config) -> Result<()> {
         Command::Watch(a) => watch::run(&a, config),
         #[cfg(feature = "plot")]
         Command::Plot(a) => plot::run(&a, &config),
+        Command::Athlete { action } => athlete::run(&action, &config),
+        Command::History { action } => history::run(&action, &config),
     }
 }
 

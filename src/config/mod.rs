@@ -12,11 +12,13 @@
 pub mod cue;
 pub mod detector;
 pub mod hardware;
+pub mod history;
 pub mod mqtt;
 pub mod web;
 
 pub use cue::CueConfig;
 pub use detector::DetectorConfig;
+pub use history::{AthletesConfig, HistoryConfig};
 pub use mqtt::{BrokerUrl, MqttConfig, SyncMode};
 pub use web::WebConfig;
 
@@ -37,6 +39,10 @@ pub struct Config {
     pub log: LogConfig,
     /// The gateway's web view, `/metrics` and `/health`.
     pub web: WebConfig,
+    /// Where the athletes' history is kept.
+    pub history: HistoryConfig,
+    /// Who is on the mat, and the training plan's figures.
+    pub athletes: AthletesConfig,
     /// The mats of this gateway (`[[mats]]`). None: one mat, `[mat] id`,
     /// read through `[hardware]`.
     pub mats: Vec<MatEntry>,
@@ -320,6 +326,8 @@ impl Config {
         self.detector.validate(self.mat.rows)?;
         self.mqtt.validate()?;
         self.web.validate()?;
+        self.history.validate()?;
+        self.athletes.validate()?;
         if !matches!(self.log.level.as_str(), "error" | "warn" | "info" | "debug" | "trace") {
             return Err(Invalid::new(
                 "log.level",

@@ -81,6 +81,23 @@ impl Stop {
     }
 }
 
+/// The history's store (`None`: `[history] database = ""`). A SQLite file
+/// is opened here so that a bad path stops the daemon at start; PostgreSQL
+/// may be away at start: the writer waits for it.
+fn history_handle(config: &Config) -> Result<Option<crate::history::Handle>> {
+    use crate::config::history::Database;
+    let database = config.history.database().map_err(crate::config::ConfigError::from)?;
+    let Some(handle) = crate::history::Handle::new(&config.history) else {
+        return Ok(None);
+    };
+    if let Database::Sqlite(_) = database {
+        handle
+            .refresh_roster()
+            .with_context(|| format!("history.database \"{}\"", config.history.database))?;
+    }
+    Ok(Some(handle))
+}
+
 /// Runs the gateway: each mat on a thread of its own, the publisher on
 /// tokio, until SIGTERM or SIGINT (or `options` says so). Tells systemd
 /// (`notifier`) when it is ready, that it is alive, and that it stops.
@@ -92,6 +109,11 @@ pub fn run(config: &Config, options: &RunOptions, notifier: &Notifier) -> Result
     let (mut store, recovery) = Store::open(&mqtt.outbox_dir, mqtt.outbox_max_bytes)
         .with_context(|| format!("outbox {} (mqtt.outbox_dir)", mqtt.outbox_dir.display()))?;
     store.set_sync_mode(mqtt.outbox_sync);
+    let history = history_handle(config)?;
+    if history.is_some() {
+        // Before any event: none leaves the outbox before the history has it.
+        store.follow_history();
+    }
     if recovery.pending > 0 || recovery.truncated_bytes > 0 {
         tracing::info!(
             pending = recovery.pending,
@@ -102,6 +124,23 @@ pub fn run(config: &Config, options: &RunOptions, notifier: &Notifier) -> Result
     tracing::info!(mats = ?ids, broker = %mqtt.url, "flatback running");
     let (outbox, links) = Outbox::new(store, &ids);
     let stop = Arc::new(AtomicBool::new(false));
+    let history_stop = Arc::new(AtomicBool::new(false));
+    let history_writer = match history {
+        Some(history) => {
+            let (outbox, gateway, stop) = (
+                outbox.clone(),
+                crate::mqtt::options::gateway_id(mqtt),
+                history_stop.clone(),
+            );
+            Some(
+                std::thread::Builder::new()
+                    .name("history".into())
+                    .spawn(move || crate::history::writer::run(outbox, gateway, history, stop))
+                    .context("starting the history writer")?,
+            )
+        }
+        None => None,
+    };
     let alive: Vec<Arc<AtomicU64>> = ids.iter().map(|_| Arc::new(AtomicU64::new(0))).collect();
     let mut threads = Vec::new();
     for ((mat, link), alive) in mats.into_iter().zip(links).zip(&alive) {
@@ -165,6 +204,11 @@ pub fn run(config: &Config, options: &RunOptions, notifier: &Notifier) -> Result
         finished
     });
     stop.store(true, Ordering::Relaxed);
+    // The mats are done: the writer writes what is left, then returns.
+    history_stop.store(true, Ordering::Relaxed);
+    if let Some(writer) = history_writer {
+        let _ = writer.join();
+    }
     if finished.queued > 0 {
         tracing::warn!(
             queued = finished.queued,

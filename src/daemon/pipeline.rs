@@ -5,6 +5,11 @@
 //! detector's live figures into a [`MatState`], applies commands, and
 //! numbers sets across a command-driven restart of the detector.
 //!
+//! Who is on the mat: `athlete` names the athlete until they get up and
+//! nobody lies down again within the grace time (`[athletes] grace_s`); an
+//! athlete named while the mat is empty has the same grace to lie down.
+//! Every event and the mat's state carry the id.
+//!
 //! Commands: `reset_counters` zeroes the reps, perfect reps and arches
 //! counters. `new_set` and `rereference` restart the detector on the spot
 //! (the detector has no hook for either yet): the set in progress is closed
@@ -28,6 +33,9 @@ use crate::wire::{Command, MatState};
 /// How often the mat's live look (its raw frame, for the web view's grid)
 /// is handed over, milliseconds of wall time.
 const LIVE_EVERY_MS: u64 = 100;
+
+/// `[athletes] grace_s`'s default.
+const ATHLETE_GRACE_US: u64 = 120_000_000;
 
 /// If the restarted detector sees nobody within this time, the session the
 /// restart kept open is ended after all.
@@ -59,11 +67,24 @@ pub struct MatTracker {
     faults: BTreeSet<(usize, usize)>,
     window_start_us: Option<u64>,
     window_frames: u64,
+    /// Since when the mat has been empty with an athlete still named.
+    vacant_since_us: Option<u64>,
+    /// How long an athlete stays named on an empty mat.
+    athlete_grace_us: u64,
 }
 
 impl MatTracker {
     pub fn new() -> Self {
-        MatTracker::default()
+        MatTracker {
+            athlete_grace_us: ATHLETE_GRACE_US,
+            ..MatTracker::default()
+        }
+    }
+
+    /// How long an athlete stays named after getting up (`[athletes]
+    /// grace_s`).
+    pub fn set_athlete_grace(&mut self, grace: std::time::Duration) {
+        self.athlete_grace_us = grace.as_micros() as u64;
     }
 
     pub fn state(&self) -> &MatState {
@@ -90,6 +111,7 @@ impl MatTracker {
                         self.restart = Some(r);
                     }
                     self.set_offset = 0;
+                    self.vacant_since_us = None;
                 }
                 Phase::End => {
                     if let Some(r) = self.restart.as_mut() {
@@ -98,6 +120,7 @@ impl MatTracker {
                             return None;
                         }
                     }
+                    self.vacant_since_us = Some(e.t_ms() * 1000);
                 }
             },
             Event::Rep(r) => {
@@ -125,6 +148,12 @@ impl MatTracker {
         match c {
             Command::ResetCounters => {
                 self.state.counters.reset_totals();
+                Action::None
+            }
+            Command::Athlete(id) => {
+                tracing::info!(athlete = id.as_deref().unwrap_or("nobody"), "athlete on the mat");
+                self.state.athlete = id;
+                self.vacant_since_us = (!occupied).then_some(t_us);
                 Action::None
             }
             Command::NewSet | Command::Rereference => {
@@ -168,12 +197,23 @@ impl MatTracker {
                 let r = self.restart.take().unwrap();
                 out = r.held_end;
                 self.set_offset = 0;
+                if out.is_some() {
+                    self.vacant_since_us = Some(t_us);
+                }
                 false
             }
             Some(r) => !r.finishing,
             None => false,
         };
         let occupied = occupied || restarting;
+        if let Some(since) = self.vacant_since_us {
+            if !occupied && t_us.saturating_sub(since) >= self.athlete_grace_us {
+                // Got up and nobody lay down within the grace: the next
+                // person is a guest.
+                self.state.athlete = None;
+                self.vacant_since_us = None;
+            }
+        }
         self.state.occupied = occupied;
         self.state.arching = in_arch;
         self.state.contact = occupied.then(|| (contact.clamp(0.0, 5.0) * 100.0).round() as u32);
@@ -500,6 +540,54 @@ mod tests {
         assert!(matches!(end, Some(Event::Session { phase: Phase::End, .. })), "{end:?}");
         assert!(!t.state().occupied);
         assert_eq!(t.command(Command::NewSet, 9_000_000, false), Action::None);
+    }
+
+    fn athlete(id: Option<&str>) -> Command {
+        Command::Athlete(id.map(String::from))
+    }
+
+    #[test]
+    fn an_athlete_stays_named_until_they_get_up_and_the_grace_passes() {
+        let mut t = MatTracker::new();
+        t.set_athlete_grace(std::time::Duration::from_secs(120));
+        t.on_event(&Event::Session {
+            t_ms: 1000,
+            phase: Phase::Start,
+        });
+        t.on_frame(1_000_000, true, false, 1.0);
+        assert_eq!(t.command(athlete(Some("a-1")), 2_000_000, true), Action::None);
+        assert_eq!(t.state().athlete.as_deref(), Some("a-1"));
+        // Up at 60 s; someone lies down at 150 s, within the grace: the same athlete.
+        t.on_event(&Event::Session {
+            t_ms: 60_000,
+            phase: Phase::End,
+        });
+        t.on_frame(149_000_000, false, false, 0.0);
+        t.on_event(&Event::Session {
+            t_ms: 150_000,
+            phase: Phase::Start,
+        });
+        t.on_frame(300_000_000, true, false, 1.0);
+        assert_eq!(t.state().athlete.as_deref(), Some("a-1"), "back within the grace");
+        // Up at 400 s; nobody until 520 s: cleared, the next person is a guest.
+        t.on_event(&Event::Session {
+            t_ms: 400_000,
+            phase: Phase::End,
+        });
+        t.on_frame(519_999_000, false, false, 0.0);
+        assert_eq!(t.state().athlete.as_deref(), Some("a-1"));
+        t.on_frame(520_000_000, false, false, 0.0);
+        assert_eq!(t.state().athlete, None);
+        // Named on an empty mat, nobody lies down: cleared after the grace too.
+        t.command(athlete(Some("a-2")), 600_000_000, false);
+        t.on_frame(700_000_000, false, false, 0.0);
+        assert_eq!(t.state().athlete.as_deref(), Some("a-2"));
+        t.on_frame(720_000_000, false, false, 0.0);
+        assert_eq!(t.state().athlete, None);
+        // And cleared on request.
+        t.command(athlete(Some("a-3")), 800_000_000, true);
+        t.command(athlete(None), 801_000_000, true);
+        assert_eq!(t.state().athlete, None);
     }
 
     #[test]

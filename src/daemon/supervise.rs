@@ -31,6 +31,9 @@ pub fn mat(config: &Config, mat: &MatEntry, speed: f64, link: &MatLink, stop: &A
             return;
         }
     };
+    pipeline
+        .tracker_mut()
+        .set_athlete_grace(Duration::from_secs_f64(config.athletes.grace_s));
     // The buzzer and LED: a mat runs without them rather than not at all.
     match crate::cue::for_mat(mat, &crate::cue::emulated_gpio()) {
         Ok(cue) => pipeline.set_cue(cue),

@@ -321,10 +321,18 @@ impl MatLink {
     pub fn emit(&self, event: &Event) -> Option<u64> {
         let mat = self.id();
         let now = SystemTime::now();
-        let result = self
-            .shared
-            .store()
-            .append(mat, |seq| payload::event_envelope(event, mat, seq, now).into_bytes());
+        // Who is on the mat, as the pipeline last said with `set_state`.
+        let athlete = self
+            .slot()
+            .state
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .0
+            .athlete
+            .clone();
+        let result = self.shared.store().append(mat, |seq| {
+            payload::event_envelope(event, mat, seq, now, athlete.as_deref()).into_bytes()
+        });
         {
             let (m, cv) = &self.shared.sync;
             m.lock().unwrap_or_else(|p| p.into_inner()).0 = true;

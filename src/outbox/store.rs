@@ -110,6 +110,14 @@ struct State {
     boot_id: String,
     #[serde(default)]
     clean: bool,
+    /// The history writer's cursor: every record before it is in the
+    /// athletes' history (absent: nobody writes history).
+    #[serde(default)]
+    history: Option<u64>,
+    /// Records the broker had but the history had not yet, dropped by a
+    /// full outbox.
+    #[serde(default)]
+    history_dropped: u64,
 }
 
 /// Seqs skipped after the machine went down with the outbox open: more than
@@ -160,6 +168,9 @@ pub struct Store {
     short_of_space: bool,
     /// When the last event was appended (idle outboxes give back disk).
     last_append: Instant,
+    /// The history writer's cursor, while one follows the outbox: records
+    /// stay until both the broker and the history have them.
+    history: Option<u64>,
 }
 
 /// An event that could not be stored. Its `seq` is spent and it is counted
@@ -388,6 +399,8 @@ impl Store {
             dropped: state.dropped,
             boot_id: boot,
             clean: false,
+            history: state.history,
+            history_dropped: state.history_dropped,
         };
         let active_sync = active.as_ref().map(File::try_clone).transpose()?;
         let mut outbox = Store {
@@ -407,6 +420,7 @@ impl Store {
             state,
             short_of_space: false,
             last_append: Instant::now(),
+            history: None,
         };
         // The state's room, taken now: a full disk later still takes the
         // seqs and counters of the events it loses.
@@ -602,10 +616,15 @@ impl Store {
             if !self.acked.remove(&r.offset) {
                 dropped += 1;
                 *self.state.dropped.entry(r.mat.clone()).or_insert(0) += 1;
+                self.dec_queued(&r.mat);
+            } else if self.history.is_some_and(|h| r.offset >= h) {
+                self.state.history_dropped += 1;
             }
-            self.dec_queued(&r.mat);
         }
         self.head = self.head.max(seg.end());
+        if let Some(h) = self.history.as_mut() {
+            *h = (*h).max(seg.end());
+        }
         self.advance_head();
         if dropped > 0 {
             tracing::warn!(dropped, "outbox full: dropped the oldest undelivered events");
@@ -624,11 +643,10 @@ impl Store {
 
     fn advance_head(&mut self) {
         while let Some(r) = self.pending.front() {
-            if !self.acked.remove(&r.offset) {
+            if self.history.is_some_and(|h| r.offset >= h) || !self.acked.remove(&r.offset) {
                 break;
             }
-            let r = self.pending.pop_front().unwrap();
-            self.dec_queued(&r.mat);
+            self.pending.pop_front();
         }
         self.head = self.pending.front().map_or(self.end, |r| r.offset).max(self.head);
     }
@@ -650,6 +668,8 @@ impl Store {
             return false;
         }
         self.acked.insert(offset);
+        let mat = self.pending[i].mat.clone();
+        self.dec_queued(&mat);
         self.advance_head();
         true
     }
@@ -701,6 +721,7 @@ impl Store {
     fn write_state(&mut self, sync: bool) -> io::Result<()> {
         self.state.generation += 1;
         self.state.head = self.head;
+        self.state.history = self.history;
         let json = serde_json::to_vec(&self.state).map_err(io::Error::other)?;
         if json.len() as u64 + 12 > SLOT {
             return Err(io::Error::other("outbox state too large (too many mats)"));
@@ -721,6 +742,40 @@ impl Store {
         }
         self.persisted_head = self.head;
         Ok(())
+    }
+
+    /// From now on records stay until the history has them too
+    /// ([`Store::history_done`]), starting where the last run's history
+    /// writer stopped (or at the oldest record kept).
+    pub fn follow_history(&mut self) {
+        let head = self.pending.front().map_or(self.end, |r| r.offset).min(self.head);
+        self.history = Some(self.state.history.unwrap_or(head).max(head));
+    }
+
+    /// Up to `max` records the history does not have yet, oldest first.
+    pub fn history_next(&self, max: usize) -> Vec<Record> {
+        let Some(cursor) = self.history else {
+            return Vec::new();
+        };
+        let i = self.pending.partition_point(|r| r.offset < cursor);
+        self.pending.range(i..).take(max).cloned().collect()
+    }
+
+    /// The history has every record before `next_offset`.
+    pub fn history_done(&mut self, next_offset: u64) {
+        if let Some(h) = self.history.as_mut() {
+            *h = (*h).max(next_offset);
+            self.advance_head();
+        }
+    }
+
+    /// Records waiting for the history, and those a full outbox dropped
+    /// before the history had them.
+    pub fn history_backlog(&self) -> (u64, u64) {
+        let waiting = self.history.map_or(0, |cursor| {
+            (self.pending.len() - self.pending.partition_point(|r| r.offset < cursor)) as u64
+        });
+        (waiting, self.state.history_dropped)
     }
 
     /// Events waiting for acknowledgement.
@@ -829,6 +884,61 @@ mod tests {
         let segs = list_segments(dir).unwrap();
         assert_eq!(segs.len(), 1);
         segs[0].1.clone()
+    }
+
+    #[test]
+    fn records_stay_until_both_the_broker_and_the_history_have_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut o, _) = Store::open(dir.path(), 1 << 20).unwrap();
+        o.follow_history();
+        let a = fill(&mut o, &["a"], 6);
+        // The broker has them all; the history the first two.
+        for x in &a {
+            assert!(o.ack(x.offset));
+        }
+        assert_eq!(o.queued(), 0, "nothing waits for the broker");
+        assert_eq!(o.queued_for("a"), 0);
+        let batch = o.history_next(2);
+        assert_eq!(batch.iter().map(|r| r.seq).collect::<Vec<_>>(), [1, 2]);
+        o.history_done(batch[1].next_offset());
+        assert_eq!(o.history_backlog(), (4, 0));
+        o.persist(true).unwrap();
+        drop(o);
+        // A restart: the four the history lacks are still there, and only those.
+        let (mut o, rec) = Store::open(dir.path(), 1 << 20).unwrap();
+        assert_eq!(rec.pending, 4);
+        o.follow_history();
+        assert_eq!(
+            o.history_next(10).iter().map(|r| r.seq).collect::<Vec<_>>(),
+            [3, 4, 5, 6]
+        );
+        // The history first, then the broker: gone only once both have them.
+        let rest = o.history_next(10);
+        o.history_done(rest.last().unwrap().next_offset());
+        assert_eq!(o.history_backlog().0, 0);
+        assert_eq!(o.queued(), 4, "the broker has not acknowledged them in this run");
+        for r in &rest {
+            assert!(o.ack(r.offset));
+        }
+        assert_eq!(o.queued(), 0);
+        o.persist(true).unwrap();
+        drop(o);
+        let (_, rec) = Store::open(dir.path(), 1 << 20).unwrap();
+        assert_eq!(rec.pending, 0);
+    }
+
+    #[test]
+    fn without_the_history_acknowledged_records_leave_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut o, _) = Store::open(dir.path(), 1 << 20).unwrap();
+        let a = fill(&mut o, &["a"], 3);
+        assert!(o.history_next(10).is_empty());
+        for x in &a {
+            assert!(o.ack(x.offset));
+        }
+        o.persist(true).unwrap();
+        drop(o);
+        assert_eq!(Store::open(dir.path(), 1 << 20).unwrap().1.pending, 0);
     }
 
     #[test]

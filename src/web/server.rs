@@ -204,11 +204,12 @@ fn command(web: &Web, req: &Request<Incoming>, mat: &str, name: &str) -> Respons
     if !web.own.iter().any(|m| m == mat) {
         return error(StatusCode::NOT_FOUND, "not a mat of this gateway");
     }
-    web.outbox.command(mat, command);
     tracing::info!(mat, command = %command, "command from the web view");
+    let name = command.name();
+    web.outbox.command(mat, command);
     json(
         StatusCode::OK,
-        serde_json::json!({ "mat": mat, "command": command.name() }).to_string(),
+        serde_json::json!({ "mat": mat, "command": name }).to_string(),
     )
 }
 

@@ -3,11 +3,13 @@
 //! Published to `<base>/<gateway>/<mat>/command`, never retained. The payload
 //! is the command's name (`reset_counters`, `new_set`, `rereference`), as
 //! Home Assistant's buttons send it, or a JSON object `{"command": NAME}`.
+//! Who is on the mat is a JSON object only: `{"command": "athlete",
+//! "athlete": ID}`, with `null` for nobody.
 
 use std::fmt;
 
 /// What a mat can be told to do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Command {
     /// Zero the reps, perfect reps and arches counters.
     ResetCounters,
@@ -15,16 +17,19 @@ pub enum Command {
     NewSet,
     /// Learn the person's pressed-flat reference again (after they moved).
     Rereference,
+    /// This athlete is on the mat now (`None`: nobody said, a guest).
+    Athlete(Option<String>),
 }
 
 impl Command {
     pub const ALL: [Command; 3] = [Command::ResetCounters, Command::NewSet, Command::Rereference];
 
-    pub fn name(self) -> &'static str {
+    pub fn name(&self) -> &'static str {
         match self {
             Command::ResetCounters => "reset_counters",
             Command::NewSet => "new_set",
             Command::Rereference => "rereference",
+            Command::Athlete(_) => "athlete",
         }
     }
 
@@ -48,8 +53,10 @@ pub enum CommandError {
     NotText,
     #[error("payload of {0} bytes is too long (at most 256)")]
     TooLong(usize),
-    #[error("unknown command {0:?}: expected one of reset_counters, new_set, rereference")]
+    #[error("unknown command {0:?}: expected one of reset_counters, new_set, rereference, athlete")]
     Unknown(String),
+    #[error("athlete: {0}")]
+    Athlete(String),
     #[error("JSON payload: {0}")]
     Json(String),
     #[error("retained command refused: commands must be published with retain off")]
@@ -67,6 +74,7 @@ impl CommandError {
             CommandError::Unknown(_) => "unknown",
             CommandError::Json(_) => "json",
             CommandError::Retained => "retained",
+            CommandError::Athlete(_) => "athlete",
         }
     }
 }
@@ -75,6 +83,14 @@ impl CommandError {
 #[serde(deny_unknown_fields)]
 struct JsonCommand {
     command: String,
+    /// `athlete` only: present, a string or `null`.
+    #[serde(default, deserialize_with = "present")]
+    athlete: Option<Option<String>>,
+}
+
+/// Tells `"athlete": null` (clear) from no `athlete` key at all.
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D::Error> {
+    serde::Deserialize::deserialize(d).map(Some)
 }
 
 /// Parses and validates a command payload.
@@ -86,13 +102,28 @@ pub fn parse(payload: &[u8]) -> Result<Command, CommandError> {
     if text.is_empty() {
         return Err(CommandError::Empty);
     }
-    let name = if text.starts_with('{') {
+    let (name, athlete) = if text.starts_with('{') {
         let c: JsonCommand = serde_json::from_str(text).map_err(|e| CommandError::Json(e.to_string()))?;
-        c.command
+        (c.command, c.athlete)
     } else {
-        text.to_string()
+        (text.to_string(), None)
     };
-    Command::from_name(&name).ok_or_else(|| CommandError::Unknown(clip(&name)))
+    match (name.as_str(), athlete) {
+        ("athlete", Some(None)) => Ok(Command::Athlete(None)),
+        ("athlete", Some(Some(id))) if crate::history::secret::is_athlete_id(&id) => Ok(Command::Athlete(Some(id))),
+        ("athlete", Some(Some(id))) => Err(CommandError::Athlete(format!(
+            "{:?} is not an athlete id (letters, digits, - and _)",
+            clip(&id)
+        ))),
+        ("athlete", None) => Err(CommandError::Athlete(
+            "say who: {\"command\":\"athlete\",\"athlete\":\"ID\"}, or null for nobody".into(),
+        )),
+        (_, Some(_)) => Err(CommandError::Json(format!(
+            "\"athlete\" belongs to the athlete command, not {}",
+            clip(&name)
+        ))),
+        _ => Command::from_name(&name).ok_or_else(|| CommandError::Unknown(clip(&name))),
+    }
 }
 
 /// Parses a command message: a retained one is refused (it would replay on
@@ -117,10 +148,39 @@ mod tests {
     #[test]
     fn names_and_json() {
         for c in Command::ALL {
-            assert_eq!(parse(c.name().as_bytes()), Ok(c));
-            assert_eq!(parse(format!(" {}\n", c.name()).as_bytes()), Ok(c));
+            assert_eq!(parse(c.name().as_bytes()), Ok(c.clone()));
+            assert_eq!(parse(format!(" {}\n", c.name()).as_bytes()), Ok(c.clone()));
             assert_eq!(parse(format!("{{\"command\":\"{}\"}}", c.name()).as_bytes()), Ok(c));
         }
+    }
+
+    #[test]
+    fn the_athlete_command_names_an_id_or_nobody() {
+        assert_eq!(
+            parse(br#"{"command":"athlete","athlete":"a-1f2e3d4c"}"#),
+            Ok(Command::Athlete(Some("a-1f2e3d4c".into())))
+        );
+        assert_eq!(
+            parse(br#"{"command":"athlete","athlete":null}"#),
+            Ok(Command::Athlete(None))
+        );
+        assert!(matches!(
+            parse(br#"{"command":"athlete"}"#),
+            Err(CommandError::Athlete(_))
+        ));
+        assert!(matches!(parse(b"athlete"), Err(CommandError::Athlete(_))));
+        assert!(matches!(
+            parse(br#"{"command":"athlete","athlete":"a b/c"}"#),
+            Err(CommandError::Athlete(_))
+        ));
+        assert!(matches!(
+            parse(br#"{"command":"athlete","athlete":7}"#),
+            Err(CommandError::Json(_))
+        ));
+        assert!(matches!(
+            parse(br#"{"command":"new_set","athlete":"a-1"}"#),
+            Err(CommandError::Json(_))
+        ));
     }
 
     #[test]

@@ -14,9 +14,10 @@ pub const ONLINE: &str = "online";
 pub const OFFLINE: &str = "offline";
 
 /// An event as published: the contract's JSON (`type`, `t_ms`, ...) plus
-/// `mat`, `seq` (per mat, increasing by one per event, across restarts) and
-/// `time` (wall clock, RFC 3339, UTC, milliseconds).
-pub fn event_envelope(event: &Event, mat: &str, seq: u64, time: SystemTime) -> String {
+/// `mat`, `seq` (per mat, increasing by one per event, across restarts),
+/// `time` (wall clock, RFC 3339, UTC, milliseconds) and `athlete` (the id of
+/// the athlete on the mat, or `null`).
+pub fn event_envelope(event: &Event, mat: &str, seq: u64, time: SystemTime, athlete: Option<&str>) -> String {
     let mut v = match serde_json::to_value(event) {
         Ok(Value::Object(m)) => m,
         _ => Map::new(),
@@ -24,6 +25,7 @@ pub fn event_envelope(event: &Event, mat: &str, seq: u64, time: SystemTime) -> S
     v.insert("mat".into(), Value::from(mat));
     v.insert("seq".into(), Value::from(seq));
     v.insert("time".into(), Value::from(rfc3339(time)));
+    v.insert("athlete".into(), athlete.map_or(Value::Null, Value::from));
     Value::Object(v).to_string()
 }
 
@@ -76,6 +78,36 @@ pub fn rfc3339(t: SystemTime) -> String {
     )
 }
 
+/// (year, month, day) to days since 1970-01-01, proleptic Gregorian (the
+/// inverse of [`civil_from_days`]).
+pub fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let mp = i64::from((m + 9) % 12);
+    let doy = (153 * mp + 2) / 5 + i64::from(d) - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// `2024-03-05T17:04:09.123Z` (as [`rfc3339`] writes it, seconds' fraction
+/// optional) to ms since the Unix epoch.
+pub fn parse_rfc3339_ms(s: &str) -> Option<i64> {
+    let s = s.strip_suffix('Z')?;
+    let (date, time) = s.split_once('T')?;
+    let mut d = date.split('-').map(|p| p.parse::<i64>().ok());
+    let (y, m, day) = (d.next()??, d.next()??, d.next()??);
+    let (hms, frac) = time.split_once('.').unwrap_or((time, "0"));
+    let mut t = hms.split(':').map(|p| p.parse::<i64>().ok());
+    let (h, min, sec) = (t.next()??, t.next()??, t.next()??);
+    if !(1..=12).contains(&m) || !(1..=31).contains(&day) || h > 23 || min > 59 || sec > 60 || frac.is_empty() {
+        return None;
+    }
+    let millis = format!("{frac:0<3}")[..3].parse::<i64>().ok()?;
+    let days = days_from_civil(y, m as u32, day as u32);
+    Some(((days * 24 + h) * 60 + min) * 60_000 + sec * 1000 + millis)
+}
+
 /// Days since 1970-01-01 to (year, month, day), proleptic Gregorian
 /// (Howard Hinnant's algorithm).
 fn civil_from_days(z: i64) -> (i64, u32, u32) {
@@ -103,6 +135,17 @@ mod tests {
     }
 
     #[test]
+    fn rfc3339_reads_back() {
+        for ms in [0u64, 5, 951_782_400_005, 1_709_658_249_123, 4_102_444_799_999] {
+            let t = UNIX_EPOCH + Duration::from_millis(ms);
+            assert_eq!(parse_rfc3339_ms(&rfc3339(t)), Some(ms as i64));
+        }
+        assert_eq!(parse_rfc3339_ms("2024-03-05T17:04:09Z"), Some(1_709_658_249_000));
+        assert_eq!(parse_rfc3339_ms("2024-13-05T17:04:09Z"), None);
+        assert_eq!(parse_rfc3339_ms("yesterday"), None);
+    }
+
+    #[test]
     fn rfc3339_known_instants() {
         assert_eq!(rfc3339(at(0, 0)), "1970-01-01T00:00:00.000Z");
         assert_eq!(rfc3339(at(951_782_400, 5)), "2000-02-29T00:00:00.005Z");
@@ -124,7 +167,8 @@ mod tests {
             bounce: false,
             depth: Some(0.5),
         });
-        let v: Value = serde_json::from_str(&event_envelope(&e, "mat1", 42, at(1_709_658_249, 0))).unwrap();
+        let v: Value =
+            serde_json::from_str(&event_envelope(&e, "mat1", 42, at(1_709_658_249, 0), Some("a-1"))).unwrap();
         let contract: Value = serde_json::from_str(&e.to_json()).unwrap();
         for (k, val) in contract.as_object().unwrap() {
             assert_eq!(&v[k], val, "field {k}");
@@ -133,6 +177,7 @@ mod tests {
         assert_eq!(v["seq"], 42);
         assert_eq!(v["time"], "2024-03-05T17:04:09.000Z");
         assert_eq!(v["type"], "rep");
+        assert_eq!(v["athlete"], "a-1");
         let back: Event = serde_json::from_value(v).unwrap_or_else(|_| panic!("the envelope still parses as an event"));
         assert_eq!(back, e);
         let a = Event::Arch(ArchEvent {
@@ -143,8 +188,9 @@ mod tests {
             duration_ms: Some(800),
             min_contact: Some(0.3),
         });
-        let v: Value = serde_json::from_str(&event_envelope(&a, "m", 1, at(0, 0))).unwrap();
+        let v: Value = serde_json::from_str(&event_envelope(&a, "m", 1, at(0, 0), None)).unwrap();
         assert_eq!((v["type"].as_str(), v["phase"].as_str()), (Some("arch"), Some("end")));
+        assert!(v["athlete"].is_null(), "a guest's event says so");
     }
 
     #[test]

@@ -85,6 +85,9 @@ pub struct MatState {
     pub overruns: u64,
     /// Taxels found faulty and left out.
     pub taxel_faults: u32,
+    /// The athlete on the mat (their id, never their name); `null`: a
+    /// guest, or nobody.
+    pub athlete: Option<String>,
 }
 
 impl MatState {

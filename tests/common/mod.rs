@@ -1,6 +1,7 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)]
 
+pub mod history;
 pub mod mosquitto;
 pub mod mqtt;
 pub mod postgres;

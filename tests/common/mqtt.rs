@@ -340,9 +340,18 @@ pub fn write_config(dir: &Path, url: &str, gateway: &str, extra: &str) -> std::p
     } else {
         "[web]\nlisten = \"\"\n"
     };
+    // Each gateway's history in the test's directory, unless `extra` says.
+    let history = if extra.contains("[history]") {
+        String::new()
+    } else {
+        format!(
+            "[history]\ndatabase = \"sqlite:{}\"\n",
+            dir.join(format!("history-{gateway}.db")).display()
+        )
+    };
     let text = format!(
         "[mqtt]\nurl = \"{url}\"\ngateway_id = \"{gateway}\"\noutbox_dir = \"{}\"\n\
-         reconnect_min_s = 0.2\nreconnect_max_s = 1.0\ndiscovery_resend_max_s = 0.5\n{extra}\n{web}",
+         reconnect_min_s = 0.2\nreconnect_max_s = 1.0\ndiscovery_resend_max_s = 0.5\n{extra}\n{web}{history}",
         outbox.display()
     );
     let path = dir.join(format!("{gateway}.toml"));

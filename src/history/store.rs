@@ -1,0 +1,62 @@
+//! The one way into the history: [`HistoryStore`], implemented for SQLite
+//! (a file on the gateway) and PostgreSQL (one server for a chain of gyms).
+//!
+//! Writes of events are idempotent: a gateway and mat's `seq` is written
+//! once however often it arrives, so the writer may hand the same events
+//! again after a crash or a lost connection.
+
+use super::model::{Athlete, HistoryEvent, Load, LoadChange, Plan, SessionKey, SessionQuery, SessionRecord};
+
+/// Why the store could not do something.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database cannot be reached or failed (worth retrying).
+    #[error("{0}")]
+    Database(String),
+    /// What was asked makes no sense (an unknown athlete, a bad name).
+    #[error("{0}")]
+    Invalid(String),
+}
+
+pub type Result<T> = std::result::Result<T, StoreError>;
+
+/// The roster and the history. Blocking: the daemon calls it from a thread
+/// of its own, the pages from `spawn_blocking`.
+pub trait HistoryStore: Send {
+    /// Which engine, for messages (`sqlite`, `postgres`).
+    fn engine(&self) -> &'static str;
+
+    /// A new athlete with a fresh id and personal link.
+    fn add_athlete(&mut self, name: &str) -> Result<Athlete>;
+    /// The roster, by name.
+    fn athletes(&mut self) -> Result<Vec<Athlete>>;
+    fn athlete(&mut self, id: &str) -> Result<Option<Athlete>>;
+    fn athlete_by_secret(&mut self, secret: &str) -> Result<Option<Athlete>>;
+    /// Deletes the athlete and every row of theirs (sessions, reps, load
+    /// changes). False: no such athlete.
+    fn remove_athlete(&mut self, id: &str) -> Result<bool>;
+    /// The coach confirmed a new load: later sessions carry it.
+    fn set_load(&mut self, id: &str, load: &Load, at_ms: i64) -> Result<bool>;
+    fn set_plan(&mut self, id: &str, plan: Plan) -> Result<bool>;
+    fn load_changes(&mut self, id: &str) -> Result<Vec<LoadChange>>;
+
+    /// Events in one transaction; each (gateway, mat, seq) at most once.
+    fn write(&mut self, events: &[HistoryEvent]) -> Result<()>;
+
+    /// Sessions with their reps, oldest first.
+    fn sessions(&mut self, query: &SessionQuery) -> Result<Vec<SessionRecord>>;
+    /// A guest session becomes `athlete`'s, with all its reps. False: no
+    /// such guest session (or no such athlete).
+    fn claim(&mut self, session: &SessionKey, athlete: &str) -> Result<bool>;
+}
+
+/// Opens the store `[history]` names, migrated to the current schema;
+/// `None` when the history is off (`database = ""`).
+pub fn open(config: &crate::config::HistoryConfig) -> Result<Option<Box<dyn HistoryStore>>> {
+    use crate::config::history::Database;
+    match config.database().map_err(|e| StoreError::Invalid(e.to_string()))? {
+        Database::Off => Ok(None),
+        Database::Sqlite(path) => Ok(Some(Box::new(super::sqlite::SqliteStore::open(&path)?))),
+        Database::Postgres(_) => Ok(Some(super::postgres::PostgresStore::open(config)?)),
+    }
+}
