@@ -5,6 +5,8 @@ mod common;
 
 use std::time::{Duration, Instant};
 
+use common::mosquitto::Broker;
+use common::mqtt::{write_config, Daemon, Subscriber};
 use common::postgres::Postgres;
 use flatback::config::HistoryConfig;
 use flatback::history::model::{HistoryKind, SessionQuery};
@@ -833,4 +835,126 @@ fn the_command_line_on_postgresql_adds_exports_and_removes_leaving_no_row() {
     assert_eq!(count(&mut client, "SELECT count(*) FROM athletes"), 1, "Bo stays");
     let csv = String::from_utf8(cli(&["history", "export"], &cfg).stdout).unwrap();
     assert_eq!(csv.lines().count(), 1, "{csv}");
+}
+
+/// The gateway and seq of every rep event on the broker.
+fn reps_on_broker(msgs: &[common::mqtt::Msg]) -> Vec<(String, u64)> {
+    let mut v: Vec<(String, u64)> = msgs
+        .iter()
+        .filter(|m| m.topic.ends_with("/event") && m.json()["type"] == "rep")
+        .map(|m| {
+            (
+                m.topic.split('/').nth(1).unwrap().to_string(),
+                m.json()["seq"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+/// The gateway and seq of every rep in PostgreSQL, doubles included.
+fn reps_in_postgres(pg: &Postgres) -> Vec<(String, u64)> {
+    let mut v: Vec<(String, u64)> = pg
+        .client()
+        .query("SELECT gateway, seq FROM reps ORDER BY gateway, seq", &[])
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get::<_, i64>(1) as u64))
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn two_gateways_daemons_one_history_and_the_database_away_for_a_set_loses_no_rep_and_doubles_none() {
+    const T: Duration = Duration::from_secs(60);
+    let broker = Broker::start();
+    let mut pg = Postgres::start();
+    let dir = tempfile::tempdir().unwrap();
+    let history = format!(
+        "[athletes]\ngrace_s = 1.0\n[history]\ndatabase = \"{}\"\npassword_file = \"{}\"\n",
+        pg.url(),
+        pg.password_file().display()
+    );
+    let cfg = |gateway: &str| write_config(dir.path(), &broker.url(), gateway, &history);
+    let (cfg1, cfg2) = (cfg("g1"), cfg("g2"));
+    let add = cli(&["athlete", "add", "Ana"], &cfg1);
+    let ana: serde_json::Value = serde_json::from_slice(&add.stdout).unwrap();
+    let ana = ana["id"].as_str().unwrap().to_string();
+
+    let sub = Subscriber::connect(broker.port(), "sub-pg", false, &["flatback/g1/#", "flatback/g2/#"]);
+    let args = ["--mat", "mat1", "--kind", "three_sets", "--seed", "3", "--speed", "10"];
+    let mut daemons = [Daemon::spawn(&cfg1, &args), Daemon::spawn(&cfg2, &args)];
+    // Ana is on g1's mat, then on g2's (the roster is one: g2 knows her).
+    for gw in ["g1", "g2"] {
+        let state = format!("flatback/{gw}/mat1/state");
+        sub.wait_msg(&state, 0, T, |m| m.json()["occupied"] == true);
+        sub.publish(
+            &format!("flatback/{gw}/mat1/command"),
+            format!(r#"{{"command":"athlete","athlete":"{ana}"}}"#).as_bytes(),
+            false,
+        );
+        sub.wait_msg(&state, 0, T, |m| m.json()["athlete"] == ana.as_str());
+    }
+
+    // PostgreSQL goes away at g1's first rep of set 2 and comes back at its
+    // first rep of set 3.
+    let rep_of_set = |set: u64| move |m: &common::mqtt::Msg| m.json()["type"] == "rep" && m.json()["set"] == set;
+    let at = sub.wait_msg("flatback/g1/mat1/event", 0, T, rep_of_set(2));
+    pg.stop();
+    let back = sub.wait_msg("flatback/g1/mat1/event", at, T, rep_of_set(3));
+    let away = reps_on_broker(&sub.messages()[at..back]).len();
+    assert!(away >= 5, "{away} reps while PostgreSQL was away");
+    // The writer found it away (and keeps the events in the outbox).
+    daemons[0].wait_log(&["history: cannot write"], T);
+    pg.start_again();
+
+    // Both sessions end.
+    for gw in ["g1", "g2"] {
+        sub.wait_msg(&format!("flatback/{gw}/mat1/event"), 0, Duration::from_secs(120), |m| {
+            m.json()["type"] == "session" && m.json()["phase"] == "end"
+        });
+    }
+    let published = reps_on_broker(&sub.messages());
+    assert!(
+        published.iter().filter(|(g, _)| g == "g1").count() >= 20,
+        "{published:?}"
+    );
+    assert!(
+        published.iter().filter(|(g, _)| g == "g2").count() >= 20,
+        "{published:?}"
+    );
+    // Every rep on the broker reaches PostgreSQL (the writers retry from
+    // their outboxes), each once, and nothing else.
+    let until = Instant::now() + T;
+    loop {
+        let kept = reps_in_postgres(&pg);
+        if kept == published {
+            break;
+        }
+        assert!(
+            Instant::now() < until && kept.len() <= published.len(),
+            "reps in PostgreSQL: {} of {}; missing {:?}; not on the broker or doubled {:?}",
+            kept.len(),
+            published.len(),
+            published.iter().filter(|r| !kept.contains(r)).collect::<Vec<_>>(),
+            kept.iter()
+                .filter(|r| !published.contains(r) || kept.iter().filter(|k| k == r).count() > 1)
+                .collect::<Vec<_>>()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // One history of Ana with both gateways' sessions.
+    let mut store = open(&pg);
+    let history = store.sessions(&SessionQuery::of(Who::Athlete(ana.clone()))).unwrap();
+    let mut gateways: Vec<&str> = history.iter().map(|s| s.key.gateway.as_str()).collect();
+    gateways.sort_unstable();
+    gateways.dedup();
+    assert_eq!(gateways.len(), 2, "{history:#?}");
+    assert_eq!(rep_seqs(&history), published);
+    for d in &mut daemons {
+        d.term();
+        d.wait_exit(T);
+    }
 }
