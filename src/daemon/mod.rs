@@ -125,6 +125,7 @@ pub fn run(config: &Config, options: &RunOptions, notifier: &Notifier) -> Result
     let (outbox, links) = Outbox::new(store, &ids);
     let stop = Arc::new(AtomicBool::new(false));
     let history_stop = Arc::new(AtomicBool::new(false));
+    let history_web = history.clone();
     let history_writer = match history {
         Some(history) => {
             let (outbox, gateway, stop) = (
@@ -162,7 +163,7 @@ pub fn run(config: &Config, options: &RunOptions, notifier: &Notifier) -> Result
         .context("starting the async runtime")?;
     let finished = runtime.block_on(async {
         // The web view: a gateway runs without it rather than not at all.
-        let web = match crate::web::start(config, &opts, &outbox).await {
+        let web = match crate::web::start(config, &opts, &outbox, history_web).await {
             Ok(web) => web,
             Err(e) => {
                 tracing::error!("web view off: {e:#}");

@@ -54,6 +54,9 @@ pub struct Web {
     /// `/api/info`, built once.
     pub info: Bytes,
     pub max_connections: usize,
+    /// The athletes' roster and history (`None`: `[history] database = ""`).
+    pub history: Option<crate::history::Handle>,
+    pub athletes: crate::config::AthletesConfig,
 }
 
 impl Web {
@@ -97,7 +100,12 @@ pub fn live_json(live: &Live) -> String {
 /// asks for it: binds, follows the broker's floor, serves. An address that
 /// cannot be bound or a token file that cannot be read is an error (the
 /// caller decides whether the gateway runs without its view).
-pub async fn start(config: &Config, mqtt: &Options, outbox: &Outbox) -> Result<Option<Running>> {
+pub async fn start(
+    config: &Config,
+    mqtt: &Options,
+    outbox: &Outbox,
+    history: Option<crate::history::Handle>,
+) -> Result<Option<Running>> {
     let Some(address) = config.web.address().map_err(crate::config::ConfigError::from)? else {
         return Ok(None);
     };
@@ -156,6 +164,8 @@ pub async fn start(config: &Config, mqtt: &Options, outbox: &Outbox) -> Result<O
         pictures: pictures.clone(),
         info: Bytes::from(info),
         max_connections: config.web.max_connections,
+        history,
+        athletes: config.athletes.clone(),
     });
     tokio::spawn(server::serve(listener, web));
     tracing::info!(%address, "web view listening");
