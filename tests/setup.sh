@@ -12,6 +12,8 @@ command -v cc >/dev/null 2>&1 || need_apt+=(gcc)
 command -v systemd-analyze >/dev/null 2>&1 || need_apt+=(systemd)
 # The MQTT tests start their own broker (and mosquitto_passwd).
 [ -x /usr/sbin/mosquitto ] && command -v mosquitto_passwd >/dev/null 2>&1 || need_apt+=(mosquitto)
+# tests/history_postgres.rs starts its own PostgreSQL server (initdb, postgres).
+[ -n "$(find /usr/lib/postgresql -path '*/bin/initdb' 2>/dev/null | head -n 1)" ] || need_apt+=(postgresql)
 # tests/broker.rs checks the embedded broker with Mosquitto's own clients too.
 command -v mosquitto_sub >/dev/null 2>&1 && command -v mosquitto_pub >/dev/null 2>&1 || need_apt+=(mosquitto-clients)
 # tests/web.rs drives the web view in Debian's headless Chromium through

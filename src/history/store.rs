@@ -57,6 +57,6 @@ pub fn open(config: &crate::config::HistoryConfig) -> Result<Option<Box<dyn Hist
     match config.database().map_err(|e| StoreError::Invalid(e.to_string()))? {
         Database::Off => Ok(None),
         Database::Sqlite(path) => Ok(Some(Box::new(super::sqlite::SqliteStore::open(&path)?))),
-        Database::Postgres(_) => Ok(Some(super::postgres::PostgresStore::open(config)?)),
+        Database::Postgres(_) => Ok(Some(Box::new(super::postgres::PostgresStore::open(config)?))),
     }
 }

@@ -17,8 +17,10 @@ fn provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
+/// The certificates of a PEM file; `key` names the setting in errors
+/// (`mqtt.ca_file`).
 fn read_certs(key: &str, path: &Path) -> Result<Vec<CertificateDer<'static>>, Invalid> {
-    let bad = |m: String| Invalid::new(format!("mqtt.{key}"), format!("{}: {m}", path.display()));
+    let bad = |m: String| Invalid::new(key, format!("{}: {m}", path.display()));
     let bytes = std::fs::read(path).map_err(|e| bad(e.to_string()))?;
     let certs = CertificateDer::pem_slice_iter(&bytes)
         .collect::<Result<Vec<_>, _>>()
@@ -27,6 +29,46 @@ fn read_certs(key: &str, path: &Path) -> Result<Vec<CertificateDer<'static>>, In
         return Err(bad("no certificate in the file".into()));
     }
     Ok(certs)
+}
+
+/// The roots a server's certificate is verified against: the CA of
+/// `ca_file` (the setting `ca_key` names it in errors), or the system's.
+fn root_store(ca_key: &str, ca_file: Option<&Path>) -> Result<RootCertStore, Invalid> {
+    let mut roots = RootCertStore::empty();
+    match ca_file {
+        Some(path) => {
+            for cert in read_certs(ca_key, path)? {
+                roots
+                    .add(cert)
+                    .map_err(|e| Invalid::new(ca_key, format!("{}: {e}", path.display())))?;
+            }
+        }
+        None => {
+            let found = rustls_native_certs::load_native_certs();
+            let (added, _) = roots.add_parsable_certificates(found.certs);
+            if added == 0 {
+                return Err(Invalid::new(
+                    ca_key,
+                    format!(
+                        "unset, and no trusted root certificates found on this system for TLS \
+                         (install ca-certificates, or set {ca_key})"
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(roots)
+}
+
+/// A rustls configuration (the `ring` provider) that verifies the server
+/// against `ca_file` or the system's roots, with no client certificate:
+/// the history's PostgreSQL (`ca_key` is `history.ca_file`).
+pub fn verifying_config(ca_key: &str, ca_file: Option<&Path>) -> Result<ClientConfig, Invalid> {
+    Ok(ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| Invalid::new(ca_key, format!("TLS: {e}")))?
+        .with_root_certificates(root_store(ca_key, ca_file)?)
+        .with_no_client_auth())
 }
 
 /// The rustls configuration for `config` (only called for `mqtts://`).
@@ -40,32 +82,11 @@ pub fn client_config(config: &MqttConfig) -> Result<ClientConfig, Invalid> {
             .dangerous()
             .with_custom_certificate_verifier(Arc::new(NoVerification(provider())))
     } else {
-        let mut roots = RootCertStore::empty();
-        match &config.ca_file {
-            Some(path) => {
-                for cert in read_certs("ca_file", path)? {
-                    roots
-                        .add(cert)
-                        .map_err(|e| Invalid::new("mqtt.ca_file", format!("{}: {e}", path.display())))?;
-                }
-            }
-            None => {
-                let found = rustls_native_certs::load_native_certs();
-                let (added, _) = roots.add_parsable_certificates(found.certs);
-                if added == 0 {
-                    return Err(Invalid::new(
-                        "mqtt.ca_file",
-                        "unset, and no trusted root certificates found on this system for mqtts \
-                         (install ca-certificates, or set mqtt.ca_file)",
-                    ));
-                }
-            }
-        }
-        builder.with_root_certificates(roots)
+        builder.with_root_certificates(root_store("mqtt.ca_file", config.ca_file.as_deref())?)
     };
     match (&config.client_cert_file, &config.client_key_file) {
         (Some(cert), Some(key)) => {
-            let chain = read_certs("client_cert_file", cert)?;
+            let chain = read_certs("mqtt.client_cert_file", cert)?;
             let bad_key = |m: String| Invalid::new("mqtt.client_key_file", format!("{}: {m}", key.display()));
             let key_bytes = std::fs::read(key).map_err(|e| bad_key(e.to_string()))?;
             let key =

@@ -4,6 +4,7 @@
 pub mod history;
 pub mod mosquitto;
 pub mod mqtt;
+pub mod postgres;
 pub mod web;
 
 use std::path::PathBuf;

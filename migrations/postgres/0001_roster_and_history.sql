@@ -1,0 +1,56 @@
+-- The roster and the history (PostgreSQL): the same tables and columns as
+-- migrations/sqlite/0001_roster_and_history.sql. One row per athlete, load
+-- change, session and rep; a gateway, mat and seq names an event for good,
+-- so writes of the same event again change nothing.
+CREATE TABLE athletes (
+    id          TEXT PRIMARY KEY,
+    name        TEXT NOT NULL,
+    secret      TEXT NOT NULL UNIQUE,
+    load_text   TEXT NOT NULL DEFAULT '',
+    load_kg     DOUBLE PRECISION NOT NULL DEFAULT 0,
+    plan_sets   BIGINT NOT NULL DEFAULT 3,
+    plan_reps   BIGINT NOT NULL DEFAULT 10,
+    created_ms  BIGINT NOT NULL
+);
+
+CREATE TABLE load_changes (
+    athlete     TEXT NOT NULL REFERENCES athletes(id) ON DELETE CASCADE,
+    at_ms       BIGINT NOT NULL,
+    load_text   TEXT NOT NULL,
+    load_kg     DOUBLE PRECISION NOT NULL
+);
+CREATE INDEX load_changes_by_athlete ON load_changes(athlete, at_ms);
+
+CREATE TABLE sessions (
+    gateway     TEXT NOT NULL,
+    mat         TEXT NOT NULL,
+    start_seq   BIGINT NOT NULL,
+    athlete     TEXT REFERENCES athletes(id) ON DELETE CASCADE,
+    started_ms  BIGINT NOT NULL,
+    ended_ms    BIGINT,
+    load_text   TEXT NOT NULL DEFAULT '',
+    load_kg     DOUBLE PRECISION NOT NULL DEFAULT 0,
+    PRIMARY KEY (gateway, mat, start_seq)
+);
+CREATE INDEX sessions_by_athlete ON sessions(athlete, started_ms);
+CREATE INDEX sessions_by_start ON sessions(started_ms);
+
+CREATE TABLE reps (
+    gateway     TEXT NOT NULL,
+    mat         TEXT NOT NULL,
+    seq         BIGINT NOT NULL,
+    start_seq   BIGINT NOT NULL,
+    time_ms     BIGINT NOT NULL,
+    set_no      BIGINT NOT NULL,
+    rep_no      BIGINT NOT NULL,
+    perfect     BOOLEAN NOT NULL,
+    arched      BOOLEAN NOT NULL,
+    rushed      BOOLEAN NOT NULL,
+    bounce      BOOLEAN NOT NULL,
+    descent_ms  BIGINT NOT NULL,
+    ascent_ms   BIGINT,
+    depth       DOUBLE PRECISION,
+    PRIMARY KEY (gateway, mat, seq),
+    FOREIGN KEY (gateway, mat, start_seq) REFERENCES sessions(gateway, mat, start_seq) ON DELETE CASCADE
+);
+CREATE INDEX reps_by_session ON reps(gateway, mat, start_seq);
