@@ -140,7 +140,7 @@ fn pages(dir: &Path) {
         let f = figures::athlete(&s, &a.load, &changes, &t, now, 12);
         assert_eq!(f.sessions.len() as i64, WEEKS * 3);
     });
-    println!("\n{:<44} {}", "one athlete, a year (/athletes/<id>)", "");
+    println!("\none athlete, a year (/athletes/<id>)");
     row("  reference: the store's read alone", &read_one);
     row("  the page's figures (read + figures)", &page_one);
     let mut store2 = SqliteStore::open(&db).unwrap();
@@ -235,7 +235,11 @@ fn gateway_cost(dir: &Path) {
     println!("\nthe gateway, {MATS} simulated mats at 200 Hz, {secs:.0} s side by side");
     println!("  history off            CPU {off_pct:>6.2} % of a core   RSS {off_mb:>6.1} MB");
     println!("  history on (SQLite)    CPU {on_pct:>6.2} % of a core   RSS {on_mb:>6.1} MB   ({reps} reps written)");
-    println!("  added                  CPU {:>+6.2} % of a core   RSS {:>+6.1} MB", on_pct - off_pct, on_mb - off_mb);
+    println!(
+        "  added                  CPU {:>+6.2} % of a core   RSS {:>+6.1} MB",
+        on_pct - off_pct,
+        on_mb - off_mb
+    );
 }
 
 fn main() {
