@@ -54,6 +54,9 @@ pub struct Web {
     /// `/api/info`, built once.
     pub info: Bytes,
     pub max_connections: usize,
+    pub max_connections_per_client: usize,
+    /// Wrong tokens per client address.
+    pub guesses: token::Guesses,
 }
 
 impl Web {
@@ -156,6 +159,8 @@ pub async fn start(config: &Config, mqtt: &Options, outbox: &Outbox) -> Result<O
         pictures: pictures.clone(),
         info: Bytes::from(info),
         max_connections: config.web.max_connections,
+        max_connections_per_client: config.web.max_connections_per_client,
+        guesses: token::Guesses::default(),
     });
     tokio::spawn(server::serve(listener, web));
     tracing::info!(%address, "web view listening");
