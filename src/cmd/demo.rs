@@ -50,7 +50,7 @@ pub fn config(mats: usize, url: &str, outbox: &std::path::Path) -> Config {
             id: format!("mat{}", k + 1),
             source: MatSourceKind::Sim,
             kind: KINDS[k % KINDS.len()].into(),
-            seed: 11 + 7 * k as u64,
+            seed: Some(11 + 7 * k as u64),
             rate_hz: 200.0,
             ..MatEntry::default()
         })
