@@ -97,10 +97,16 @@ pub fn live_json(live: &Live) -> String {
 }
 
 /// Starts the web view on the current tokio runtime, if `[web] listen`
-/// asks for it: binds, follows the broker's floor, serves. An address that
-/// cannot be bound or a token file that cannot be read is an error (the
-/// caller decides whether the gateway runs without its view).
-pub async fn start(config: &Config, mqtt: &Options, outbox: &Outbox) -> Result<Option<Running>> {
+/// asks for it: binds (or serves `bound`, a socket bound already),
+/// follows the broker's floor, serves. An address that cannot be bound or
+/// a token file that cannot be read is an error (the caller decides
+/// whether the gateway runs without its view).
+pub async fn start(
+    config: &Config,
+    mqtt: &Options,
+    outbox: &Outbox,
+    bound: Option<&std::net::TcpListener>,
+) -> Result<Option<Running>> {
     let Some(address) = config.web.address().map_err(crate::config::ConfigError::from)? else {
         return Ok(None);
     };
@@ -108,9 +114,18 @@ pub async fn start(config: &Config, mqtt: &Options, outbox: &Outbox) -> Result<O
         Some(path) => Some(Token::from_file(path)?),
         None => None,
     };
-    let listener = tokio::net::TcpListener::bind(address)
-        .await
-        .with_context(|| format!("web.listen {address}: cannot listen"))?;
+    let listener = match bound {
+        Some(bound) => bound
+            .try_clone()
+            .and_then(|l| {
+                l.set_nonblocking(true)?;
+                tokio::net::TcpListener::from_std(l)
+            })
+            .with_context(|| format!("web.listen {address}: the socket bound for it"))?,
+        None => tokio::net::TcpListener::bind(address)
+            .await
+            .with_context(|| format!("web.listen {address}: cannot listen"))?,
+    };
     let address = listener.local_addr().unwrap_or(address);
     let gateway = mqtt.topics.gateway().to_string();
     let own = outbox.mat_ids();
