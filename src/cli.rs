@@ -210,6 +210,10 @@ pub struct DemoArgs {
     /// One line per event even on a terminal.
     #[arg(long)]
     pub plain: bool,
+    /// The coach's web view on this address and port; default: a free
+    /// port on 127.0.0.1.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:0")]
+    pub web: String,
 }
 
 #[derive(Debug, Args)]

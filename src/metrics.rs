@@ -101,6 +101,8 @@ pub struct Registry {
     /// The web view's own: browsers following the live updates.
     pub web_clients: AtomicU64,
     pub web_requests: AtomicU64,
+    /// Connections open (browsers, scrapers, requests under way).
+    pub web_connections: AtomicU64,
     pub web_refused: AtomicU64,
     /// The athletes' history: events written, failed writes (retried),
     /// events waiting for it, and events a full outbox dropped before the
@@ -109,6 +111,12 @@ pub struct Registry {
     pub history_failures: AtomicU64,
     pub history_waiting: AtomicU64,
     pub history_dropped: AtomicU64,
+    /// Connections refused because their client address had
+    /// `max_connections_per_client` open.
+    pub web_refused_per_client: AtomicU64,
+    /// Commands refused (429) because their address sent too many wrong
+    /// tokens in the last minute.
+    pub web_rate_limited: AtomicU64,
 }
 
 /// What `/health` says.
@@ -334,10 +342,28 @@ impl Registry {
             &mut std::iter::once((String::new(), self.web_requests.load(r).to_string())),
         );
         family(
+            "web_connections",
+            "gauge",
+            "Connections open to the web view.",
+            &mut std::iter::once((String::new(), self.web_connections.load(r).to_string())),
+        );
+        family(
             "web_refused_total",
             "counter",
             "Connections refused because max_connections were open.",
             &mut std::iter::once((String::new(), self.web_refused.load(r).to_string())),
+        );
+        family(
+            "web_refused_per_client_total",
+            "counter",
+            "Connections refused because their client address had max_connections_per_client open.",
+            &mut std::iter::once((String::new(), self.web_refused_per_client.load(r).to_string())),
+        );
+        family(
+            "web_rate_limited_total",
+            "counter",
+            "Commands refused (429) because their address sent 10 wrong tokens within a minute.",
+            &mut std::iter::once((String::new(), self.web_rate_limited.load(r).to_string())),
         );
         out
     }

@@ -6,6 +6,10 @@
 //! The broker is the one given (`--broker`), else a Mosquitto on localhost
 //! if one answers, else a small broker embedded in this process, so the demo
 //! needs nothing installed.
+//!
+//! The gateway serves its web view too, on a free local port (or `--web
+//! ADDR`), with a token made for the run: the address printed carries it
+//! (`#token=`, which never leaves the browser), so the buttons work.
 
 use std::io::IsTerminal;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -44,20 +48,30 @@ pub fn config(mats: usize, url: &str, outbox: &std::path::Path) -> Config {
     config.mqtt.discovery_resend_max_s = 1.0;
     // The demo's history lives and dies with its outbox.
     config.history.database = format!("sqlite:{}", outbox.with_file_name("history.db").display());
-    // The demo's view is the terminal's; its gateway serves no web view
-    // (several demos, and the tests', share a machine's ports).
+    // The web view's socket is bound by `run` (a free port: several demos,
+    // and the tests', share a machine's ports).
     config.web.listen = String::new();
     config.mats = (0..mats)
         .map(|k| MatEntry {
             id: format!("mat{}", k + 1),
             source: MatSourceKind::Sim,
             kind: KINDS[k % KINDS.len()].into(),
-            seed: 11 + 7 * k as u64,
+            seed: Some(11 + 7 * k as u64),
             rate_hz: 200.0,
             ..MatEntry::default()
         })
         .collect();
     config
+}
+
+/// A token for this run only: 16 random bytes in hex.
+fn demo_token() -> Result<String> {
+    use std::io::Read;
+    let mut bytes = [0u8; 16];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut bytes))
+        .context("/dev/urandom, for the demo's web token")?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
 pub fn run(opts: &DemoArgs) -> Result<()> {
@@ -74,18 +88,34 @@ pub fn run(opts: &DemoArgs) -> Result<()> {
     )
     .context("starting the embedded MQTT broker")?;
     eprintln!("flatback demo: {}", chosen.describe());
+    let state = tempfile::Builder::new()
+        .prefix("flatback-demo-")
+        .tempdir()
+        .context("a temporary directory for the demo's outbox")?;
+    let mut config = config(opts.mats, &chosen.url(), &state.path().join("outbox"));
+    let web = std::net::TcpListener::bind(&opts.web).with_context(|| format!("--web {}: cannot listen", opts.web))?;
+    let web_address = web.local_addr().context("the web view's address")?;
+    let token = demo_token()?;
+    let token_file = state.path().join("web-token");
+    std::fs::write(&token_file, format!("{token}\n")).context("the demo's web token")?;
+    config.web.listen = web_address.to_string();
+    config.web.token_file = Some(token_file);
+    super::check_built(&config)?;
     if let Chosen::Embedded { .. } = &chosen {
         eprintln!(
             "flatback demo: watch it from another terminal with: flatback watch --broker {}",
             chosen.url()
         );
     }
-    let state = tempfile::Builder::new()
-        .prefix("flatback-demo-")
-        .tempdir()
-        .context("a temporary directory for the demo's outbox")?;
-    let config = config(opts.mats, &chosen.url(), &state.path().join("outbox"));
-    super::check_built(&config)?;
+    let host = match web_address.ip() {
+        ip if ip.is_unspecified() => "127.0.0.1".to_string(),
+        std::net::IpAddr::V6(ip) => format!("[{ip}]"),
+        ip => ip.to_string(),
+    };
+    eprintln!(
+        "flatback demo: the coach's web view (its buttons work from this link): http://{host}:{}/#token={token}",
+        web_address.port()
+    );
     let ids: Vec<String> = config.mats().into_iter().map(|m| m.id).collect();
     eprintln!(
         "flatback demo: {} simulated mats ({}) at {}x real time{}",
@@ -128,6 +158,7 @@ pub fn run(opts: &DemoArgs) -> Result<()> {
             flag: Some(stop.clone()),
         },
         exit_when_done: false,
+        web_listener: Some(Arc::new(web)),
     };
     let result = crate::daemon::run(&config, &run, &crate::daemon::systemd::Notifier::disabled());
     // A moment for the view to show the last events and the mats going

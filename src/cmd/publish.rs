@@ -20,7 +20,7 @@ pub fn run(args: &PublishArgs, config: Config) -> Result<()> {
             id,
             source: MatSourceKind::Sim,
             kind: sim.kind.clone(),
-            seed: sim.seed + k as u64,
+            seed: Some(sim.seed + k as u64),
             rate_hz: sim.rate,
             case: sim.case.map(|c| c + k as u64),
             seconds: args.seconds,

@@ -89,7 +89,9 @@ pub struct MatEntry {
     /// single_leg, faulty, still, three_sets, two_people, mixed) and seed;
     /// when it ends the next seed follows.
     pub kind: String,
-    pub seed: u64,
+    /// `sim`: unset, one made from the mat's id ([`MatEntry::sim_seed`]), so
+    /// that two simulated mats are two people.
+    pub seed: Option<u64>,
     /// `sim`: frames per second, 50..=2000.
     pub rate_hz: f64,
     /// `sim`: the random case `flatback eval` runs with this seed instead
@@ -118,7 +120,7 @@ impl Default for MatEntry {
             source: MatSourceKind::Spi,
             hardware: None,
             kind: "mixed".into(),
-            seed: 1,
+            seed: None,
             rate_hz: 200.0,
             case: None,
             seconds: None,
@@ -128,6 +130,19 @@ impl Default for MatEntry {
             repeat: true,
             cue: None,
         }
+    }
+}
+
+impl MatEntry {
+    /// The simulator's seed: `seed`, or else one made from the id (FNV-1a,
+    /// stable across builds and platforms, so a mat is the same person on
+    /// every run).
+    pub fn sim_seed(&self) -> u64 {
+        self.seed.unwrap_or_else(|| {
+            self.id.bytes().fold(0xcbf2_9ce4_8422_2325, |h: u64, b| {
+                (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+            })
+        })
     }
 }
 
@@ -422,6 +437,32 @@ mod tests {
     #[test]
     fn the_commented_default_file_is_the_default() {
         assert_eq!(Config::parse(DEFAULT_TOML, "default").unwrap(), Config::default());
+    }
+
+    #[test]
+    fn simulated_mats_without_a_seed_are_two_people() {
+        let c = Config::parse(
+            "[[mats]]\nid = \"left\"\nsource = \"sim\"\n\n[[mats]]\nid = \"right\"\nsource = \"sim\"\n\n\
+             [[mats]]\nid = \"fixed\"\nsource = \"sim\"\nseed = 7\n",
+            "f.toml",
+        )
+        .unwrap();
+        let seeds: Vec<u64> = c.mats().iter().map(MatEntry::sim_seed).collect();
+        // Stable: FNV-1a of the id, the same on every build and machine.
+        assert_eq!(seeds[0], 2_643_736_872_316_312_752);
+        assert_ne!(seeds[0], seeds[1]);
+        assert_eq!(seeds[2], 7, "an explicit seed is kept");
+        // Two different people: the simulator's plans differ.
+        let plan = |seed| {
+            let s = crate::sim::Scenario::new("mixed".parse().unwrap(), seed);
+            let t = crate::sim::Simulator::new(&s).truth().clone();
+            (t.duration_ms, t.sessions, t.arches)
+        };
+        assert_ne!(plan(seeds[0]), plan(seeds[1]));
+        // The file format is unchanged: a config with the seed written out
+        // reads back the same.
+        let text = toml::to_string(&c).unwrap();
+        assert_eq!(Config::parse(&text, "again").unwrap(), c);
     }
 
     #[test]

@@ -22,6 +22,11 @@ pub struct WebConfig {
     /// Most browsers (and `/metrics` scrapers) connected at once; more are
     /// refused until one leaves.
     pub max_connections: usize,
+    /// Most connections at once from one client address, so that one client
+    /// (a stranger on the gym's Wi-Fi) cannot hold every slot; more from that
+    /// address are refused until one closes. Behind a reverse proxy every
+    /// browser shares the proxy's address: raise it to `max_connections`.
+    pub max_connections_per_client: usize,
     /// Pictures of a mat's last sessions kept in memory (0: none).
     pub pictures_per_mat: usize,
 }
@@ -32,6 +37,7 @@ impl Default for WebConfig {
             listen: "0.0.0.0:8080".into(),
             token_file: None,
             max_connections: 256,
+            max_connections_per_client: 32,
             pictures_per_mat: 3,
         }
     }
@@ -58,6 +64,15 @@ impl WebConfig {
             return Err(Invalid::new(
                 "web.max_connections",
                 format!("{}: must be 1..=10000", self.max_connections),
+            ));
+        }
+        if !(1..=10_000).contains(&self.max_connections_per_client) {
+            return Err(Invalid::new(
+                "web.max_connections_per_client",
+                format!(
+                    "{}: must be 1..=10000 (at or above max_connections: no cap per client)",
+                    self.max_connections_per_client
+                ),
             ));
         }
         if self.pictures_per_mat > 20 {
@@ -101,5 +116,10 @@ mod tests {
             ..WebConfig::default()
         };
         assert_eq!(zero.validate().unwrap_err().key, "web.max_connections");
+        let zero = WebConfig {
+            max_connections_per_client: 0,
+            ..WebConfig::default()
+        };
+        assert_eq!(zero.validate().unwrap_err().key, "web.max_connections_per_client");
     }
 }

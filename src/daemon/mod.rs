@@ -46,6 +46,10 @@ pub struct RunOptions {
     pub stop: Stop,
     /// Stop once every mat's source has ended and every event is delivered.
     pub exit_when_done: bool,
+    /// The web view's socket, bound already (`flatback demo` binds a free
+    /// port so that it can print the address before the run starts);
+    /// `None`: `[web] listen` is bound.
+    pub web_listener: Option<Arc<std::net::TcpListener>>,
 }
 
 impl Default for RunOptions {
@@ -54,6 +58,7 @@ impl Default for RunOptions {
             speed: 1.0,
             stop: Stop::default(),
             exit_when_done: false,
+            web_listener: None,
         }
     }
 }
@@ -164,7 +169,7 @@ pub fn run(config: &Config, options: &RunOptions, notifier: &Notifier) -> Result
         .context("starting the async runtime")?;
     let finished = runtime.block_on(async {
         // The web view: a gateway runs without it rather than not at all.
-        let web = match crate::web::start(config, &opts, &outbox, history_web).await {
+        let web = match crate::web::start(config, &opts, &outbox, history_web, options.web_listener.as_deref()).await {
             Ok(web) => web,
             Err(e) => {
                 tracing::error!("web view off: {e:#}");

@@ -81,7 +81,7 @@ pub fn open(config: &Config, mat: &MatEntry, speed: f64) -> Result<Opened, OpenE
         MatSourceKind::Sim => {
             let wiring = hardware.wiring(grid_of(config))?;
             let kind: Kind = mat.kind.parse()?;
-            let mut scenario = Scenario::new(kind, mat.seed)
+            let mut scenario = Scenario::new(kind, mat.sim_seed())
                 .with_rate(mat.rate_hz)
                 .with_adc_bits(wiring.chip.bits())
                 .with_grid(wiring.grid);

@@ -57,6 +57,9 @@ pub struct Web {
     /// The athletes' roster and history (`None`: `[history] database = ""`).
     pub history: Option<crate::history::Handle>,
     pub athletes: crate::config::AthletesConfig,
+    pub max_connections_per_client: usize,
+    /// Wrong tokens per client address.
+    pub guesses: token::Guesses,
 }
 
 impl Web {
@@ -97,14 +100,16 @@ pub fn live_json(live: &Live) -> String {
 }
 
 /// Starts the web view on the current tokio runtime, if `[web] listen`
-/// asks for it: binds, follows the broker's floor, serves. An address that
-/// cannot be bound or a token file that cannot be read is an error (the
-/// caller decides whether the gateway runs without its view).
+/// asks for it: binds (or serves `bound`, a socket bound already),
+/// follows the broker's floor, serves. An address that cannot be bound or
+/// a token file that cannot be read is an error (the caller decides
+/// whether the gateway runs without its view).
 pub async fn start(
     config: &Config,
     mqtt: &Options,
     outbox: &Outbox,
     history: Option<crate::history::Handle>,
+    bound: Option<&std::net::TcpListener>,
 ) -> Result<Option<Running>> {
     let Some(address) = config.web.address().map_err(crate::config::ConfigError::from)? else {
         return Ok(None);
@@ -113,9 +118,18 @@ pub async fn start(
         Some(path) => Some(Token::from_file(path)?),
         None => None,
     };
-    let listener = tokio::net::TcpListener::bind(address)
-        .await
-        .with_context(|| format!("web.listen {address}: cannot listen"))?;
+    let listener = match bound {
+        Some(bound) => bound
+            .try_clone()
+            .and_then(|l| {
+                l.set_nonblocking(true)?;
+                tokio::net::TcpListener::from_std(l)
+            })
+            .with_context(|| format!("web.listen {address}: the socket bound for it"))?,
+        None => tokio::net::TcpListener::bind(address)
+            .await
+            .with_context(|| format!("web.listen {address}: cannot listen"))?,
+    };
     let address = listener.local_addr().unwrap_or(address);
     let gateway = mqtt.topics.gateway().to_string();
     let own = outbox.mat_ids();
@@ -166,6 +180,8 @@ pub async fn start(
         max_connections: config.web.max_connections,
         history,
         athletes: config.athletes.clone(),
+        max_connections_per_client: config.web.max_connections_per_client,
+        guesses: token::Guesses::default(),
     });
     tokio::spawn(server::serve(listener, web));
     tracing::info!(%address, "web view listening");

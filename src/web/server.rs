@@ -1,16 +1,21 @@
 //! The HTTP/1.1 side: hyper's connection state machine (bounded header
 //! buffer, a deadline on reading the headers), at most `max_connections`
-//! connections at once, a route per page and stream, and the limits that
-//! keep a stranger's request from stalling the gateway or changing it:
-//! bodies are never read (commands carry none), only GET and HEAD change
-//! nothing, and POST needs the token.
+//! connections at once and at most `max_connections_per_client` from one
+//! address, a route per page and stream, and the limits that keep a
+//! stranger's request from stalling the gateway or changing it: bodies are
+//! never read (commands carry none), only GET and HEAD change nothing, POST
+//! needs the token, and an address that sent 10 wrong tokens in a minute is
+//! refused (429) until the minute is over. Every response carries the
+//! security headers ([`secure`]), whatever route made it.
 
+use std::collections::HashMap;
 use std::convert::Infallible;
+use std::net::IpAddr;
 use std::pin::Pin;
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http_body_util::{combinators::BoxBody, BodyExt, Full};
@@ -37,11 +42,54 @@ const KEEPALIVE: Duration = Duration::from_secs(15);
 /// How often a mat's live look is sent (it is handed over at this rate).
 const LIVE_EVERY: Duration = Duration::from_millis(100);
 
+/// The client's address, put in each request's extensions for the
+/// handlers (the wrong-token limit).
+#[derive(Debug, Clone, Copy)]
+pub struct Peer(pub IpAddr);
+
+/// Connections open per client address (only addresses with one open are
+/// kept, so at most `max_connections` entries).
+struct PerClient {
+    cap: usize,
+    open: Mutex<HashMap<IpAddr, usize>>,
+}
+
+/// One open connection of `ip`, given back when dropped.
+struct ClientSlot(Arc<PerClient>, IpAddr);
+
+impl PerClient {
+    fn take(self: &Arc<Self>, ip: IpAddr) -> Option<ClientSlot> {
+        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        let n = open.entry(ip).or_insert(0);
+        if *n >= self.cap {
+            return None;
+        }
+        *n += 1;
+        Some(ClientSlot(self.clone(), ip))
+    }
+}
+
+impl Drop for ClientSlot {
+    fn drop(&mut self) {
+        let mut open = self.0.open.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = open.get_mut(&self.1) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                open.remove(&self.1);
+            }
+        }
+    }
+}
+
 /// Serves `listener` until the task is dropped.
 pub async fn serve(listener: TcpListener, web: Arc<Web>) {
     let slots = Arc::new(Semaphore::new(web.max_connections));
+    let per_client = Arc::new(PerClient {
+        cap: web.max_connections_per_client,
+        open: Mutex::new(HashMap::new()),
+    });
     loop {
-        let (stream, _) = match listener.accept().await {
+        let (stream, peer) = match listener.accept().await {
             Ok(s) => s,
             Err(e) => {
                 // Out of descriptors, say: wait a little rather than spin.
@@ -50,6 +98,13 @@ pub async fn serve(listener: TcpListener, web: Arc<Web>) {
                 continue;
             }
         };
+        // An IPv4 client of a `[::]` listener is one address, however it came.
+        let ip = peer.ip().to_canonical();
+        let Some(client_slot) = per_client.take(ip) else {
+            web.metrics().web_refused_per_client.fetch_add(1, Ordering::Relaxed);
+            drop(stream);
+            continue;
+        };
         let Ok(permit) = slots.clone().try_acquire_owned() else {
             web.metrics().web_refused.fetch_add(1, Ordering::Relaxed);
             drop(stream);
@@ -57,10 +112,17 @@ pub async fn serve(listener: TcpListener, web: Arc<Web>) {
         };
         let _ = stream.set_nodelay(true);
         let web = web.clone();
+        web.metrics().web_connections.fetch_add(1, Ordering::Relaxed);
         tokio::spawn(async move {
-            let service = hyper::service::service_fn(move |req| {
+            let metrics_web = web.clone();
+            let service = hyper::service::service_fn(move |mut req: Request<Incoming>| {
                 let web = web.clone();
-                async move { Ok::<_, Infallible>(handle(&web, req).await) }
+                req.extensions_mut().insert(Peer(ip));
+                async move {
+                    let mut r = handle(&web, req).await;
+                    secure(&mut r);
+                    Ok::<_, Infallible>(r)
+                }
             });
             let _ = hyper::server::conn::http1::Builder::new()
                 .timer(TokioTimer::new())
@@ -68,17 +130,18 @@ pub async fn serve(listener: TcpListener, web: Arc<Web>) {
                 .max_buf_size(MAX_HEAD)
                 .serve_connection(TokioIo::new(stream), service)
                 .await;
-            drop(permit);
+            metrics_web.metrics().web_connections.fetch_sub(1, Ordering::Relaxed);
+            drop((permit, client_slot));
         });
     }
 }
 
-fn full(status: StatusCode, content_type: &'static str, body: impl Into<Bytes>) -> Response<Body> {
-    let mut r = Response::new(Full::new(body.into()).boxed());
-    *r.status_mut() = status;
+/// The security headers, on every response whatever route made it (set
+/// here, once, so that a new page cannot forget them): no framing by
+/// another site, no content sniffing, and no Referer, so that a personal
+/// link never leaks to where a page leads.
+fn secure(r: &mut Response<Body>) {
     let h = r.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     h.insert("x-content-type-options", HeaderValue::from_static("nosniff"));
     h.insert("referrer-policy", HeaderValue::from_static("no-referrer"));
     h.insert(
@@ -87,6 +150,14 @@ fn full(status: StatusCode, content_type: &'static str, body: impl Into<Bytes>) 
             "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; connect-src 'self'; frame-ancestors 'none'",
         ),
     );
+}
+
+fn full(status: StatusCode, content_type: &'static str, body: impl Into<Bytes>) -> Response<Body> {
+    let mut r = Response::new(Full::new(body.into()).boxed());
+    *r.status_mut() = status;
+    let h = r.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     r
 }
 
@@ -172,8 +243,22 @@ fn page(html: &'static str) -> Response<Body> {
 
 /// `POST /api/mat/MAT/command/NAME` with `Authorization: Bearer TOKEN`: the
 /// token first, so that without it nothing about the mats is learnt and
-/// nothing changes. The body is never read.
+/// nothing changes. The body is never read. An address that sent
+/// [`super::token::GUESSES`] wrong tokens within a minute gets 429 until that
+/// minute is over, even with the right token (so guessing learns nothing).
 fn command(web: &Web, req: &Request<Incoming>, mat: &str, name: &str) -> Response<Body> {
+    let peer = req.extensions().get::<Peer>().map(|p| p.0);
+    let now = Instant::now();
+    if let Some(left) = peer.and_then(|ip| web.guesses.blocked(ip, now)) {
+        web.metrics().web_rate_limited.fetch_add(1, Ordering::Relaxed);
+        let mut r = error(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too many wrong tokens from this address: try again when the minute is over",
+        );
+        r.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(left.as_secs().max(1)));
+        return r;
+    }
     let given = req
         .headers()
         .get(header::AUTHORIZATION)
@@ -182,6 +267,12 @@ fn command(web: &Web, req: &Request<Incoming>, mat: &str, name: &str) -> Respons
         (Some(token), Some(given)) => token.matches(given),
         _ => false,
     };
+    // Only a token given counts as a guess (a page without one is no attack).
+    if !authorised && web.token.is_some() && req.headers().contains_key(header::AUTHORIZATION) {
+        if let Some(ip) = peer {
+            web.guesses.wrong(ip, now);
+        }
+    }
     if !authorised {
         let why = if web.token.is_none() {
             "read-only: this gateway has no [web] token_file"
@@ -257,7 +348,6 @@ fn stream_response(rx: mpsc::Receiver<Bytes>) -> Response<Body> {
     let h = r.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    h.insert("x-content-type-options", HeaderValue::from_static("nosniff"));
     r
 }
 

@@ -3,7 +3,7 @@
 //! client driving Debian's headless Chromium through its chromedriver.
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -38,6 +38,24 @@ impl Response {
 pub fn request(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Response {
     let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).expect("connect");
     s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    send(&mut s, addr, method, path, headers, body).unwrap();
+    let raw = read_response(&mut s);
+    parse_response(&raw).unwrap_or_else(|| {
+        panic!(
+            "{method} {path}: no HTTP response in {:?}",
+            String::from_utf8_lossy(&raw)
+        )
+    })
+}
+
+fn send(
+    s: &mut TcpStream,
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> std::io::Result<()> {
     let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
     for (n, v) in headers {
         head.push_str(&format!("{n}: {v}\r\n"));
@@ -46,15 +64,93 @@ pub fn request(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &st
         head.push_str(&format!("Content-Length: {}\r\n", body.len()));
     }
     head.push_str("\r\n");
-    s.write_all(head.as_bytes()).unwrap();
-    s.write_all(body).unwrap();
+    s.write_all(head.as_bytes())?;
+    s.write_all(body)
+}
+
+/// A connection to `addr` (IPv4) from the local address `from`, so that
+/// the server sees another client: 127.0.0.2, say, beside 127.0.0.1. Gives
+/// up after `timeout` (connecting and each read or write after).
+pub fn connect_from(from: Ipv4Addr, addr: SocketAddr, timeout: Duration) -> std::io::Result<TcpStream> {
+    use std::os::fd::{AsRawFd, FromRawFd};
+    let SocketAddr::V4(to) = addr else {
+        panic!("connect_from: {addr} is not IPv4")
+    };
+    let sin = |ip: Ipv4Addr, port: u16| libc::sockaddr_in {
+        sin_family: libc::AF_INET as libc::sa_family_t,
+        sin_port: port.to_be(),
+        sin_addr: libc::in_addr {
+            s_addr: u32::from(ip).to_be(),
+        },
+        sin_zero: [0; 8],
+    };
+    let len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+    // SAFETY: a fresh socket, owned by the TcpStream at once (closed on
+    // every error path by its drop); the addresses outlive the calls.
+    unsafe {
+        let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
+        if fd < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        let stream = TcpStream::from_raw_fd(fd);
+        // Linux bounds a blocking connect by the send timeout.
+        stream.set_write_timeout(Some(timeout))?;
+        stream.set_read_timeout(Some(timeout))?;
+        let local = sin(from, 0);
+        if libc::bind(stream.as_raw_fd(), (&raw const local).cast(), len) != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        let remote = sin(*to.ip(), to.port());
+        if libc::connect(stream.as_raw_fd(), (&raw const remote).cast(), len) != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(stream)
+    }
+}
+
+/// [`request`] from the local address `from` ([`connect_from`]); an error
+/// instead of a panic when the server does not answer within `timeout`.
+pub fn request_from(
+    from: Ipv4Addr,
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    timeout: Duration,
+) -> std::io::Result<Response> {
+    let mut s = connect_from(from, addr, timeout)?;
+    send(&mut s, addr, method, path, headers, b"")?;
     let raw = read_response(&mut s);
-    parse_response(&raw).unwrap_or_else(|| {
+    parse_response(&raw).ok_or_else(|| {
+        std::io::Error::other(format!(
+            "{method} {path} from {from}: no HTTP response in {:?}",
+            String::from_utf8_lossy(&raw)
+        ))
+    })
+}
+
+/// The status and headers of a response, read up to the end of its head
+/// and no further (a stream's body never ends).
+pub fn response_head(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)]) -> Response {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    send(&mut s, addr, method, path, headers, b"").unwrap();
+    let mut raw = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !raw.windows(4).any(|w| w == b"\r\n\r\n") {
+        match s.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => raw.extend_from_slice(&buf[..n]),
+        }
+    }
+    let mut r = parse_response(&raw).unwrap_or_else(|| {
         panic!(
-            "{method} {path}: no HTTP response in {:?}",
+            "{method} {path}: no response head in {:?}",
             String::from_utf8_lossy(&raw)
         )
-    })
+    });
+    r.body.clear();
+    r
 }
 
 /// A whole response: its head, then the body by its length, or its chunks,

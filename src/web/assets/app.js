@@ -321,6 +321,12 @@ async function picturesPage() {
 }
 
 document.addEventListener("DOMContentLoaded", async () => {
+  // A link with #token=... (`flatback demo` prints one) keeps the token on
+  // this device and leaves the address bar; a fragment is never sent.
+  if (location.hash.startsWith("#token=")) {
+    localStorage.setItem("flatback-token", decodeURIComponent(location.hash.slice(7)));
+    history.replaceState(null, "", location.pathname + location.search);
+  }
   await loadInfo();
   const page = document.body.dataset.page;
   if (page === "floor") floorPage();
