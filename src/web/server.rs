@@ -73,7 +73,7 @@ pub async fn serve(listener: TcpListener, web: Arc<Web>) {
     }
 }
 
-fn full(status: StatusCode, content_type: &'static str, body: impl Into<Bytes>) -> Response<Body> {
+pub(super) fn full(status: StatusCode, content_type: &'static str, body: impl Into<Bytes>) -> Response<Body> {
     let mut r = Response::new(Full::new(body.into()).boxed());
     *r.status_mut() = status;
     let h = r.headers_mut();
@@ -112,6 +112,9 @@ async fn handle(web: &Arc<Web>, req: Request<Incoming>) -> Response<Body> {
     let path = req.uri().path().to_string();
     let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
     let method = req.method().clone();
+    if super::athletes::owns(&method, &parts) {
+        return super::athletes::handle(web, req, &parts).await;
+    }
     if method == Method::POST {
         return match parts.as_slice() {
             ["api", "mat", mat, "command", name] => command(web, &req, mat, name),
