@@ -565,12 +565,12 @@ async fn roster_page(web: &Web, history: &Handle) -> Response<Body> {
         let f = figures_of(web, l);
         let a = &l.athlete;
         let last = f.last_session();
-        let _ = write!(
+        let _ = writeln!(
             rows,
             "<tr class=\"athlete\" data-id=\"{id}\" data-week=\"{week}\" data-best=\"{best}\" data-ready=\"{ready}\">\
              <td><a href=\"/athletes/{id}\">{name}</a></td><td>{last}</td>\
              <td class=\"week\">{week} / {target}{streak}</td><td class=\"best\">{best_text}</td>\
-             <td>{spark}</td><td class=\"ready-cell\">{ready_text}</td></tr>\n",
+             <td>{spark}</td><td class=\"ready-cell\">{ready_text}</td></tr>",
             id = esc(&a.id),
             name = esc(&a.name),
             week = f.sessions_this_week,
@@ -711,10 +711,10 @@ fn sessions_table(web: &Web, f: &AthleteFigures) -> String {
         } else {
             esc(&s.key.mat)
         };
-        let _ = write!(
+        let _ = writeln!(
             rows,
             "<tr class=\"session\" data-start=\"{}\" data-reps=\"{}\" data-perfect=\"{}\" data-sets=\"{}\" data-floor=\"{}\" data-descent=\"{}\">\
-             <td>{}</td><td>{}/{}</td><td>{}</td><td class=\"sets\">{}</td><td>{} of {}</td><td>{}</td><td>{}</td></tr>\n",
+             <td>{}</td><td>{}/{}</td><td>{}</td><td class=\"sets\">{}</td><td>{} of {}</td><td>{}</td><td>{}</td></tr>",
             s.started_ms,
             s.reps,
             s.perfect,
@@ -742,9 +742,9 @@ fn sessions_table(web: &Web, f: &AthleteFigures) -> String {
 fn calendar(f: &AthleteFigures, target: u32) -> String {
     let mut cells = String::new();
     for w in &f.weeks {
-        let _ = write!(
+        let _ = writeln!(
             cells,
-            "<tr class=\"week\" data-week=\"{}\" data-sessions=\"{}\" data-met=\"{}\"><td>{}</td><td>{} / {target}</td><td>{}</td></tr>\n",
+            "<tr class=\"week\" data-week=\"{}\" data-sessions=\"{}\" data-met=\"{}\"><td>{}</td><td>{} / {target}</td><td>{}</td></tr>",
             day(w.start_ms),
             w.sessions,
             w.met,
