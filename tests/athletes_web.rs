@@ -146,6 +146,14 @@ fn session_of(
     v
 }
 
+fn save_screenshot(browser: &Browser, name: &str) {
+    let png = browser.screenshot();
+    assert!(png.starts_with(b"\x89PNG"), "a PNG");
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs").join(name);
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(&path, png).unwrap();
+}
+
 fn no_names(r: &Response, names: &[&str], what: &str) {
     let text = r.text();
     for n in names {
@@ -153,20 +161,12 @@ fn no_names(r: &Response, names: &[&str], what: &str) {
     }
 }
 
-/// Without the token or the link, 401 and no name; with the token the
-/// roster, one athlete's weeks and the CSV; the athlete's own page shows
-/// them only; "this was me" moves a guest session whole; a new load
-/// confirmed; assignments by the coach and by the athlete reach the mat's
-/// state and its next rep; the public floor shows initials only.
-#[test]
-fn privacy_pages_csv_claims_and_loads_over_http() {
-    let broker = Broker::start();
-    let dir = tempfile::tempdir().unwrap();
-    let (config, addr, db) = gateway(dir.path(), &broker);
-    let (ana, ana_link) = add(&config, "Ana Lee");
-    let (bo, bo_link) = add(&config, "Bo Chen");
-    let names = ["Ana", "Lee", "Bo Chen", "Chen"];
-
+/// Ana's 3 sessions over 3 weeks on another gateway (10 reps; 12 and 10;
+/// 15 perfect of 3 s or more), and guests: one of ten minutes ago on this
+/// gateway (`bench`, seq 5000: claimable), one of three hours ago (seq
+/// 6000), one of another gateway (seq 7000). Returns Ana's sessions this
+/// week.
+fn seed(db: &Path, ana: &str) -> usize {
     // Ana's 3 sessions over 3 weeks on another gateway; guests on this one.
     let now = now_ms();
     let t = [
@@ -174,20 +174,20 @@ fn privacy_pages_csv_claims_and_loads_over_http() {
         now - 7 * DAY - 3_600_000,
         now - 2 * 3_600_000,
     ];
-    let mut store = SqliteStore::open(&db).unwrap();
-    store.write(&session("g-old", "m1", 1, t[0], Some(&ana), 10)).unwrap();
+    let mut store = SqliteStore::open(db).unwrap();
+    store.write(&session("g-old", "m1", 1, t[0], Some(ana), 10)).unwrap();
     store
         .write(&session_of(
             "g-old",
             "m1",
             100,
             t[1],
-            Some(&ana),
+            Some(ana),
             &[(12, &[6]), (10, &[])],
         ))
         .unwrap();
     store
-        .write(&session_of("g-old", "m1", 200, t[2], Some(&ana), &[(15, &[])]))
+        .write(&session_of("g-old", "m1", 200, t[2], Some(ana), &[(15, &[])]))
         .unwrap();
     // A guest of ten minutes ago on this gateway (claimable), one of three
     // hours ago (too old), one of another gateway (not this one's).
@@ -207,7 +207,24 @@ fn privacy_pages_csv_claims_and_loads_over_http() {
     store
         .write(&session_of("g-other", "m1", 7000, now - 300_000, None, &[(5, &[])]))
         .unwrap();
-    let this_week = t.iter().filter(|&&s| week_start(s) == week_start(now)).count();
+    t.iter().filter(|&&s| week_start(s) == week_start(now)).count()
+}
+
+/// Without the token or the link, 401 and no name; with the token the
+/// roster, one athlete's weeks and the CSV; the athlete's own page shows
+/// them only; "this was me" moves a guest session whole; a new load
+/// confirmed; assignments by the coach and by the athlete reach the mat's
+/// state and its next rep; the public floor shows initials only.
+#[test]
+fn privacy_pages_csv_claims_and_loads_over_http() {
+    let broker = Broker::start();
+    let dir = tempfile::tempdir().unwrap();
+    let (config, addr, db) = gateway(dir.path(), &broker);
+    let (ana, ana_link) = add(&config, "Ana Lee");
+    let (bo, bo_link) = add(&config, "Bo Chen");
+    let names = ["Ana", "Lee", "Bo Chen", "Chen"];
+
+    let this_week = seed(&db, &ana);
 
     let sub = Subscriber::connect(broker.port(), "athletes-web", false, &["flatback/gym/#"]);
     let mut daemon = Daemon::run(&config, &["--speed", "5"], &[]);
@@ -496,12 +513,14 @@ fn privacy_pages_csv_claims_and_loads_over_http() {
     assert_eq!(r.status, 404);
     let r = call(addr, "POST", "/api/mat/nope/athlete", coach, &format!("athlete={ana}"));
     assert_eq!(r.status, 404);
+    let from = sub.messages().len();
     let r = call(addr, "POST", "/api/mat/m/athlete", coach, &format!("athlete={ana}"));
     assert_eq!(r.status, 200, "{}", r.text());
-    next_rep_carries(&sub, &ana);
+    next_rep_carries(&sub, &ana, from);
+    let from = sub.messages().len();
     let r = call(addr, "POST", &format!("{bo_link}/mat/m"), &[], "");
     assert_eq!(r.status, 303);
-    next_rep_carries(&sub, &bo);
+    next_rep_carries(&sub, &bo, from);
     // The public floor: initials, never the name or the id.
     let mut floor = EventStream::open(addr, "/api/floor");
     let until = Instant::now() + T;
@@ -530,8 +549,8 @@ fn privacy_pages_csv_claims_and_loads_over_http() {
 
 /// Waits for the mat's state to name `athlete`, then for the next rep
 /// event: it carries the id.
-fn next_rep_carries(sub: &Subscriber, athlete: &str) {
-    let named = sub.wait_msg("flatback/gym/m/state", 0, T, |m| m.json()["athlete"] == athlete);
+fn next_rep_carries(sub: &Subscriber, athlete: &str, from: usize) {
+    let named = sub.wait_msg("flatback/gym/m/state", from, T, |m| m.json()["athlete"] == athlete);
     let i = sub.wait_msg("flatback/gym/m/event", named, Duration::from_secs(120), |m| {
         m.json()["type"] == "rep"
     });
@@ -551,9 +570,10 @@ fn next_rep_carries(sub: &Subscriber, athlete: &str) {
 fn assignment_from_the_mat_page_and_the_floor_page_in_a_real_browser() {
     let broker = Broker::start();
     let dir = tempfile::tempdir().unwrap();
-    let (config, addr, _) = gateway(dir.path(), &broker);
-    let (ana, _) = add(&config, "Ana Lee");
+    let (config, addr, db) = gateway(dir.path(), &broker);
+    let (ana, ana_link) = add(&config, "Ana Lee");
     let (bo, _) = add(&config, "Bo Chen");
+    seed(&db, &ana);
     let sub = Subscriber::connect(broker.port(), "athletes-browser", false, &["flatback/gym/#"]);
     let mut daemon = Daemon::run(&config, &["--speed", "5"], &[]);
     wait_listening(addr, &mut daemon);
@@ -602,6 +622,7 @@ fn assignment_from_the_mat_page_and_the_floor_page_in_a_real_browser() {
         json!(false),
         "HttpOnly: no script reads the cookie"
     );
+    let from = sub.messages().len();
     browser.eval(
         "document.querySelector('#who-list .who-name[data-athlete=\"'+arguments[0]+'\"]').click();",
         &[json!(ana)],
@@ -612,7 +633,7 @@ fn assignment_from_the_mat_page_and_the_floor_page_in_a_real_browser() {
         "return document.getElementById('who-result').dataset.status==='200';",
         &[],
     );
-    next_rep_carries(&sub, &ana);
+    next_rep_carries(&sub, &ana, from);
     browser.wait(
         "the mat page's label",
         T,
@@ -628,6 +649,7 @@ fn assignment_from_the_mat_page_and_the_floor_page_in_a_real_browser() {
         "return !!document.querySelector('.tile[data-id=\"gym/m\"] .assign-select');",
         &[],
     );
+    let from = sub.messages().len();
     browser.eval(
         "const t=document.querySelector('.tile[data-id=\"gym/m\"]'); t.querySelector('.assign-select').value=arguments[0]; \
          t.querySelector('.assign-go').click();",
@@ -639,7 +661,7 @@ fn assignment_from_the_mat_page_and_the_floor_page_in_a_real_browser() {
         "return document.querySelector('.tile[data-id=\"gym/m\"] .assign-result').dataset.status==='200';",
         &[],
     );
-    next_rep_carries(&sub, &bo);
+    next_rep_carries(&sub, &bo, from);
     browser.wait(
         "the tile names Bo by initials",
         T,
@@ -658,6 +680,80 @@ fn assignment_from_the_mat_page_and_the_floor_page_in_a_real_browser() {
         "return document.querySelector('.tile[data-id=\"gym/m\"] .who-tile').dataset.athlete==='';",
         &[],
     );
+
+    save_screenshot(&browser, "web-floor-athletes.png");
+
+    // The athlete's phone: "I'm on mat m" from their own page.
+    browser.goto(&format!("{base}{ana_link}"));
+    browser.wait(
+        "Ana's page",
+        T,
+        "return !!document.querySelector('.on-mat[data-mat=\"m\"]');",
+        &[],
+    );
+    save_screenshot(&browser, "web-me.png");
+    let from = sub.messages().len();
+    browser.eval("document.querySelector('.on-mat[data-mat=\"m\"]').click();", &[]);
+    browser.wait(
+        "the page says so",
+        T,
+        "return !!document.getElementById('on-mat');",
+        &[],
+    );
+    next_rep_carries(&sub, &ana, from);
+
+    // The coach's pages: the roster, then Ana's weeks, where a guest
+    // session becomes hers and a new load is confirmed, both by the forms.
+    browser.goto(&format!("{base}/athletes"));
+    browser.wait(
+        "Ana's row",
+        T,
+        "const r=document.querySelector('tr.athlete[data-id=\"'+arguments[0]+'\"]'); return r && r.dataset.ready==='true';",
+        &[json!(ana)],
+    );
+    save_screenshot(&browser, "web-athletes.png");
+    browser.eval(
+        "document.querySelector('tr.athlete[data-id=\"'+arguments[0]+'\"] a').click();",
+        &[json!(ana)],
+    );
+    browser.wait(
+        "Ana's weeks",
+        T,
+        "return [...document.querySelectorAll('tr.session')].filter(r=>r.dataset.gateway==='g-old').length===3 && !!document.getElementById('ready');",
+        &[],
+    );
+    save_screenshot(&browser, "web-athlete.png");
+    browser.eval(
+        "document.querySelector('li.guest[data-gateway=\"gym\"][data-mat=\"bench\"][data-seq=\"5000\"] button').click();",
+        &[],
+    );
+    browser.wait(
+        "the guest session Ana's",
+        T,
+        "return document.readyState==='complete' && !!document.querySelector('tr.session[data-gateway=\"gym\"][data-mat=\"bench\"]');",
+        &[],
+    );
+    browser.eval(
+        "document.getElementById('load-text').value='2 kg dumbbell'; document.getElementById('load-kg').value='2'; \
+         document.getElementById('load-form').requestSubmit();",
+        &[],
+    );
+    browser.wait(
+        "the new load",
+        T,
+        "const l=document.getElementById('load'); return l && l.textContent==='2 kg dumbbell' && !document.getElementById('ready');",
+        &[],
+    );
+    {
+        let mut s = SqliteStore::open(&db).unwrap();
+        assert_eq!(s.athlete(&ana).unwrap().unwrap().load.kg, 2.0);
+        let hers = s.sessions(&SessionQuery::of(Who::Athlete(ana.clone()))).unwrap();
+        let claimed = hers
+            .iter()
+            .find(|x| x.key.mat == "bench" && x.key.start_seq == 5000)
+            .expect("claimed");
+        assert_eq!(claimed.reps.len(), 6, "whole");
+    }
 
     drop(browser);
     daemon.term();

@@ -46,6 +46,8 @@ const BODY_TIMEOUT: Duration = Duration::from_secs(10);
 const WEEKS_SHOWN: usize = 12;
 /// "This was me": guest sessions that started this recently.
 const CLAIM_WINDOW_MS: i64 = 3_600_000;
+/// The coach's page lists the guest sessions this recent.
+const GUESTS_SHOWN_MS: i64 = 7 * 86_400_000;
 /// The cookie lasts 30 days (a tablet on the floor stays logged in).
 const COOKIE_MAX_AGE_S: u64 = 30 * 86_400;
 
@@ -578,7 +580,8 @@ async fn roster_page(web: &Web, history: &Handle) -> Response<Body> {
             ready = f.ready.is_some(),
             last = last.map_or("never".into(), |s| day(s.started_ms)),
             streak = if f.streak_weeks > 0 {
-                format!(" <span class=\"dim\">({} weeks in a row)</span>", f.streak_weeks)
+                let weeks = if f.streak_weeks == 1 { "week" } else { "weeks" };
+                format!(" <span class=\"dim\">({} {weeks} in a row)</span>", f.streak_weeks)
             } else {
                 String::new()
             },
@@ -713,8 +716,10 @@ fn sessions_table(web: &Web, f: &AthleteFigures) -> String {
         };
         let _ = writeln!(
             rows,
-            "<tr class=\"session\" data-start=\"{}\" data-reps=\"{}\" data-perfect=\"{}\" data-sets=\"{}\" data-floor=\"{}\" data-descent=\"{}\">\
+            "<tr class=\"session\" data-gateway=\"{}\" data-mat=\"{}\" data-start=\"{}\" data-reps=\"{}\" data-perfect=\"{}\" data-sets=\"{}\" data-floor=\"{}\" data-descent=\"{}\">\
              <td>{}</td><td>{}/{}</td><td>{}</td><td class=\"sets\">{}</td><td>{} of {}</td><td>{}</td><td>{}</td></tr>",
+            esc(&s.key.gateway),
+            esc(&s.key.mat),
             s.started_ms,
             s.reps,
             s.perfect,
@@ -766,10 +771,43 @@ async fn athlete_page(web: &Web, history: &Handle, id: &str) -> Response<Body> {
         Ok(None) => return error(StatusCode::NOT_FOUND, "no such athlete"),
         Err(e) => return unavailable(&e),
     };
+    let since = now_ms() - GUESTS_SHOWN_MS;
+    let guests = store(history, move |s| {
+        s.sessions(&SessionQuery {
+            who: Who::Guests,
+            since_ms: Some(since),
+            gateway: None,
+        })
+    })
+    .await;
+    let guests = match guests {
+        Ok(g) => g,
+        Err(e) => return unavailable(&e),
+    };
     let f = figures_of(web, &l);
     let a = &l.athlete;
     let t = web.athletes.thresholds();
     let id = esc(&a.id);
+    let guests: String = guests
+        .iter()
+        .rev()
+        .filter(|g| !g.reps.is_empty())
+        .map(|g| {
+            format!(
+                "<li class=\"guest\" data-gateway=\"{gw}\" data-mat=\"{mat}\" data-seq=\"{seq}\">{when} on {gw}/{mat}: \
+                 {reps} reps, {perfect} perfect \
+                 <form method=\"post\" action=\"/athletes/{id}/claim\" class=\"inline\">\
+                 <input type=\"hidden\" name=\"gateway\" value=\"{gw}\"><input type=\"hidden\" name=\"mat\" value=\"{mat}\">\
+                 <input type=\"hidden\" name=\"seq\" value=\"{seq}\"><button type=\"submit\">Theirs</button></form></li>",
+                gw = esc(&g.key.gateway),
+                mat = esc(&g.key.mat),
+                seq = g.key.start_seq,
+                when = minute(g.started_ms),
+                reps = g.reps.len(),
+                perfect = g.reps.iter().filter(|r| r.perfect).count(),
+            )
+        })
+        .collect();
     let ready = match &f.ready {
         Some(r) => format!(
             "<p class=\"ready\" id=\"ready\">Ready to add load: {} perfect reps of {:.0} s or more in set {} on {}. \
@@ -825,7 +863,7 @@ async fn athlete_page(web: &Web, history: &Handle, id: &str) -> Response<Body> {
          <section class=\"facts\">\
          <p>Load: <b id=\"load\">{load}</b> · plan: <b id=\"plan\">{sets} sets of {reps}</b> · \
          best set: <b id=\"record\">{record}</b></p>\
-         <p>Sessions this week: <b id=\"this-week\">{week} / {target}</b> · streak: <b id=\"streak\">{streak}</b> weeks</p>\
+         <p>Sessions this week: <b id=\"this-week\">{week} / {target}</b> · streak: <b id=\"streak\">{streak}</b> {weeks_word}</p>\
          {ready}</section>\
          <h2>Perfect reps per set</h2>{sets_chart}\
          <h2>Descent, median per session</h2>{descent_chart}\
@@ -848,7 +886,8 @@ async fn athlete_page(web: &Web, history: &Handle, id: &str) -> Response<Body> {
          <input type=\"hidden\" name=\"athlete\" value=\"{id}\"><input type=\"hidden\" name=\"next\" value=\"/athletes/{id}\">\
          On a mat: {mat_buttons}</form>\
          <p><a id=\"csv\" href=\"/athletes/{id}.csv\" download>This athlete's history (CSV)</a> · \
-         personal link: <code id=\"link\">{link}</code></p></main>",
+         personal link: <code id=\"link\">{link}</code></p>\
+         <h2>Guest sessions of the last week</h2>{guests}</main>",
         bar = header_bar(&a.name, "/athletes"),
         load = esc(&a.load.label()),
         sets = a.plan.sets,
@@ -856,6 +895,7 @@ async fn athlete_page(web: &Web, history: &Handle, id: &str) -> Response<Body> {
         week = f.sessions_this_week,
         target = t.sessions_per_week,
         streak = f.streak_weeks,
+        weeks_word = if f.streak_weeks == 1 { "week" } else { "weeks" },
         sets_chart = sets_chart(&f.sessions, a.plan, t.ready_perfect_reps),
         descent_chart = sparkline("descent-chart", "descent time", &descent_values, 360, 80),
         floor_chart = sparkline("floor-chart", "floor trend", &floors(&f), 360, 80),
@@ -876,6 +916,11 @@ async fn athlete_page(web: &Web, history: &Handle, id: &str) -> Response<Body> {
                 .join(" ")
         },
         link = esc(&a.link()),
+        guests = if guests.is_empty() {
+            "<p class=\"note\">None.</p>".to_string()
+        } else {
+            format!("<ul id=\"guests\">{guests}</ul>")
+        },
     );
     html(StatusCode::OK, document(&a.name, "athlete", &body))
 }
@@ -1090,7 +1135,7 @@ async fn me_page(web: &Web, secret: &str, q: &Form) -> Response<Body> {
     let body = format!(
         "<header class=\"bar\"><h1>{name}</h1></header><main class=\"sheet\" data-athlete=\"{id}\">{on}\
          <section class=\"facts\"><p>This week: <b id=\"this-week\">{week} / {target}</b> sessions · streak \
-         <b id=\"streak\">{streak}</b> weeks</p><p>Today's plan: <b id=\"plan\">{sets} sets of {reps}</b> at \
+         <b id=\"streak\">{streak}</b> {weeks_word}</p><p>Today's plan: <b id=\"plan\">{sets} sets of {reps}</b> at \
          <b id=\"load\">{load}</b></p><p>Best set: <b id=\"record\">{record}</b></p><p>Last session: {last}</p>{ready}</section>\
          <h2>The floor</h2>{floor_chart}\
          <h2>On a mat now</h2><div class=\"mats\">{mats}</div>\
@@ -1100,6 +1145,7 @@ async fn me_page(web: &Web, secret: &str, q: &Form) -> Response<Body> {
         week = f.sessions_this_week,
         target = t.sessions_per_week,
         streak = f.streak_weeks,
+        weeks_word = if f.streak_weeks == 1 { "week" } else { "weeks" },
         sets = a.plan.sets,
         reps = a.plan.reps,
         load = esc(&a.load.label()),
