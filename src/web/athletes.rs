@@ -1280,6 +1280,24 @@ mod tests {
     }
 
     #[test]
+    fn the_floor_names_by_initials_unless_names_are_shown() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = crate::config::HistoryConfig {
+            database: format!("sqlite:{}", dir.path().join("h.db").display()),
+            ..Default::default()
+        };
+        let h = Handle::new(&config).unwrap();
+        let ana = h.with(|s| s.add_athlete("Ana lee")).unwrap();
+        let zoe = h.with(|s| s.add_athlete("zoë")).unwrap();
+        assert_eq!(floor_label(&h, &ana.id, false), "athlete", "not in the cache yet");
+        h.refresh_roster().unwrap();
+        assert_eq!(floor_label(&h, &ana.id, false), "A.L.");
+        assert_eq!(floor_label(&h, &zoe.id, false), "Z.");
+        assert_eq!(floor_label(&h, &ana.id, true), "Ana lee");
+        assert_eq!(floor_label(&h, "a-00000000", true), "athlete");
+    }
+
+    #[test]
     fn a_sparkline_has_a_point_per_known_value() {
         let s = sparkline("spark", "floor", &[Some(0.5), None, Some(1.0)], 120, 30);
         assert!(s.contains("data-points=\"2\""), "{s}");

@@ -375,5 +375,14 @@ mod tests {
         assert!(rx.try_recv().is_err());
         assert_eq!(json_of(&floor.tile("gw1", "a").unwrap())["status"], "arching");
         assert!(floor.tile("gw1", "zz").is_none());
+        // The athlete the state names: a label only, never the id.
+        assert_eq!(json_of(&floor.tile("gw2", "b").unwrap())["athlete"], Value::Null);
+        floor.apply([msg("flatback/gw2/b/state", r#"{"occupied":true,"athlete":"a-1"}"#)]);
+        assert_eq!(json_of(&floor.tile("gw2", "b").unwrap())["athlete"], "athlete");
+        floor.set_namer(Arc::new(|id: &str| format!("label of {}", id.len())));
+        floor.apply([msg("flatback/gw2/b/state", r#"{"occupied":true,"athlete":"a-12"}"#)]);
+        assert_eq!(json_of(&floor.tile("gw2", "b").unwrap())["athlete"], "label of 4");
+        floor.apply([msg("flatback/gw2/b/state", r#"{"occupied":false,"athlete":null}"#)]);
+        assert_eq!(json_of(&floor.tile("gw2", "b").unwrap())["athlete"], Value::Null);
     }
 }
