@@ -54,8 +54,21 @@ struct Envelope {
     time: Option<String>,
 }
 
+/// How the floor names an athlete from their id (the public floor shows
+/// initials unless `[athletes] show_names_on_floor`).
+pub type Namer = Arc<dyn Fn(&str) -> String + Send + Sync>;
+
+#[derive(serde::Deserialize)]
+struct StateAthlete {
+    #[serde(default)]
+    athlete: Option<String>,
+}
+
 struct Model {
     dashboard: Dashboard,
+    /// The athlete each mat's state names (their id).
+    athletes: HashMap<(String, String), String>,
+    namer: Option<Namer>,
     gateway: String,
     own: Vec<String>,
     last_events: HashMap<(String, String), LastEvent>,
@@ -91,7 +104,7 @@ fn tone_name(t: Tone) -> &'static str {
 }
 
 /// A tile's JSON: what the pages draw (no ages: the page keeps time).
-fn tile_json(t: &Tile, own: bool, last: Option<&LastEvent>) -> Value {
+fn tile_json(t: &Tile, own: bool, last: Option<&LastEvent>, athlete: Option<String>) -> Value {
     let c = &t.counters;
     json!({
         "id": format!("{}/{}", t.key.gateway, t.key.mat),
@@ -111,6 +124,7 @@ fn tile_json(t: &Tile, own: bool, last: Option<&LastEvent>) -> Value {
         "last_rushed": t.last_rushed,
         "log": t.events.iter().map(|(_, e)| json!({"text": e.text, "tone": tone_name(e.tone)})).collect::<Vec<_>>(),
         "event": last.map(|e| json!({"type": e.kind, "seq": e.seq, "time": e.time})),
+        "athlete": athlete,
     })
 }
 
@@ -131,9 +145,15 @@ impl Model {
             .into_iter()
             .map(|t| {
                 let own = t.key.gateway == self.gateway && self.own.contains(&t.key.mat);
-                let last = self.last_events.get(&(t.key.gateway.clone(), t.key.mat.clone()));
+                let key = (t.key.gateway.clone(), t.key.mat.clone());
+                let last = self.last_events.get(&key);
+                // Never the id itself: a label only.
+                let athlete = self
+                    .athletes
+                    .get(&key)
+                    .map(|id| self.namer.as_ref().map_or_else(|| "athlete".to_string(), |n| n(id)));
                 let id = format!("{}/{}", t.key.gateway, t.key.mat);
-                (id, Bytes::from(tile_json(t, own, last).to_string()))
+                (id, Bytes::from(tile_json(t, own, last, athlete).to_string()))
             })
             .collect()
     }
@@ -161,6 +181,8 @@ impl Floor {
         Arc::new(Floor {
             model: Mutex::new(Model {
                 dashboard: Dashboard::new(base, broker, arch_threshold),
+                athletes: HashMap::new(),
+                namer: None,
                 gateway: gateway.to_string(),
                 own: own.to_vec(),
                 last_events: HashMap::new(),
@@ -174,6 +196,11 @@ impl Floor {
 
     fn model(&self) -> std::sync::MutexGuard<'_, Model> {
         self.model.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// How tiles name the athlete on a mat.
+    pub fn set_namer(&self, namer: Namer) {
+        self.model().namer = Some(namer);
     }
 
     /// The whole floor now, and a receiver of the updates after it.
@@ -211,6 +238,15 @@ impl Floor {
                     link_changed = true;
                 }
                 LinkEvent::Message { topic, payload } => {
+                    if let Some(Subject::MatState { gateway, mat }) = topics::parse(model.dashboard.base(), &topic) {
+                        if let Ok(state) = serde_json::from_slice::<StateAthlete>(&payload) {
+                            let key = (gateway.to_string(), mat.to_string());
+                            match state.athlete {
+                                Some(id) => model.athletes.insert(key, id),
+                                None => model.athletes.remove(&key),
+                            };
+                        }
+                    }
                     if let Some(Subject::MatEvent { gateway, mat }) = topics::parse(model.dashboard.base(), &topic) {
                         if let Ok(env) = serde_json::from_slice::<Envelope>(&payload) {
                             let last = LastEvent {
@@ -359,5 +395,14 @@ mod tests {
         assert!(rx.try_recv().is_err());
         assert_eq!(json_of(&floor.tile("gw1", "a").unwrap())["status"], "arching");
         assert!(floor.tile("gw1", "zz").is_none());
+        // The athlete the state names: a label only, never the id.
+        assert_eq!(json_of(&floor.tile("gw2", "b").unwrap())["athlete"], Value::Null);
+        floor.apply([msg("flatback/gw2/b/state", r#"{"occupied":true,"athlete":"a-1"}"#)]);
+        assert_eq!(json_of(&floor.tile("gw2", "b").unwrap())["athlete"], "athlete");
+        floor.set_namer(Arc::new(|id: &str| format!("label of {}", id.len())));
+        floor.apply([msg("flatback/gw2/b/state", r#"{"occupied":true,"athlete":"a-12"}"#)]);
+        assert_eq!(json_of(&floor.tile("gw2", "b").unwrap())["athlete"], "label of 4");
+        floor.apply([msg("flatback/gw2/b/state", r#"{"occupied":false,"athlete":null}"#)]);
+        assert_eq!(json_of(&floor.tile("gw2", "b").unwrap())["athlete"], Value::Null);
     }
 }

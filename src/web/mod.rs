@@ -16,11 +16,14 @@
 //! - the last sessions' pictures (`/pictures/MAT`, feature `plot`);
 //! - commands (`POST /api/mat/MAT/command/NAME`) with the token of
 //!   `[web] token_file` ([`token`]);
+//! - the athletes (issue 20, [`athletes`]): the coach's roster and each
+//!   athlete's history, their own page (`/me/<secret>`), who is on the mat;
 //! - `/metrics` (Prometheus text) and `/health`, from [`crate::metrics`].
 //!
 //! [`server`] is the HTTP side (hyper, HTTP/1.1, bounded).
 
 pub mod assets;
+pub mod athletes;
 pub mod floor;
 pub mod pictures;
 pub mod server;
@@ -140,6 +143,10 @@ pub async fn start(
         &own,
         config.detector.arch_contact,
     );
+    if let Some(history) = &history {
+        let (history, show) = (history.clone(), config.athletes.show_names_on_floor);
+        floor.set_namer(Arc::new(move |id| athletes::floor_label(&history, id, show)));
+    }
     let stop = Arc::new(AtomicBool::new(false));
     {
         let describe = {

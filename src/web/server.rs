@@ -152,7 +152,7 @@ fn secure(r: &mut Response<Body>) {
     );
 }
 
-fn full(status: StatusCode, content_type: &'static str, body: impl Into<Bytes>) -> Response<Body> {
+pub(super) fn full(status: StatusCode, content_type: &'static str, body: impl Into<Bytes>) -> Response<Body> {
     let mut r = Response::new(Full::new(body.into()).boxed());
     *r.status_mut() = status;
     let h = r.headers_mut();
@@ -183,6 +183,9 @@ async fn handle(web: &Arc<Web>, req: Request<Incoming>) -> Response<Body> {
     let path = req.uri().path().to_string();
     let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
     let method = req.method().clone();
+    if super::athletes::owns(&method, &parts) {
+        return super::athletes::handle(web, req, &parts).await;
+    }
     if method == Method::POST {
         return match parts.as_slice() {
             ["api", "mat", mat, "command", name] => command(web, &req, mat, name),
@@ -246,17 +249,39 @@ fn page(html: &'static str) -> Response<Body> {
 /// nothing changes. The body is never read. An address that sent
 /// [`super::token::GUESSES`] wrong tokens within a minute gets 429 until that
 /// minute is over, even with the right token (so guessing learns nothing).
-fn command(web: &Web, req: &Request<Incoming>, mat: &str, name: &str) -> Response<Body> {
+/// 429 for an address that sent too many wrong tokens this minute (every
+/// route that takes a token asks this first).
+pub(super) fn rate_limited(web: &Web, req: &Request<Incoming>) -> Option<Response<Body>> {
     let peer = req.extensions().get::<Peer>().map(|p| p.0);
-    let now = Instant::now();
-    if let Some(left) = peer.and_then(|ip| web.guesses.blocked(ip, now)) {
-        web.metrics().web_rate_limited.fetch_add(1, Ordering::Relaxed);
-        let mut r = error(
-            StatusCode::TOO_MANY_REQUESTS,
-            "too many wrong tokens from this address: try again when the minute is over",
-        );
-        r.headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from(left.as_secs().max(1)));
+    let left = peer.and_then(|ip| web.guesses.blocked(ip, Instant::now()))?;
+    web.metrics().web_rate_limited.fetch_add(1, Ordering::Relaxed);
+    let mut r = error(
+        StatusCode::TOO_MANY_REQUESTS,
+        "too many wrong tokens from this address: try again when the minute is over",
+    );
+    r.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(left.as_secs().max(1)));
+    Some(r)
+}
+
+/// The request's client address.
+pub(super) fn peer(req: &Request<Incoming>) -> Option<std::net::IpAddr> {
+    req.extensions().get::<Peer>().map(|p| p.0)
+}
+
+/// A wrong token from the request's address, counted towards its limit.
+pub(super) fn wrong_token(web: &Web, req: &Request<Incoming>) {
+    wrong_token_from(web, peer(req));
+}
+
+pub(super) fn wrong_token_from(web: &Web, peer: Option<std::net::IpAddr>) {
+    if let Some(ip) = peer {
+        web.guesses.wrong(ip, Instant::now());
+    }
+}
+
+fn command(web: &Web, req: &Request<Incoming>, mat: &str, name: &str) -> Response<Body> {
+    if let Some(r) = rate_limited(web, req) {
         return r;
     }
     let given = req
@@ -269,9 +294,7 @@ fn command(web: &Web, req: &Request<Incoming>, mat: &str, name: &str) -> Respons
     };
     // Only a token given counts as a guess (a page without one is no attack).
     if !authorised && web.token.is_some() && req.headers().contains_key(header::AUTHORIZATION) {
-        if let Some(ip) = peer {
-            web.guesses.wrong(ip, now);
-        }
+        wrong_token(web, req);
     }
     if !authorised {
         let why = if web.token.is_none() {

@@ -118,8 +118,21 @@ pub fn request_from(
     headers: &[(&str, &str)],
     timeout: Duration,
 ) -> std::io::Result<Response> {
+    request_from_with(from, addr, method, path, headers, b"", timeout)
+}
+
+/// [`request_from`] with a body.
+pub fn request_from_with(
+    from: Ipv4Addr,
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+    timeout: Duration,
+) -> std::io::Result<Response> {
     let mut s = connect_from(from, addr, timeout)?;
-    send(&mut s, addr, method, path, headers, b"")?;
+    send(&mut s, addr, method, path, headers, body)?;
     let raw = read_response(&mut s);
     parse_response(&raw).ok_or_else(|| {
         std::io::Error::other(format!(

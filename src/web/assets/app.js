@@ -21,6 +21,39 @@ async function loadInfo() {
   } catch (e) { /* the stream's reconnects will tell */ }
 }
 
+// ---- athletes: who is on the mat -------------------------------------------
+
+// The roster (ids and display names) for the coach: null without the
+// coach's cookie (the list is then not shown).
+async function fetchRoster() {
+  try {
+    const r = await fetch("/api/roster", { cache: "no-store", credentials: "same-origin" });
+    if (!r.ok) return null;
+    return await r.json();
+  } catch (e) {
+    return null;
+  }
+}
+
+// Names the athlete on `mat` (null: nobody, the next person is a guest).
+async function assignAthlete(mat, id, out) {
+  out.textContent = "sending…";
+  try {
+    const r = await fetch("/api/mat/" + encodeURIComponent(mat) + "/athlete", {
+      method: "POST",
+      body: new URLSearchParams({ athlete: id || "" }),
+      credentials: "same-origin",
+    });
+    out.textContent = r.ok ? (id ? "sent" : "cleared") : "refused (" + r.status + ")";
+    out.dataset.status = String(r.status);
+  } catch (e) {
+    out.textContent = "the gateway does not answer";
+    out.dataset.status = "0";
+  }
+}
+
+let floorRoster = null;
+
 // ---- the floor -------------------------------------------------------------
 
 function tileNode(t) {
@@ -41,8 +74,29 @@ function tileNode(t) {
     figs.append(d);
   }
   const line = el("div", "line");
+  const who = el("div", "who-tile");
   const log = el("ul", "log");
-  n.append(h, meter, figs, line, log);
+  n.append(h, meter, figs, who, line, log);
+  if (t.own && floorRoster) {
+    // The coach: assign or clear.
+    const box = el("div", "assign");
+    const sel = el("select", "assign-select");
+    sel.setAttribute("aria-label", "athlete for " + t.mat);
+    for (const a of floorRoster) {
+      const o = el("option", null, a.name);
+      o.value = a.id;
+      sel.append(o);
+    }
+    const go = el("button", "assign-go", "assign");
+    go.type = "button";
+    const clear = el("button", "assign-clear", "clear");
+    clear.type = "button";
+    const out = el("span", "assign-result");
+    go.addEventListener("click", () => assignAthlete(t.mat, sel.value, out));
+    clear.addEventListener("click", () => assignAthlete(t.mat, null, out));
+    box.append(sel, go, clear, out);
+    n.append(box);
+  }
   if (t.own) {
     const nav = el("nav");
     const g = el("a", null, "grid");
@@ -68,6 +122,9 @@ function drawTile(n, t) {
     if (log.length > 500) log.shift();
   }
   n.querySelector(".status").textContent = STATUS[t.status] || t.status;
+  const who = n.querySelector(".who-tile");
+  who.textContent = t.athlete ? "on the mat: " + t.athlete : "";
+  who.dataset.athlete = t.athlete || "";
   const fill = n.querySelector(".fill");
   fill.style.width = t.contact === null ? "0%" : Math.min(100, t.contact * 100) + "%";
   n.querySelector(".mark").style.left = info.arch_threshold * 100 + "%";
@@ -83,7 +140,10 @@ function drawTile(n, t) {
   log.replaceChildren(...t.log.slice(0, 4).map((e) => el("li", e.tone, e.text)));
 }
 
-function floorPage() {
+async function floorPage() {
+  floorRoster = await fetchRoster();
+  document.body.dataset.coach = floorRoster ? "1" : "0";
+  $("coach-link").classList.toggle("hidden", !!floorRoster);
   const tiles = $("tiles");
   const nodes = new Map();
   const link = (l) => {
@@ -182,6 +242,31 @@ async function sendCommand(mat, name) {
   }
 }
 
+async function whoIsTraining(mat) {
+  const box = $("who");
+  const roster = await fetchRoster();
+  if (!roster) {
+    box.classList.add("hidden");
+    box.dataset.roster = "none";
+    return;
+  }
+  const out = $("who-result");
+  const buttons = roster.map((a) => {
+    const b = el("button", "who-name", a.name);
+    b.type = "button";
+    b.dataset.athlete = a.id;
+    b.addEventListener("click", () => assignAthlete(mat, a.id, out));
+    return b;
+  });
+  const clear = el("button", "who-clear", "Nobody (a guest)");
+  clear.type = "button";
+  clear.id = "who-clear";
+  clear.addEventListener("click", () => assignAthlete(mat, null, out));
+  $("who-list").replaceChildren(...buttons, clear);
+  box.classList.remove("hidden");
+  box.dataset.roster = String(roster.length);
+}
+
 function matPage() {
   const [, , gateway, mat] = location.pathname.split("/").map(decodeURIComponent);
   $("title").textContent = mat + (gateway === info.gateway ? "" : " @" + gateway);
@@ -202,9 +287,15 @@ function matPage() {
   $("token").value = tokenValue();
   $("token-form").addEventListener("submit", (ev) => {
     ev.preventDefault();
-    localStorage.setItem("flatback-token", $("token").value.trim());
+    const token = $("token").value.trim();
+    localStorage.setItem("flatback-token", token);
     $("command-result").textContent = "token kept on this device";
+    // The same token as the coach's cookie: the roster for "Who's training?".
+    fetch("/login", { method: "POST", body: new URLSearchParams({ token }), credentials: "same-origin" })
+      .then(() => whoIsTraining(mat))
+      .catch(() => {});
   });
+  if (own) whoIsTraining(mat);
   for (const b of document.querySelectorAll("button[data-command]")) {
     b.disabled = !can;
     b.addEventListener("click", () => sendCommand(mat, b.dataset.command));
@@ -233,6 +324,8 @@ function matPage() {
       $("set-reps").textContent = String(tile.set_reps);
       $("descent").textContent = tile.last_descent_s === null ? "–" : tile.last_descent_s.toFixed(1) + " s" + (tile.last_rushed ? " (rushed)" : "");
       $("ready").classList.toggle("hidden", tile.set_perfect < info.progress_reps);
+      $("athlete-now").textContent = tile.athlete ? "on the mat: " + tile.athlete : "";
+      $("athlete-now").dataset.athlete = tile.athlete || "";
     }
     // The descent counted aloud, a number a second.
     const d = live ? live.descent_ms : null;
@@ -329,7 +422,7 @@ document.addEventListener("DOMContentLoaded", async () => {
   }
   await loadInfo();
   const page = document.body.dataset.page;
-  if (page === "floor") floorPage();
+  if (page === "floor") await floorPage();
   else if (page === "mat") matPage();
   else if (page === "grid") gridPage();
   else if (page === "pictures") picturesPage();
