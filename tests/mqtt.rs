@@ -769,6 +769,18 @@ fn the_athlete_select_offers_the_roster_a_chosen_name_goes_on_as_the_id_and_athl
             .all(|m| m.json()["athlete"] == bo.as_str()),
         "Bo until the guest"
     );
+    // Bo's session is over for him (the mat says nobody now): his figures
+    // follow, with his session this week.
+    let bo_state = format!("flatback/gws/athletes/{bo}");
+    let bo_figures = sub.wait_msg(&bo_state, 0, T, |m| !m.payload.is_empty());
+    assert_eq!(
+        sub.messages()[bo_figures].json()["sessions_this_week"],
+        0,
+        "none at first"
+    );
+    sub.wait_msg(&bo_state, bo_figures + 1, Duration::from_secs(60), |m| {
+        m.json()["sessions_this_week"] == 1 && m.json()["last_session_perfect"].as_u64() > Some(0)
+    });
     // Ids on the mat's topics, never names (but in the commands we sent).
     assert!(sub
         .messages()
