@@ -1227,6 +1227,15 @@ mod tests {
             matches!(&unknown[..], [Incoming::Refused { why, .. }] if why.contains("Cy")),
             "{unknown:?}"
         );
+        // Home Assistant's birth: the selects go out again with the rest.
+        let [Incoming::HomeAssistantOnline { delay }] = s.message("ha/status", b"online", false, t0, &[])[..] else {
+            panic!("HA's birth")
+        };
+        let resent = s.poll(t0 + delay, &m, &q);
+        assert_eq!(
+            select(&resent, "m1").unwrap()["options"],
+            serde_json::json!(["Guest", "Ana", "Bo"])
+        );
     }
 
     #[test]
