@@ -129,6 +129,7 @@ fn run(broker: &mosquitto::Broker, mode: SyncMode) {
                 let _ = stop_rx.await;
             },
             false,
+            None,
         ))
     });
 

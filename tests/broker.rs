@@ -794,14 +794,15 @@ fn flatback_publish_works_through_the_embedded_broker_discovery_events_retained_
         &["--mat", "mat1", "--kind", "three_sets", "--seed", "3", "--speed", "20"],
     );
     sub.wait_msg("flatback/gwe/status", 0, W, |m| m.text() == "online");
-    sub.wait("18 discovery configs", W, |msgs| {
+    // 2 of the gateway, 17 of the mat (its athlete select: a history is on).
+    sub.wait("19 discovery configs", W, |msgs| {
         let n = msgs
             .iter()
             .filter(|m| m.topic.starts_with("homeassistant/") && m.topic.ends_with("/config"))
             .map(|m| &m.topic)
             .collect::<std::collections::BTreeSet<_>>()
             .len();
-        (n >= 18).then_some(())
+        (n >= 19).then_some(())
     });
     // Events: QoS 1, in order, seq from 1 without a gap, never retained.
     let topic = "flatback/gwe/mat1/event";
@@ -838,7 +839,7 @@ fn flatback_publish_works_through_the_embedded_broker_discovery_events_retained_
 
     // Purge clears the retained discovery configs (empty retained payloads).
     let stdout = common::mqtt::purge(&cfg, &["mat1"]);
-    assert!(stdout.contains("cleared 18 discovery configs"), "{stdout}");
+    assert!(stdout.contains("cleared 19 discovery configs"), "{stdout}");
     let after = Subscriber::connect(b.port(), "sub-after-purge", false, &["homeassistant/#"]);
     assert!(
         after.messages().iter().all(|m| !m.topic.ends_with("/config")),

@@ -1,7 +1,12 @@
 //! The Home Assistant dashboards in config/homeassistant/: valid YAML,
 //! built-in cards only (but for the auto-entities variant), every entity id
 //! one that flatback's discovery makes (derived from its configs as Home
-//! Assistant derives them), every mat with its arch alarm.
+//! Assistant derives them), every mat with its arch alarm. And, where
+//! ../shared/tools/ha-check is set up, a real Home Assistant: the athlete
+//! select chosen from HA names the athlete on the mat, and athletes are
+//! devices whose sensors have a state_class.
+
+mod common;
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
@@ -286,4 +291,159 @@ fn entity_ids_are_those_home_assistant_made() {
     .map(|s| s.to_string())
     .collect();
     assert_eq!(mat_entity_ids("bench-2"), seen);
+}
+
+/// ha-check's runner, if it is set up here (its venv made by setup.sh).
+fn ha_check() -> Option<PathBuf> {
+    let run = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/tools/ha-check/run.py");
+    let venv = std::env::var_os("HA_CHECK_VENV")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/ha-check/venv")))?;
+    (run.exists() && venv.join("bin/python").exists()).then_some(run)
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[test]
+fn real_home_assistant_makes_the_athlete_select_and_the_athletes_sensors() {
+    let Some(run) = ha_check() else {
+        eprintln!("skipped: ../shared/tools/ha-check is not set up (run its setup.sh)");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let db = dir.path().join("history.db");
+    let cfg = dir.path().join("flatback.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[mqtt]\nurl = \"mqtt://127.0.0.1:{port}\"\ngateway_id = \"gym1\"\ngateway_name = \"Gym floor 1\"\n\
+             outbox_dir = \"{}\"\n[web]\nlisten = \"\"\n[history]\ndatabase = \"sqlite:{}\"\n\
+             [athletes]\nhome_assistant = true\n",
+            dir.path().join("outbox").display(),
+            db.display()
+        ),
+    )
+    .unwrap();
+    let add = |name: &str| -> String {
+        let out = common::flatback()
+            .args(["athlete", "add", name, "--config"])
+            .arg(&cfg)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        v["id"].as_str().unwrap().to_string()
+    };
+    let ana = add("Ana Lee");
+    let bo = add("Bo");
+    // A session of Ana's a minute ago: 6 reps, 5 perfect, the 4th arched at
+    // 75 % of the way down.
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let mut store = flatback::history::sqlite::SqliteStore::open(&db).unwrap();
+    flatback::history::HistoryStore::write(
+        &mut store,
+        &common::history::session("gym1", "mat9", 1, now_ms - 60_000, Some(&ana), 6),
+    )
+    .unwrap();
+    drop(store);
+    let out = dir.path().join("result.json");
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/ha/select_athlete.py");
+    let status = std::process::Command::new(&run)
+        .arg("--broker-port")
+        .arg(port.to_string())
+        .args(["--wait", "90", "--out"])
+        .arg(&out)
+        .arg("--cmd")
+        .arg(format!(
+            "\"$HA_CHECK_PYTHON\" {} {} {} mat1 Bo",
+            script.display(),
+            env!("CARGO_BIN_EXE_flatback"),
+            cfg.display()
+        ))
+        .status()
+        .unwrap();
+    let text = std::fs::read_to_string(&out).unwrap_or_else(|e| panic!("ha-check wrote nothing ({status}): {e}"));
+    // Kept for a look at what Home Assistant made of it.
+    let _ = std::fs::write(
+        PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("ha-check-athletes.json"),
+        &text,
+    );
+    let r: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert!(
+        r.get("error").is_none_or(|e| e.is_null()),
+        "ha-check failed: {}",
+        r["error"]
+    );
+    assert_eq!(
+        r["command"]["returncode"], 0,
+        "choosing Bo from Home Assistant: {}",
+        r["command"]["output_tail"]
+    );
+    let entities = r["entities"].as_array().unwrap();
+    let by_uid = |uid: &str| {
+        entities
+            .iter()
+            .find(|e| e["unique_id"] == uid)
+            .unwrap_or_else(|| panic!("Home Assistant made no {uid}"))
+    };
+    let select = by_uid("flatback_gym1_mat1_athlete");
+    assert_eq!(select["domain"], "select");
+    assert_eq!(select["entity_id"], "select.flatback_mat1_athlete");
+    assert_eq!(
+        select["attributes"]["options"],
+        serde_json::json!(["Guest", "Ana Lee", "Bo"])
+    );
+    assert_eq!(select["state"], "Bo", "the mat's athlete id, shown as the name");
+    let seen: Vec<&serde_json::Value> = r["state_changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["entity_id"] == "select.flatback_mat1_athlete")
+        .map(|c| &c["new"])
+        .collect();
+    assert!(seen.contains(&&serde_json::json!("Guest")), "Guest before Bo: {seen:?}");
+    let mqtt = r["mqtt_trace"].as_array().unwrap();
+    assert!(
+        mqtt.iter()
+            .any(|m| m["topic"] == "flatback/gym1/mat1/command"
+                && m["payload"] == r#"{"command":"athlete","name":"Bo"}"#),
+        "Home Assistant sent the option to the mat's command topic"
+    );
+    assert!(
+        mqtt.iter()
+            .any(|m| m["topic"] == "flatback/gym1/mat1/state" && m["payload"].as_str().unwrap_or("").contains(&bo)),
+        "the mat's state carries Bo's id"
+    );
+    for (key, state, class) in [
+        ("best_set", "5", Some("measurement")),
+        ("last_session_perfect", "5", Some("measurement")),
+        ("sessions_this_week", "1", Some("total_increasing")),
+        ("floor_pct", "75.0", Some("measurement")),
+        ("ready", "off", None),
+    ] {
+        let e = by_uid(&format!("flatback_gym1_athlete_{ana}_{key}"));
+        assert_eq!(e["state"], state, "{key}: {e}");
+        assert_eq!(e["device"]["name"], "Ana Lee", "{key}");
+        match class {
+            Some(c) => assert_eq!(e["attributes"]["state_class"], c, "{key}"),
+            None => assert!(e["attributes"].get("state_class").is_none(), "{key}"),
+        }
+    }
+    assert_eq!(
+        by_uid(&format!("flatback_gym1_athlete_{bo}_best_set"))["state"],
+        "0",
+        "Bo has no session yet"
+    );
+    let problems = r["log_problems"].as_array().map_or(0, Vec::len);
+    assert_eq!(problems, 0, "Home Assistant's warnings: {}", r["log_problems"]);
 }

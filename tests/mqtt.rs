@@ -21,6 +21,28 @@ use serde_json::Value;
 
 const T: Duration = Duration::from_secs(30);
 
+/// `flatback ARGS --config CONFIG`, which must succeed: its stdout.
+fn cli(args: &[&str], config: &Path) -> String {
+    let out = common::flatback()
+        .args(args)
+        .arg("--config")
+        .arg(config)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// `flatback athlete add NAME`: the new athlete's id.
+fn add_athlete(config: &Path, name: &str) -> String {
+    let line: Value = serde_json::from_str(cli(&["athlete", "add", name], config).trim()).unwrap();
+    line["id"].as_str().unwrap().to_string()
+}
+
 /// The events the detector emits for a simulated mat, as `flatback
 /// publish --kind KIND --seed SEED` runs it.
 fn expected(kind: Kind, seed: u64) -> Vec<Event> {
@@ -99,15 +121,16 @@ fn discovery_state_and_events_arrive_ha_birth_resends_purge_clears_and_a_kill_me
     );
 
     sub.wait_msg("flatback/gwa/status", 0, T, |m| m.text() == "online");
-    let configs: BTreeMap<String, Value> = sub.wait("34 discovery configs", T, |msgs| {
+    // With a history (on in these tests), each mat also has its athlete select.
+    let configs: BTreeMap<String, Value> = sub.wait("36 discovery configs", T, |msgs| {
         let c: BTreeMap<String, Value> = msgs
             .iter()
             .filter(|m| m.topic.starts_with("homeassistant/") && m.topic.ends_with("/config"))
             .map(|m| (m.topic.clone(), m.json()))
             .collect();
-        (c.len() >= 34).then_some(c)
+        (c.len() >= 36).then_some(c)
     });
-    assert_eq!(configs.len(), 34, "2 gateway entities and 16 per mat");
+    assert_eq!(configs.len(), 36, "2 gateway entities and 17 per mat");
     let mut kinds = BTreeMap::new();
     for (topic, p) in &configs {
         let component = topic.split('/').nth(1).unwrap().to_string();
@@ -144,6 +167,11 @@ fn discovery_state_and_events_arrive_ha_birth_resends_purge_clears_and_a_kill_me
                 assert!(p["command_topic"].as_str().unwrap().ends_with("/command"));
             }
             "sensor" => assert!(p["state_topic"].as_str().unwrap().ends_with("/state")),
+            "select" => {
+                assert_eq!(p["options"], serde_json::json!(["Guest"]), "an empty roster");
+                assert!(p["command_topic"].as_str().unwrap().ends_with("/command"));
+                assert!(p["state_topic"].as_str().unwrap().ends_with("/state"));
+            }
             other => panic!("unexpected component {other}"),
         }
     }
@@ -153,6 +181,7 @@ fn discovery_state_and_events_arrive_ha_birth_resends_purge_clears_and_a_kill_me
             ("binary_sensor".to_string(), 4),
             ("button".to_string(), 6),
             ("event".to_string(), 2),
+            ("select".to_string(), 2),
             ("sensor".to_string(), 22)
         ])
     );
@@ -241,7 +270,7 @@ fn discovery_state_and_events_arrive_ha_birth_resends_purge_clears_and_a_kill_me
             .iter()
             .filter(|m| m.topic.starts_with("homeassistant/") && m.topic.ends_with("/config"))
             .count();
-        (again >= 34).then_some(())
+        (again >= 36).then_some(())
     });
 
     // SIGKILL: the broker publishes the Last Will.
@@ -252,7 +281,7 @@ fn discovery_state_and_events_arrive_ha_birth_resends_purge_clears_and_a_kill_me
     // Purge clears every retained config of this gateway.
     let stdout = common::mqtt::purge(&cfg, &["mat1"]);
     assert!(
-        stdout.contains("cleared 34 discovery configs"),
+        stdout.contains("cleared 36 discovery configs"),
         "found the mat2 configs too: {stdout}"
     );
     let after = Subscriber::connect(broker.port(), "sub-after-purge", false, &["homeassistant/#"]);
@@ -616,4 +645,149 @@ mod tls {
         sub.barrier(T);
         assert!(sub.on("flatback/tls3/status").is_empty() && sub.on("flatback/tls4/status").is_empty());
     }
+}
+
+#[test]
+fn the_athlete_select_offers_the_roster_a_chosen_name_goes_on_as_the_id_and_athletes_are_devices() {
+    let broker = Broker::start();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write_config(dir.path(), &broker.url(), "gws", "[athletes]\nhome_assistant = true\n");
+    let ana = add_athlete(&cfg, "Ana Lee");
+    let bo = add_athlete(&cfg, "Bo");
+    // A session of Ana's a minute ago, on another mat: 6 reps, 5 perfect,
+    // the 4th arched at 75 % of the way down.
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let mut store = flatback::history::sqlite::SqliteStore::open(&dir.path().join("history-gws.db")).unwrap();
+    flatback::history::HistoryStore::write(
+        &mut store,
+        &common::history::session("gws", "mat9", 1, now_ms - 60_000, Some(&ana), 6),
+    )
+    .unwrap();
+    drop(store);
+    let sub = Subscriber::connect(broker.port(), "sub-s", false, &["flatback/#", "homeassistant/#"]);
+    let mut d = Daemon::spawn(
+        &cfg,
+        &["--mat", "mat1", "--kind", "three_sets", "--seed", "3", "--speed", "10"],
+    );
+    let select_topic = "homeassistant/select/flatback_gws/mat1_athlete/config";
+    let select = sub.wait_msg(select_topic, 0, T, |m| !m.payload.is_empty());
+    let config = sub.messages()[select].json();
+    assert_eq!(config["options"], serde_json::json!(["Guest", "Ana Lee", "Bo"]));
+
+    // Ana's device: every sensor with its state_class, her figures retained.
+    let ana_state = format!("flatback/gws/athletes/{ana}");
+    for (key, class) in [
+        ("last_session_perfect", "measurement"),
+        ("best_set", "measurement"),
+        ("sessions_this_week", "total_increasing"),
+        ("floor_pct", "measurement"),
+    ] {
+        let topic = format!("homeassistant/sensor/flatback_gws/athlete_{ana}_{key}/config");
+        let at = sub.wait_msg(&topic, 0, T, |m| !m.payload.is_empty());
+        let c = sub.messages()[at].json();
+        assert_eq!(c["state_class"], class, "{key}");
+        assert_eq!(c["state_topic"], ana_state.as_str());
+        assert_eq!(c["device"]["name"], "Ana Lee");
+    }
+    sub.wait_msg(
+        &format!("homeassistant/binary_sensor/flatback_gws/athlete_{bo}_ready/config"),
+        0,
+        T,
+        |m| m.json()["device"]["name"] == "Bo",
+    );
+    let figures = sub.wait_msg(&ana_state, 0, T, |m| !m.payload.is_empty());
+    let f = sub.messages()[figures].json();
+    assert_eq!(
+        (
+            &f["last_session_perfect"],
+            &f["best_set"],
+            &f["sessions_this_week"],
+            &f["floor_pct"],
+            &f["ready"]
+        ),
+        (
+            &Value::from(5),
+            &Value::from(5),
+            &Value::from(1),
+            &Value::from(75.0),
+            &Value::from(false)
+        ),
+        "{f}"
+    );
+
+    // Both retained, for a Home Assistant that comes later.
+    let late = Subscriber::connect(broker.port(), "sub-s-late", false, &[&ana_state, select_topic]);
+    assert!(late
+        .on(&ana_state)
+        .iter()
+        .any(|m| m.retain && m.json()["best_set"] == 5));
+    assert!(late.on(select_topic).iter().any(|m| m.retain));
+
+    // A new athlete: the select again, with her name, within the roster's
+    // refresh.
+    let cy = add_athlete(&cfg, "Cy");
+    sub.wait_msg(select_topic, select + 1, T, |m| {
+        m.json()["options"] == serde_json::json!(["Guest", "Ana Lee", "Bo", "Cy"])
+    });
+
+    // Home Assistant sends the chosen option, as the select's template makes
+    // it: the mat's state and its next reps carry Bo's id.
+    let template = config["command_template"].as_str().unwrap();
+    let payload = template.replace("{{ value | tojson }}", "\"Bo\"");
+    sub.publish("flatback/gws/mat1/command", payload.as_bytes(), false);
+    let named = sub.wait_msg("flatback/gws/mat1/state", 0, T, |m| m.json()["athlete"] == bo.as_str());
+    sub.wait("3 reps of Bo", Duration::from_secs(60), |msgs| {
+        let reps: Vec<&Msg> = msgs[named..]
+            .iter()
+            .filter(|m| m.topic == "flatback/gws/mat1/event" && m.json()["type"] == "rep")
+            .collect();
+        assert!(
+            reps.iter().all(|m| m.json()["athlete"] == bo.as_str()),
+            "every rep after is Bo's"
+        );
+        (reps.len() >= 3).then_some(())
+    });
+    // An option not in the roster changes nothing, and "Guest" clears.
+    sub.publish(
+        "flatback/gws/mat1/command",
+        br#"{"command":"athlete","name":"Nobody Known"}"#,
+        false,
+    );
+    sub.publish(
+        "flatback/gws/mat1/command",
+        br#"{"command":"athlete","name":"Guest"}"#,
+        false,
+    );
+    let cleared = sub.wait_msg("flatback/gws/mat1/state", named, T, |m| m.json()["athlete"].is_null());
+    assert!(
+        sub.messages()[named..cleared]
+            .iter()
+            .filter(|m| m.topic == "flatback/gws/mat1/state")
+            .all(|m| m.json()["athlete"] == bo.as_str()),
+        "Bo until the guest"
+    );
+    // Bo's session is over for him (the mat says nobody now): his figures
+    // follow, with his session this week.
+    let bo_state = format!("flatback/gws/athletes/{bo}");
+    let bo_figures = sub.wait_msg(&bo_state, 0, T, |m| !m.payload.is_empty());
+    assert_eq!(
+        sub.messages()[bo_figures].json()["sessions_this_week"],
+        0,
+        "none at first"
+    );
+    sub.wait_msg(&bo_state, bo_figures + 1, Duration::from_secs(60), |m| {
+        m.json()["sessions_this_week"] == 1 && m.json()["last_session_perfect"].as_u64() > Some(0)
+    });
+    // Ids on the mat's topics, never names (but in the commands we sent).
+    assert!(sub
+        .messages()
+        .iter()
+        .filter(|m| m.topic.starts_with("flatback/gws/mat1/") && !m.topic.ends_with("/command"))
+        .all(|m| !m.text().contains("Ana Lee") && !m.text().contains("\"Bo\"")));
+    assert!(!cy.is_empty());
+    d.term();
+    d.wait_exit(T);
 }

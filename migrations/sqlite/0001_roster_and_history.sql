@@ -52,4 +52,5 @@ CREATE TABLE reps (
     PRIMARY KEY (gateway, mat, seq),
     FOREIGN KEY (gateway, mat, start_seq) REFERENCES sessions(gateway, mat, start_seq) ON DELETE CASCADE
 );
-CREATE INDEX reps_by_session ON reps(gateway, mat, start_seq);
+-- Ordered by seq within the session: the one index a session's reps are read by.
+CREATE INDEX reps_by_session ON reps(gateway, mat, start_seq, seq);

@@ -132,6 +132,23 @@ pub fn run(config: &Config, options: &RunOptions, notifier: &Notifier) -> Result
     let history_stop = Arc::new(AtomicBool::new(false));
     let history_web = history.clone();
     let closing = outbox.clone();
+    // Home Assistant's view of the athletes: the roster for the selects and,
+    // with [athletes] home_assistant, their figures.
+    let (athletes_ha, athletes_follower) = match history.clone() {
+        Some(handle) => {
+            let (tx, rx) = tokio::sync::watch::channel(crate::wire::athletes::AthletesView {
+                roster: handle.roster(),
+                ..Default::default()
+            });
+            let (athletes, outbox, stop) = (config.athletes.clone(), outbox.clone(), history_stop.clone());
+            let thread = std::thread::Builder::new()
+                .name("history-ha".into())
+                .spawn(move || crate::history::homeassistant::follow(handle, athletes, outbox, tx, stop))
+                .context("starting the athletes' follower")?;
+            (Some(rx), Some(thread))
+        }
+        None => (None, None),
+    };
     let history_writer = match history {
         Some(history) => {
             let (outbox, gateway, stop) = (
@@ -205,7 +222,7 @@ pub fn run(config: &Config, options: &RunOptions, notifier: &Notifier) -> Result
             })
             .await;
         };
-        let finished = crate::mqtt::publisher::run(opts, outbox, shutdown, options.exit_when_done).await;
+        let finished = crate::mqtt::publisher::run(opts, outbox, shutdown, options.exit_when_done, athletes_ha).await;
         watchdog.abort();
         drop(web);
         finished
@@ -221,6 +238,9 @@ pub fn run(config: &Config, options: &RunOptions, notifier: &Notifier) -> Result
         if let Err(e) = closing.store().close() {
             tracing::warn!("outbox: cannot close cleanly: {e}");
         }
+    }
+    if let Some(follower) = athletes_follower {
+        let _ = follower.join();
     }
     if finished.queued > 0 {
         tracing::warn!(

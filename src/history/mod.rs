@@ -13,7 +13,9 @@
 //!   cursor of the outbox's own (idempotent per gateway, mat and `seq`);
 //! - [`export`]: the CSV of `flatback history export` and the coach's page;
 //! - [`secret`]: ids and the athletes' personal links;
-//! - [`handle`]: the daemon's shared connection and its cached roster.
+//! - [`handle`]: the daemon's shared connection and its cached roster;
+//! - [`homeassistant`]: the roster and athletes' figures, kept current for
+//!   Home Assistant's athlete selects and athlete devices.
 //!
 //! The daemon wires the writer in [`crate::daemon::run`]; the pages and the
 //! command line read through [`store::HistoryStore`] only.
@@ -21,6 +23,7 @@
 pub mod export;
 pub mod figures;
 pub mod handle;
+pub mod homeassistant;
 pub mod model;
 pub mod postgres;
 pub mod secret;

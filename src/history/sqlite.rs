@@ -276,6 +276,9 @@ impl HistoryStore for SqliteStore {
         let mut reps = self
             .db
             .prepare_cached(
+                // `reps_by_session` ends in `seq`, so it serves the order too;
+                // without it SQLite took the primary key and read every rep of
+                // the mat for each session (120 ms for an athlete of 100).
                 "SELECT seq, time_ms, set_no, rep_no, perfect, arched, rushed, bounce, descent_ms, ascent_ms, depth \
                  FROM reps WHERE gateway = ?1 AND mat = ?2 AND start_seq = ?3 ORDER BY seq",
             )

@@ -27,13 +27,14 @@ use rumqttc::{
     AsyncClient, ClientError, Event as MqttEvent, EventLoop, Outgoing, Packet, QoS, SubscribeFilter,
     SubscribeReasonCode,
 };
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 
 use super::options::Options;
 use super::session::{EventQueue, Incoming, Publish, Qos, QueuedEvent, Request, Session, SessionConfig};
 use crate::backoff::{Backoff, Jitter};
 use crate::outbox::{Outbox, Store};
 use crate::repeated::Repeated;
+use crate::wire::athletes::AthletesView;
 use crate::wire::payload::OutboxFigures;
 
 /// Most events in flight (sent, not yet acknowledged).
@@ -420,15 +421,30 @@ fn qos_of(q: Qos) -> QoS {
     }
 }
 
+/// The athletes as they change (`None` once the sender is gone: they stay
+/// as last said).
+async fn athletes_changed(rx: &mut Option<watch::Receiver<AthletesView>>) -> Option<AthletesView> {
+    let Some(r) = rx.as_mut() else {
+        return std::future::pending().await;
+    };
+    if r.changed().await.is_err() {
+        *rx = None;
+        return None;
+    }
+    Some(r.borrow_and_update().clone())
+}
+
 /// Runs the publisher until `shutdown` resolves (or, with `exit_when_done`,
 /// until every mat has finished and the outbox is empty); then flushes
 /// what the broker will take within a few seconds, publishes `offline` and
-/// disconnects.
+/// disconnects. `athletes` (with a history): the roster the mats' athlete
+/// selects offer and the athletes' figures, as they change.
 pub async fn run(
     opts: Options,
     outbox: Outbox,
     shutdown: impl std::future::Future<Output = ()>,
     exit_when_done: bool,
+    mut athletes: Option<watch::Receiver<AthletesView>>,
 ) -> Finished {
     let opts = Arc::new(opts);
     let (client, el) = opts.connect(&opts.client_id, false, true);
@@ -458,6 +474,9 @@ pub async fn run(
         stopped: false,
         refused: HashMap::new(),
     };
+    if let Some(rx) = athletes.as_mut() {
+        logic.session.set_athletes(rx.borrow_and_update().clone());
+    }
     tokio::pin!(shutdown);
     loop {
         let deadline = logic.next_deadline();
@@ -468,6 +487,11 @@ pub async fn run(
                 None => break,
             },
             _ = outbox.changed() => {}
+            view = athletes_changed(&mut athletes) => {
+                if let Some(view) = view {
+                    logic.session.set_athletes(view);
+                }
+            }
             _ = tokio::time::sleep_until(deadline.into()) => {}
         }
         logic.tick();

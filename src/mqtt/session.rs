@@ -24,11 +24,13 @@
 //! as it is given ([`Session::outgoing`]), in the order the session handed
 //! the publishes out, so a PUBACK's packet id names the event it acknowledges.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::time::{Duration, Instant};
 
 use crate::backoff::Jitter;
+use crate::history::RosterEntry;
 use crate::outbox::MatView;
+use crate::wire::athletes::{AthleteSensors, AthletesView};
 use crate::wire::commands::{self, Command};
 use crate::wire::discovery::{self, Identity};
 use crate::wire::payload::{self, OutboxFigures, OFFLINE, ONLINE};
@@ -174,6 +176,20 @@ pub struct Session {
     asked: Vec<Request>,
     pending: Vec<Pending>,
     check: Option<Check>,
+    /// The roster and athletes' figures (`None`: no history, no selects).
+    athletes: Option<AthletesView>,
+    /// What of them Home Assistant was last told.
+    said: SaidOfAthletes,
+}
+
+/// What the session last published of the athletes: the roster the selects
+/// offer (`None`: not yet on this connection), each athlete device's name,
+/// and the sensors' figures.
+#[derive(Debug, Clone, Default)]
+struct SaidOfAthletes {
+    select_roster: Option<Vec<RosterEntry>>,
+    devices: BTreeMap<String, String>,
+    sensors: BTreeMap<String, AthleteSensors>,
 }
 
 impl Session {
@@ -193,7 +209,42 @@ impl Session {
             asked: Vec::new(),
             pending: Vec::new(),
             check: None,
+            athletes: None,
+            said: SaidOfAthletes::default(),
         }
+    }
+
+    /// The roster and the athletes' figures as they are now; what changed
+    /// goes out with the next `poll` (the selects' options, athlete devices
+    /// added or removed, their sensors).
+    pub fn set_athletes(&mut self, view: AthletesView) {
+        self.athletes = Some(view);
+    }
+
+    /// The roster the selects offer and names are looked up in.
+    fn roster(&self) -> &[RosterEntry] {
+        self.athletes.as_ref().map_or(&[], |a| &a.roster)
+    }
+
+    /// Whether the athletes' discovery or figures are due.
+    fn athletes_due(&self) -> bool {
+        let Some(view) = self.athletes.as_ref().filter(|_| self.config.discovery) else {
+            return false;
+        };
+        if self.said.select_roster.as_ref() != Some(&view.roster) {
+            return true;
+        }
+        if !view.devices {
+            return !self.said.devices.is_empty();
+        }
+        self.said.devices.len() != view.roster.len()
+            || view.roster.iter().any(|e| {
+                self.said.devices.get(&e.id) != Some(&e.name)
+                    || view
+                        .sensors
+                        .get(&e.id)
+                        .is_some_and(|s| self.said.sensors.get(&e.id) != Some(s))
+            })
     }
 
     pub fn config(&self) -> &SessionConfig {
@@ -241,6 +292,7 @@ impl Session {
             Tag::Other,
         );
         self.say_everything(&mut out, mats);
+        self.due_athletes(&mut out, mats);
         self.due_states(&mut out, now, mats, queue.figures());
         self.fill_window(&mut out, queue);
         out
@@ -361,7 +413,7 @@ impl Session {
         if !mats.iter().any(|m| m == mat) {
             return refused("no mat", format!("no mat \"{mat}\" on this gateway"));
         }
-        let command = match commands::parse_message(payload, false) {
+        let command = match commands::parse_message_in(payload, false, self.roster()) {
             Ok(c) => c,
             Err(e) => return refused(e.kind(), e.to_string()),
         };
@@ -452,9 +504,90 @@ impl Session {
             self.resend_at = None;
             self.say_everything(&mut out, mats);
         }
+        self.due_athletes(&mut out, mats);
         self.due_states(&mut out, now, mats, queue.figures());
         self.fill_window(&mut out, queue);
         out
+    }
+
+    /// The athletes' discovery and figures that changed since last said:
+    /// every mat's select when the roster changed; with athlete devices,
+    /// configs of new or renamed athletes, empty configs (HA removes the
+    /// entities) for athletes gone from the roster, and the figures that
+    /// changed, retained.
+    fn due_athletes(&mut self, out: &mut Vec<Request>, mats: &[MatView]) {
+        if !self.athletes_due() {
+            return;
+        }
+        let Some(view) = self.athletes.clone() else { return };
+        let topics = self.config.topics.clone();
+        let gateway_name = self.config.gateway_name.clone();
+        let ident = Identity {
+            topics: &topics,
+            gateway_name: &gateway_name,
+            version: env!("CARGO_PKG_VERSION"),
+        };
+        let mut configs = Vec::new();
+        if self.said.select_roster.as_ref() != Some(&view.roster) {
+            configs.extend(
+                mats.iter()
+                    .map(|m| discovery::athlete_select(&ident, &m.id, &view.roster)),
+            );
+            self.said.select_roster = Some(view.roster.clone());
+        }
+        let wanted: BTreeMap<String, String> = if view.devices {
+            view.roster.iter().map(|e| (e.id.clone(), e.name.clone())).collect()
+        } else {
+            BTreeMap::new()
+        };
+        for (id, name) in std::mem::take(&mut self.said.devices) {
+            match wanted.get(&id) {
+                Some(_) => {
+                    self.said.devices.insert(id, name);
+                }
+                None => {
+                    for c in discovery::athlete_configs(&ident, &RosterEntry { id: id.clone(), name }) {
+                        self.hand_out(out, c.topic, Qos::AtLeastOnce, true, Vec::new(), Tag::Other);
+                    }
+                    let state = topics.athlete_state(&id);
+                    self.hand_out(out, state, Qos::AtLeastOnce, true, Vec::new(), Tag::Other);
+                    self.said.sensors.remove(&id);
+                }
+            }
+        }
+        for e in view.roster.iter().filter(|e| wanted.contains_key(&e.id)) {
+            if self.said.devices.get(&e.id) != Some(&e.name) {
+                configs.extend(discovery::athlete_configs(&ident, e));
+                self.said.devices.insert(e.id.clone(), e.name.clone());
+            }
+        }
+        for c in configs {
+            self.hand_out(
+                out,
+                c.topic,
+                Qos::AtLeastOnce,
+                true,
+                c.payload.to_string().into_bytes(),
+                Tag::Other,
+            );
+        }
+        for e in view.roster.iter().filter(|e| wanted.contains_key(&e.id)) {
+            let Some(sensors) = view.sensors.get(&e.id) else {
+                continue;
+            };
+            if self.said.sensors.get(&e.id) != Some(sensors) {
+                let body = discovery::athlete_state(sensors).into_bytes();
+                self.hand_out(
+                    out,
+                    topics.athlete_state(&e.id),
+                    Qos::AtLeastOnce,
+                    true,
+                    body,
+                    Tag::Other,
+                );
+                self.said.sensors.insert(e.id.clone(), sensors.clone());
+            }
+        }
     }
 
     /// When something is next due (a rate-limited state, a heartbeat, the
@@ -464,7 +597,7 @@ impl Session {
         if !self.connected {
             return None;
         }
-        if !self.asked.is_empty() {
+        if !self.asked.is_empty() || self.athletes_due() {
             return Some(Instant::now());
         }
         let mut next = self.resend_at;
@@ -533,6 +666,8 @@ impl Session {
         }
         self.mats.clear();
         self.gateway = Published::default();
+        // The selects, athlete devices and figures go out again too.
+        self.said = SaidOfAthletes::default();
     }
 
     fn due_states(&mut self, out: &mut Vec<Request>, now: Instant, mats: &[MatView], gateway: OutboxFigures) {
@@ -594,6 +729,7 @@ impl Session {
 mod tests {
     use super::*;
     use crate::wire::MatState;
+    use std::collections::BTreeMap;
 
     /// An outbox in memory: events of `size` bytes each.
     #[derive(Default)]
@@ -1004,6 +1140,163 @@ mod tests {
         let mut s = Session::new(config(32), Jitter::new(1));
         let reqs = s.connected(Instant::now(), true, &[], &Queue::default());
         assert!(!reqs.iter().any(|r| matches!(r, Request::Subscribe(_))), "{reqs:?}");
+    }
+
+    fn view(names: &[(&str, &str)], devices: bool) -> AthletesView {
+        AthletesView {
+            roster: names
+                .iter()
+                .map(|(id, name)| RosterEntry {
+                    id: id.to_string(),
+                    name: name.to_string(),
+                })
+                .collect(),
+            devices,
+            sensors: BTreeMap::new(),
+        }
+    }
+
+    fn topics_of(reqs: &[Request]) -> Vec<String> {
+        publishes(reqs).iter().map(|p| p.topic.clone()).collect()
+    }
+
+    #[test]
+    fn the_selects_follow_the_roster_and_a_name_becomes_the_id() {
+        let mut cfg = config(32);
+        cfg.discovery = true;
+        let mut s = Session::new(cfg, Jitter::new(3));
+        let q = Queue::default();
+        let t0 = Instant::now();
+        let m = [mat("m1", 0), mat("m2", 0)];
+        s.set_athletes(view(&[("a-1", "Ana")], false));
+        let first = s.connected(t0, false, &m, &q);
+        let select = |reqs: &[Request], mat: &str| -> Option<serde_json::Value> {
+            publishes(reqs)
+                .iter()
+                .find(|p| p.topic == format!("ha/select/flatback_gw/{mat}_athlete/config"))
+                .map(|p| serde_json::from_slice(&p.payload).unwrap())
+        };
+        assert_eq!(
+            select(&first, "m1").unwrap()["options"],
+            serde_json::json!(["Guest", "Ana"])
+        );
+        assert!(select(&first, "m2").is_some());
+        assert!(s.poll(t0, &m, &q).is_empty(), "nothing more while the roster stands");
+        assert_eq!(s.next_deadline(&m), Some(t0 + Duration::from_secs(60)));
+        s.set_athletes(view(&[("a-1", "Ana")], false));
+        assert!(s.poll(t0, &m, &q).is_empty(), "the same roster: nothing");
+        // A new athlete: every select again, with the new options.
+        s.set_athletes(view(&[("a-1", "Ana"), ("a-2", "Bo")], false));
+        assert!(s.next_deadline(&m).is_some_and(|d| d <= Instant::now()));
+        let again = s.poll(t0, &m, &q);
+        assert_eq!(
+            select(&again, "m2").unwrap()["options"],
+            serde_json::json!(["Guest", "Ana", "Bo"])
+        );
+        assert_eq!(
+            topics_of(&again).len(),
+            2,
+            "the two selects only: {:?}",
+            topics_of(&again)
+        );
+        // The select's option, as a command: Bo's id.
+        let mats = ["m1".to_string()];
+        s.message(
+            "fb/gw/m1/command",
+            br#"{"command":"athlete","name":"Bo"}"#,
+            false,
+            t0,
+            &mats,
+        );
+        let marker = marker_of(&s.poll(t0, &m, &q));
+        assert_eq!(
+            s.message("fb/gw/marker", &marker, false, t0, &mats),
+            [Incoming::Command {
+                mat: "m1".into(),
+                command: Command::Athlete(Some("a-2".into()))
+            }]
+        );
+        let unknown = s.message(
+            "fb/gw/m1/command",
+            br#"{"command":"athlete","name":"Cy"}"#,
+            false,
+            t0,
+            &mats,
+        );
+        assert!(
+            matches!(&unknown[..], [Incoming::Refused { why, .. }] if why.contains("Cy")),
+            "{unknown:?}"
+        );
+        // Home Assistant's birth: the selects go out again with the rest.
+        let [Incoming::HomeAssistantOnline { delay }] = s.message("ha/status", b"online", false, t0, &[])[..] else {
+            panic!("HA's birth")
+        };
+        let resent = s.poll(t0 + delay, &m, &q);
+        assert_eq!(
+            select(&resent, "m1").unwrap()["options"],
+            serde_json::json!(["Guest", "Ana", "Bo"])
+        );
+    }
+
+    #[test]
+    fn athlete_devices_come_and_go_with_the_roster_and_their_figures_when_changed() {
+        let mut cfg = config(32);
+        cfg.discovery = true;
+        let mut s = Session::new(cfg, Jitter::new(3));
+        let q = Queue::default();
+        let t0 = Instant::now();
+        let m = [mat("m1", 0)];
+        let figures = |best: u32| AthleteSensors {
+            last_session_perfect: 3,
+            best_set: best,
+            sessions_this_week: 1,
+            floor_pct: None,
+            ready: false,
+        };
+        let mut v = view(&[("a-1", "Ana"), ("a-2", "Bo")], true);
+        v.sensors.insert("a-1".into(), figures(5));
+        s.set_athletes(v.clone());
+        let first = s.connected(t0, false, &m, &q);
+        let configs = |reqs: &[Request], id: &str| {
+            publishes(reqs)
+                .iter()
+                .filter(|p| p.topic.contains(&format!("/athlete_{id}_")))
+                .map(|p| p.payload.len())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(configs(&first, "a-1").len(), 5);
+        assert_eq!(configs(&first, "a-2").len(), 5, "a device before any figures");
+        let state = publishes(&first)
+            .into_iter()
+            .find(|p| p.topic == "fb/gw/athletes/a-1")
+            .expect("Ana's figures");
+        assert!(state.retain);
+        assert_eq!(
+            serde_json::from_slice::<serde_json::Value>(&state.payload).unwrap()["best_set"],
+            5
+        );
+        assert!(!topics_of(&first).contains(&"fb/gw/athletes/a-2".to_string()));
+        assert!(s.poll(t0, &m, &q).is_empty());
+        // New figures: the state only.
+        v.sensors.insert("a-1".into(), figures(6));
+        s.set_athletes(v.clone());
+        assert_eq!(topics_of(&s.poll(t0, &m, &q)), ["fb/gw/athletes/a-1"]);
+        // Bo removed: his configs and state emptied, the selects again.
+        v.roster.pop();
+        s.set_athletes(v.clone());
+        let gone = s.poll(t0, &m, &q);
+        let cleared: Vec<_> = configs(&gone, "a-2");
+        assert_eq!(cleared, [0, 0, 0, 0, 0], "empty retained configs");
+        assert!(publishes(&gone)
+            .iter()
+            .any(|p| p.topic == "fb/gw/athletes/a-2" && p.retain && p.payload.is_empty()));
+        assert!(topics_of(&gone).contains(&"ha/select/flatback_gw/m1_athlete/config".to_string()));
+        assert!(configs(&gone, "a-1").is_empty(), "Ana's device stands");
+        // Devices off: every device goes.
+        v.devices = false;
+        s.set_athletes(v);
+        assert_eq!(configs(&s.poll(t0, &m, &q), "a-1"), [0, 0, 0, 0, 0]);
+        assert!(s.poll(t0, &m, &q).is_empty());
     }
 
     #[test]

@@ -4,9 +4,16 @@
 //! is the command's name (`reset_counters`, `new_set`, `rereference`), as
 //! Home Assistant's buttons send it, or a JSON object `{"command": NAME}`.
 //! Who is on the mat is a JSON object only: `{"command": "athlete",
-//! "athlete": ID}`, with `null` for nobody.
+//! "athlete": ID}`, with `null` for nobody, or `{"command": "athlete",
+//! "name": OPTION}` with one of the options of Home Assistant's athlete
+//! select (a display name, or "Guest"): the select sends its option's text,
+//! and the gateway turns it into the id from the roster it knows
+//! ([`crate::wire::athletes::options`]), so ids stay the only thing the mat
+//! is told.
 
 use std::fmt;
+
+use crate::history::RosterEntry;
 
 /// What a mat can be told to do.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -86,6 +93,9 @@ struct JsonCommand {
     /// `athlete` only: present, a string or `null`.
     #[serde(default, deserialize_with = "present")]
     athlete: Option<Option<String>>,
+    /// `athlete` only: an option of the athlete select, instead of the id.
+    #[serde(default)]
+    name: Option<String>,
 }
 
 /// Tells `"athlete": null` (clear) from no `athlete` key at all.
@@ -93,8 +103,15 @@ fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<Strin
     serde::Deserialize::deserialize(d).map(Some)
 }
 
-/// Parses and validates a command payload.
+/// Parses and validates a command payload (no roster: an athlete named by
+/// their display name is refused).
 pub fn parse(payload: &[u8]) -> Result<Command, CommandError> {
+    parse_in(payload, &[])
+}
+
+/// Parses and validates a command payload; an athlete named by an option of
+/// the athlete select is looked up in `roster`.
+pub fn parse_in(payload: &[u8], roster: &[RosterEntry]) -> Result<Command, CommandError> {
     if payload.len() > 256 {
         return Err(CommandError::TooLong(payload.len()));
     }
@@ -104,7 +121,22 @@ pub fn parse(payload: &[u8]) -> Result<Command, CommandError> {
     }
     let (name, athlete) = if text.starts_with('{') {
         let c: JsonCommand = serde_json::from_str(text).map_err(|e| CommandError::Json(e.to_string()))?;
-        (c.command, c.athlete)
+        match (c.athlete, c.name) {
+            (Some(_), Some(_)) => {
+                return Err(CommandError::Athlete("\"athlete\" or \"name\", not both".into()));
+            }
+            (None, Some(option)) if c.command == "athlete" => {
+                return super::athletes::options(roster)
+                    .into_iter()
+                    .find(|o| o.label == option)
+                    .map(|o| Command::Athlete(o.id))
+                    .ok_or_else(|| {
+                        CommandError::Athlete(format!("no athlete named {:?} in the roster", clip(&option)))
+                    });
+            }
+            (None, Some(_)) => (c.command, Some(None)),
+            (athlete, None) => (c.command, athlete),
+        }
     } else {
         (text.to_string(), None)
     };
@@ -129,7 +161,12 @@ pub fn parse(payload: &[u8]) -> Result<Command, CommandError> {
 /// Parses a command message: a retained one is refused (it would replay on
 /// every reconnect).
 pub fn parse_message(payload: &[u8], retained: bool) -> Result<Command, CommandError> {
-    let command = parse(payload)?;
+    parse_message_in(payload, retained, &[])
+}
+
+/// [`parse_message`], with the roster that athletes' names are looked up in.
+pub fn parse_message_in(payload: &[u8], retained: bool, roster: &[RosterEntry]) -> Result<Command, CommandError> {
+    let command = parse_in(payload, roster)?;
     if retained {
         return Err(CommandError::Retained);
     }
@@ -181,6 +218,52 @@ mod tests {
             parse(br#"{"command":"new_set","athlete":"a-1"}"#),
             Err(CommandError::Json(_))
         ));
+    }
+
+    #[test]
+    fn the_athlete_select_names_an_option_the_gateway_turns_into_the_id() {
+        let roster = [
+            RosterEntry {
+                id: "a-00000001".into(),
+                name: "Ana Lee".into(),
+            },
+            RosterEntry {
+                id: "a-00000002".into(),
+                name: "Bo".into(),
+            },
+        ];
+        assert_eq!(
+            parse_in(br#"{"command":"athlete","name":"Bo"}"#, &roster),
+            Ok(Command::Athlete(Some("a-00000002".into())))
+        );
+        assert_eq!(
+            parse_in(br#"{"command":"athlete","name":"Guest"}"#, &roster),
+            Ok(Command::Athlete(None))
+        );
+        let unknown = parse_in(br#"{"command":"athlete","name":"Cy"}"#, &roster).unwrap_err();
+        assert!(
+            matches!(&unknown, CommandError::Athlete(m) if m.contains("Cy")),
+            "{unknown}"
+        );
+        assert!(
+            matches!(
+                parse(br#"{"command":"athlete","name":"Bo"}"#),
+                Err(CommandError::Athlete(_))
+            ),
+            "no roster: no names"
+        );
+        assert!(matches!(
+            parse_in(br#"{"command":"athlete","name":"Bo","athlete":"a-00000002"}"#, &roster),
+            Err(CommandError::Athlete(_))
+        ));
+        assert!(matches!(
+            parse_in(br#"{"command":"new_set","name":"Bo"}"#, &roster),
+            Err(CommandError::Json(_))
+        ));
+        assert_eq!(
+            parse_message_in(br#"{"command":"athlete","name":"Bo"}"#, true, &roster),
+            Err(CommandError::Retained)
+        );
     }
 
     #[test]

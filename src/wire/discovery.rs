@@ -10,8 +10,10 @@
 
 use serde_json::{json, Map, Value};
 
+use super::athletes::{self, AthleteSensors};
 use super::commands::Command;
 use super::topics::Topics;
+use crate::history::RosterEntry;
 
 /// What discovery needs to know besides the topics.
 #[derive(Debug, Clone)]
@@ -278,6 +280,127 @@ pub fn mat_configs(id: &Identity, mat: &str) -> Vec<Config> {
     out
 }
 
+/// A mat's athlete select (only with a history, whose roster it offers):
+/// its options are "Guest" and the roster's display names; choosing one
+/// sends `{"command":"athlete","name":OPTION}` to the mat's command topic,
+/// and its state follows the mat's `athlete` id through a map of ids to
+/// options in the template. Re-published whenever the roster changes.
+pub fn athlete_select(id: &Identity, mat: &str, roster: &[RosterEntry]) -> Config {
+    let t = id.topics;
+    let options = athletes::options(roster);
+    let labels: Vec<&str> = options.iter().map(|o| o.label.as_str()).collect();
+    let by_id: Map<String, Value> = options
+        .iter()
+        .filter_map(|o| Some((o.id.clone()?, Value::from(o.label.clone()))))
+        .collect();
+    // A JSON object reads as a Jinja dict literal; an id not in it (nobody,
+    // or an athlete removed since) shows as the guest.
+    let map = Value::Object(by_id).to_string();
+    entity(
+        id,
+        Some(mat),
+        Entity {
+            component: "select",
+            key: "athlete",
+            name: "Athlete",
+            extra: json!({
+                "command_topic": t.mat_command(mat),
+                "command_template": "{\"command\":\"athlete\",\"name\":{{ value | tojson }}}",
+                "options": labels,
+                "state_topic": t.mat_state(mat),
+                "value_template": format!("{{{{ {map}.get(value_json.athlete, '{}') }}}}", athletes::GUEST),
+                "retain": false,
+                "icon": "mdi:account-switch",
+            }),
+        },
+    )
+}
+
+fn athlete_device_id(t: &Topics, athlete: &str) -> String {
+    format!("flatback_{}_athlete_{athlete}", t.gateway())
+}
+
+/// The sensors of an athlete's device (`[athletes] home_assistant`), keyed
+/// like the fields of [`AthleteSensors`]: key, name, extra.
+fn athlete_sensor_specs() -> Vec<(&'static str, &'static str, Value)> {
+    vec![
+        (
+            "last_session_perfect",
+            "Perfect reps last session",
+            json!({"state_class": "measurement", "unit_of_measurement": "reps", "icon": "mdi:star-check"}),
+        ),
+        (
+            "best_set",
+            "Best set",
+            json!({"state_class": "measurement", "unit_of_measurement": "reps", "icon": "mdi:trophy"}),
+        ),
+        // Starts again from 0 every Monday: a meter reset to HA's statistics,
+        // whose sum then counts every session.
+        (
+            "sessions_this_week",
+            "Sessions this week",
+            json!({"state_class": "total_increasing", "icon": "mdi:calendar-check"}),
+        ),
+        (
+            "floor_pct",
+            "Floor",
+            json!({"state_class": "measurement", "unit_of_measurement": "%", "icon": "mdi:arrow-collapse-down",
+                   "suggested_display_precision": 0}),
+        ),
+    ]
+}
+
+/// An athlete's device and its entities (`[athletes] home_assistant`): the
+/// device is named by the display name (HA's business: events and states
+/// carry ids only), one per gateway and athlete, linked to the gateway.
+pub fn athlete_configs(id: &Identity, athlete: &RosterEntry) -> Vec<Config> {
+    let t = id.topics;
+    let state = t.athlete_state(&athlete.id);
+    let device = json!({
+        "identifiers": [athlete_device_id(t, &athlete.id)],
+        "name": athlete.name,
+        "manufacturer": "flatback",
+        "model": "athlete",
+        "via_device": gateway_device_id(t),
+    });
+    let mut out = Vec::new();
+    let mut push = |component: &str, key: &str, name: &str, extra: Value| {
+        let mut p = Map::new();
+        p.insert("name".into(), name.into());
+        p.insert(
+            "unique_id".into(),
+            format!("{}_{key}", athlete_device_id(t, &athlete.id)).into(),
+        );
+        p.insert("device".into(), device.clone());
+        p.insert("origin".into(), origin(id.version));
+        p.insert("availability_topic".into(), t.gateway_status().into());
+        p.insert("state_topic".into(), state.clone().into());
+        if let Value::Object(extra) = extra {
+            p.extend(extra);
+        }
+        out.push(Config {
+            topic: t.discovery_config(component, &format!("athlete_{}_{key}", athlete.id)),
+            payload: Value::Object(p),
+        });
+    };
+    for (key, name, mut extra) in athlete_sensor_specs() {
+        extra["value_template"] = format!("{{{{ value_json.{key} }}}}").into();
+        push("sensor", key, name, extra);
+    }
+    push(
+        "binary_sensor",
+        "ready",
+        "Ready to add load",
+        json!({"value_template": "{{ 'ON' if value_json.ready else 'OFF' }}", "icon": "mdi:weight-lifter"}),
+    );
+    out
+}
+
+/// An athlete's state as their sensors read it.
+pub fn athlete_state(sensors: &AthleteSensors) -> String {
+    serde_json::to_string(sensors).unwrap_or_default()
+}
+
 /// Every config of the gateway and its mats.
 pub fn all_configs(id: &Identity, mats: &[String]) -> Vec<Config> {
     let mut v = gateway_configs(id);
@@ -377,6 +500,115 @@ mod tests {
             assert_eq!(b.payload["payload_press"], c.name());
             assert_eq!(b.payload["retain"], false);
             assert_eq!(super::super::commands::parse(c.name().as_bytes()), Ok(c));
+        }
+    }
+
+    fn roster() -> Vec<RosterEntry> {
+        vec![
+            RosterEntry {
+                id: "a-00000001".into(),
+                name: "Ana \"Lee\"".into(),
+            },
+            RosterEntry {
+                id: "a-00000002".into(),
+                name: "Bo".into(),
+            },
+        ]
+    }
+
+    #[test]
+    fn the_athlete_select_offers_the_roster_and_sends_the_option_to_the_mat() {
+        let t = Topics::new("flatback", "gw1", "homeassistant");
+        let c = athlete_select(&ident(&t), "mat1", &roster());
+        assert_eq!(c.topic, "homeassistant/select/flatback_gw1/mat1_athlete/config");
+        let p = &c.payload;
+        assert_eq!(p["unique_id"], "flatback_gw1_mat1_athlete");
+        assert_eq!(
+            p["device"]["identifiers"][0], "flatback_gw1_mat1",
+            "on the mat's device"
+        );
+        assert_eq!(p["options"], json!(["Guest", "Ana \"Lee\"", "Bo"]));
+        assert_eq!(p["command_topic"], "flatback/gw1/mat1/command");
+        assert_eq!(p["state_topic"], "flatback/gw1/mat1/state");
+        assert_eq!(p["retain"], false, "a command is never retained");
+        // What HA sends for an option, rendered as its template does, is a
+        // command the gateway reads as that athlete's id.
+        let template = p["command_template"].as_str().unwrap();
+        let option = "Ana \"Lee\"";
+        let sent = template.replace("{{ value | tojson }}", &Value::from(option).to_string());
+        assert_eq!(
+            super::super::commands::parse_in(sent.as_bytes(), &roster()),
+            Ok(Command::Athlete(Some("a-00000001".into())))
+        );
+        // The state: ids to options, a JSON object as the template's dict.
+        let value = p["value_template"].as_str().unwrap();
+        let map = value.strip_prefix("{{ ").and_then(|v| v.split(".get(").next()).unwrap();
+        let map: Value = serde_json::from_str(map).unwrap();
+        assert_eq!(map, json!({"a-00000001": "Ana \"Lee\"", "a-00000002": "Bo"}));
+        assert!(value.ends_with(".get(value_json.athlete, 'Guest') }}"), "{value}");
+        assert_eq!(
+            athlete_select(&ident(&t), "mat1", &[]).payload["options"],
+            json!(["Guest"])
+        );
+    }
+
+    #[test]
+    fn an_athlete_is_a_device_with_sensors_that_have_a_state_class() {
+        let t = Topics::new("flatback", "gw1", "homeassistant");
+        let ana = &roster()[0];
+        let all = athlete_configs(&ident(&t), ana);
+        let by_key = |k: &str| {
+            all.iter()
+                .find(|c| c.payload["unique_id"] == format!("flatback_gw1_athlete_a-00000001_{k}"))
+                .unwrap_or_else(|| panic!("{k}"))
+        };
+        for (k, class) in [
+            ("last_session_perfect", "measurement"),
+            ("best_set", "measurement"),
+            ("sessions_this_week", "total_increasing"),
+            ("floor_pct", "measurement"),
+        ] {
+            let c = by_key(k);
+            assert!(c
+                .topic
+                .starts_with("homeassistant/sensor/flatback_gw1/athlete_a-00000001_"));
+            assert!(t.is_discovery_config(&c.topic));
+            assert_eq!(c.payload["state_class"], class, "{k}");
+            assert_eq!(c.payload["state_topic"], "flatback/gw1/athletes/a-00000001");
+            assert_eq!(c.payload["value_template"], format!("{{{{ value_json.{k} }}}}"));
+        }
+        let ready = by_key("ready");
+        assert!(ready.topic.starts_with("homeassistant/binary_sensor/"));
+        assert!(ready.payload.get("state_class").is_none(), "binary sensors have none");
+        assert_eq!(all.len(), 5);
+        for c in &all {
+            let d = &c.payload["device"];
+            assert_eq!(d["name"], "Ana \"Lee\"", "the device has the display name");
+            assert_eq!(d["identifiers"][0], "flatback_gw1_athlete_a-00000001");
+            assert_eq!(d["via_device"], "flatback_gw1");
+            assert_eq!(c.payload["availability_topic"], "flatback/gw1/status");
+        }
+        // Every template reads a field the state has.
+        let state: Value = serde_json::from_str(&athlete_state(&AthleteSensors {
+            last_session_perfect: 7,
+            best_set: 12,
+            sessions_this_week: 2,
+            floor_pct: Some(62.5),
+            ready: true,
+        }))
+        .unwrap();
+        for c in &all {
+            let field = c.payload["value_template"]
+                .as_str()
+                .unwrap()
+                .split("value_json.")
+                .nth(1)
+                .unwrap()
+                .split(|ch: char| !(ch.is_alphanumeric() || ch == '_'))
+                .next()
+                .unwrap()
+                .to_string();
+            assert!(state.get(&field).is_some(), "{field} in {state}");
         }
     }
 

@@ -8,8 +8,10 @@
 //!   `time`), the state JSON, availability payloads;
 //! - [`state`]: the mat's state and counters, followed from events;
 //! - [`commands`]: the commands a mat takes, parsed and validated;
-//! - [`discovery`]: Home Assistant's discovery configs.
+//! - [`discovery`]: Home Assistant's discovery configs;
+//! - [`athletes`]: the athlete select's options and athletes' sensors.
 
+pub mod athletes;
 pub mod commands;
 pub mod discovery;
 pub mod payload;

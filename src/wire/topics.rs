@@ -152,6 +152,12 @@ impl Topics {
         format!("{}/{}/marker", self.base, self.gateway)
     }
 
+    /// An athlete's figures for their Home Assistant sensors (retained):
+    /// `<base>/<gateway>/athletes/<id>`, which reads as no mat's topic.
+    pub fn athlete_state(&self, athlete: &str) -> String {
+        format!("{}/{}/athletes/{athlete}", self.base, self.gateway)
+    }
+
     /// Home Assistant's status (birth and will) topic.
     pub fn ha_status(&self) -> String {
         format!("{}/status", self.prefix)
@@ -200,6 +206,12 @@ mod tests {
         assert_eq!(t.mat_status("mat1"), "flatback/gw1/mat1/status");
         assert_eq!(t.command_filter(), "flatback/gw1/+/command");
         assert_eq!(t.ha_status(), "homeassistant/status");
+        assert_eq!(t.athlete_state("a-1f2e3d4c"), "flatback/gw1/athletes/a-1f2e3d4c");
+        assert_eq!(
+            parse("flatback", &t.athlete_state("a-1f2e3d4c")),
+            None,
+            "no mat's topic"
+        );
         assert_eq!(
             t.discovery_config("sensor", "mat1_reps"),
             "homeassistant/sensor/flatback_gw1/mat1_reps/config"
