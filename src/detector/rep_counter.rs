@@ -187,6 +187,19 @@ struct PendingRep {
     descent_ms: u64,
     ascent_ms: u64,
     done_us: u64,
+    /// The depth of the arch this rep carries, if any. An arched rep is
+    /// emitted when the legs reach the bottom (`emit_at_us`, or when they
+    /// are put down), not when the arch moves the seesaw: during an arch the
+    /// seesaw is not the legs' alone, and its fall then is no ascent.
+    arch: Option<f32>,
+}
+
+impl PendingRep {
+    /// Whether the rep is to be emitted on an ascent at `t_us`: a clean one
+    /// at once, an arched one only once the legs are at the bottom.
+    fn due_on_ascent(&self, t_us: u64) -> bool {
+        self.arch.is_none() || t_us >= self.emit_at_us
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -211,7 +224,8 @@ pub struct RepCounter {
     phase: Phase,
     pending: Option<PendingRep>,
     last_done_us: Option<u64>,
-    /// An arch started since the last rep was emitted, and its depth.
+    /// An arch started in the current cycle (since the last descent ended),
+    /// and its depth.
     arch_in_rep: Option<f32>,
     /// When the last arch started (the seesaw is not the legs' alone after).
     arch_at_us: Option<u64>,
@@ -377,15 +391,23 @@ impl RepCounter {
 
     /// An arch started now.
     pub fn arch_started(&mut self, t_us: u64, seesaw: f32) {
-        if self.set_open && self.arch_in_rep.is_none() {
-            self.arch_in_rep = Some(self.depth(seesaw));
+        if !self.set_open {
+            return;
         }
-        if self.set_open {
-            self.arch_at_us = Some(t_us);
+        let depth = self.depth(seesaw);
+        // A rep not emitted yet carries an arch that starts before the next
+        // descent does (an arch at the bottom belongs to the rep it ends).
+        let next_descent = matches!(self.phase, Phase::Cycle { t10_us: Some(_), .. });
+        match &mut self.pending {
+            Some(p) if !next_descent => {
+                p.arch.get_or_insert(depth);
+            }
+            _ => {
+                self.arch_in_rep.get_or_insert(depth);
+            }
         }
-        if self.set_open {
-            self.arches += 1;
-        }
+        self.arch_at_us = Some(t_us);
+        self.arches += 1;
     }
 
     /// One frame.
@@ -493,7 +515,9 @@ impl RepCounter {
                 }
                 if !settling && s < self.bottom - ASCENT_SHARE * height {
                     tracing::debug!(t_ms, seesaw = s, bottom = self.bottom, "ascent");
-                    self.emit_pending(t_ms, out);
+                    if self.pending.is_some_and(|p| p.due_on_ascent(t_us)) {
+                        self.emit_pending(t_ms, out);
+                    }
                     self.phase = Phase::cycle(t_us, t_us, s, self.smooth_pelvis);
                 }
             }
@@ -599,17 +623,25 @@ impl RepCounter {
                         rest,
                         plateau,
                         in_arch,
+                        end_ms = end_us / 1000.0,
+                        descent_ms = descent_us / 1000.0,
                         "descent over"
                     );
                     // Legs cannot come down from vertical this fast: a noisy
                     // seesaw (a light person), not a rep.
                     let real = descent_us >= MIN_DESCENT_US || in_arch || self.arch_in_rep.is_some();
-                    self.pending = real.then_some(PendingRep {
-                        emit_at_us: ((end_us + EMIT_AFTER_END_US).max(0.0) as u64).max(t_us),
-                        descent_ms: descent_us as u64 / 1000,
-                        ascent_ms: min_us.saturating_sub(start_us) / 1000,
-                        done_us: high_us,
-                    });
+                    let arched = self.arch_in_rep.is_some();
+                    if real {
+                        // Never more than one rep waiting.
+                        self.emit_pending(t_ms, out);
+                        self.pending = Some(PendingRep {
+                            emit_at_us: ((end_us + EMIT_AFTER_END_US).max(0.0) as u64).max(t_us),
+                            descent_ms: descent_us as u64 / 1000,
+                            ascent_ms: min_us.saturating_sub(start_us) / 1000,
+                            done_us: high_us,
+                            arch: self.arch_in_rep.take(),
+                        });
+                    }
                     if !in_arch {
                         // The sacrum presses harder during an arch: only a
                         // clean bottom is the person's bottom.
@@ -617,12 +649,14 @@ impl RepCounter {
                     }
                     self.last_top = Some(min);
                     // Only a clean rep's swing: an arch moves the seesaw too.
-                    if real && !in_arch && self.arch_in_rep.is_none() {
+                    if real && !in_arch && !arched {
                         self.last_swing = Some(high - min);
                     }
                     self.trace.clear();
                     if turned {
-                        self.emit_pending(t_ms, out);
+                        if self.pending.is_some_and(|p| p.due_on_ascent(t_us)) {
+                            self.emit_pending(t_ms, out);
+                        }
                         self.phase = Phase::cycle(t_us, t_us, s, self.smooth_pelvis);
                     } else {
                         self.phase = Phase::Bottom;
@@ -757,7 +791,7 @@ impl RepCounter {
 
     fn emit_pending(&mut self, t_ms: u64, out: &mut Vec<Event>) {
         let Some(p) = self.pending.take() else { return };
-        let arched = self.arch_in_rep.is_some();
+        let arched = p.arch.is_some();
         let rushed = p.descent_ms < self.min_descent_ms;
         let bounce = self
             .last_done_us
@@ -778,9 +812,8 @@ impl RepCounter {
             descent_ms: p.descent_ms,
             ascent_ms: Some(p.ascent_ms),
             bounce,
-            depth: self.arch_in_rep.map(|d| (d as f64 * 100.0).round() / 100.0),
+            depth: p.arch.map(|d| (d as f64 * 100.0).round() / 100.0),
         }));
-        self.arch_in_rep = None;
     }
 
     fn close_set(&mut self, t_ms: u64, out: &mut Vec<Event>) {
