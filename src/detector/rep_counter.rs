@@ -93,6 +93,11 @@ const PLATEAU_S: f32 = 0.6;
 /// The rep is emitted this long after the descent's estimated end (in the
 /// middle of where it may be), or when the next ascent begins.
 const EMIT_AFTER_END_US: f32 = 750_000.0;
+/// An arched rep waits for its estimated end at most this long after its
+/// descent was seen over: an arch 60-85 % of the way down is seen up to
+/// 1.7 s before the bottom, and an estimate from the seesaw before the
+/// arch can be seconds late on a noisy mat.
+const ARCHED_WAIT_US: u64 = 1_500_000;
 /// A person who slides along the mat mid-set moves the seesaw's levels (the
 /// sacrum onto a lumbar row): the bottom learnt before is out of reach. A
 /// rep's swing is taken as at most this many times the last one's.
@@ -634,8 +639,12 @@ impl RepCounter {
                     if real {
                         // Never more than one rep waiting.
                         self.emit_pending(t_ms, out);
+                        let mut emit_at_us = ((end_us + EMIT_AFTER_END_US).max(0.0) as u64).max(t_us);
+                        if arched {
+                            emit_at_us = emit_at_us.min(t_us + ARCHED_WAIT_US);
+                        }
                         self.pending = Some(PendingRep {
-                            emit_at_us: ((end_us + EMIT_AFTER_END_US).max(0.0) as u64).max(t_us),
+                            emit_at_us,
                             descent_ms: descent_us as u64 / 1000,
                             ascent_ms: min_us.saturating_sub(start_us) / 1000,
                             done_us: high_us,
@@ -763,6 +772,7 @@ impl RepCounter {
         if !arched {
             let top = mean_near(trace, first.t_us, TOP_US, |p| p.lever);
             let bottom = mean_near(trace, last.t_us, BOTTOM_US, |p| p.lever);
+            let (trace, top, bottom) = own_path(trace, |p| p.lever, top, bottom);
             if let Some(fit) = fit_descent(trace, |p| p.lever, top, bottom) {
                 return Some(fit);
             }
@@ -877,6 +887,91 @@ fn mean_near(trace: &[TracePoint], t_us: u64, span_us: u64, value: impl Fn(&Trac
     } else {
         0.0
     }
+}
+
+/// The legs jolt the pelvis as they change direction: on the reference mat
+/// the sacrum's load steps by a tenth to a quarter of the lever's swing
+/// within about 0.1 s, one way or the other, as the descent begins and as
+/// it ends (the larger share on a short lever: the jolt goes with the legs'
+/// weight, the swing with their moment). The legs' own path lies between
+/// the jolts: a step of at least `JOLT_STEP` of the swing within `JOLT_US`,
+/// next to a stretch of `2 * JOLT_US` that wandered less than half as much
+/// (the legs easing out of the top, or into the bottom; noise and hum
+/// wander), within `JOLT_REACH` of the swing's end.
+/// The step, the jolt's length, and how near the swing's ends it may be.
+const JOLT_STEP: f32 = 0.06;
+const JOLT_US: u64 = 150_000;
+const JOLT_REACH: f32 = 0.3;
+/// A jolt moves the sacrum: the upper back's load moves (in ln) less than
+/// this many times as much (a light person's upper back switching off taxel
+/// by taxel steps by a third or more with the sacrum still).
+const JOLT_UPPER: f32 = 4.0;
+
+/// Whether the lever's change from `a` to `b` is the sacrum's (see
+/// `JOLT_UPPER`).
+fn sacral_led(a: &TracePoint, b: &TracePoint) -> bool {
+    let upper = b.upper.max(1e-6).ln() - a.upper.max(1e-6).ln();
+    let sacral = (upper - (b.lever - a.lever)) / TRUNK_BREATH;
+    upper.abs() < JOLT_UPPER * sacral.abs()
+}
+
+/// The part of `trace` between the jolts of the descent's start and end,
+/// and the levels of `value` at its ends (see `JOLT_STEP`): `trace`, `top`
+/// and `bottom` where no jolt shows.
+fn own_path(
+    trace: &[TracePoint],
+    value: impl Fn(&TracePoint) -> f32,
+    top: f32,
+    bottom: f32,
+) -> (&[TracePoint], f32, f32) {
+    let (jolt_step, jolt_us, jolt_reach) = (JOLT_STEP, JOLT_US, JOLT_REACH);
+    let span = bottom - top;
+    if span.abs() <= 1e-6 || trace.is_empty() {
+        return (trace, top, bottom);
+    }
+    let progress = |i: usize| (value(&trace[i]) - top) / span;
+    let from = |t_us: u64| trace.partition_point(|p| p.t_us < t_us).min(trace.len() - 1);
+    // How far the signal wandered over `trace[a..=b]`.
+    let range = |a: usize, b: usize| {
+        let (lo, hi) = (a..=b)
+            .map(progress)
+            .fold((f32::MAX, f32::MIN), |(lo, hi), x| (lo.min(x), hi.max(x)));
+        hi - lo
+    };
+    let (mut first, mut last) = (0, trace.len() - 1);
+    let (mut top_level, mut bottom_level) = (top, bottom);
+    // The start: a step out of the top, then the legs easing out.
+    for i in 0..trace.len() {
+        let j = from(trace[i].t_us + jolt_us);
+        let k = from(trace[j].t_us + 2 * jolt_us);
+        if j == i || k == j || progress(j) > jolt_reach {
+            if progress(i) > jolt_reach {
+                break;
+            }
+            continue;
+        }
+        let (step, eased) = (progress(j) - progress(i), range(j, k));
+        if step.abs() >= jolt_step && eased.abs() < 0.5 * step.abs() && sacral_led(&trace[i], &trace[j]) {
+            first = j;
+            top_level = mean_near(&trace[j..], trace[j].t_us, jolt_us, &value);
+            break;
+        }
+    }
+    // The end: the legs easing in, then a step as they land.
+    for i in first..trace.len() {
+        let j = from(trace[i].t_us.saturating_sub(jolt_us));
+        let k = from(trace[j].t_us.saturating_sub(2 * jolt_us));
+        if k == j || j == i || j < first || progress(j) < 1.0 - jolt_reach {
+            continue;
+        }
+        let (step, eased) = (progress(i) - progress(j), range(k, j));
+        if step.abs() >= jolt_step && eased.abs() < 0.5 * step.abs() && sacral_led(&trace[j], &trace[i]) {
+            last = j;
+            bottom_level = mean_near(&trace[first..=j], trace[j].t_us, jolt_us, &value);
+            break;
+        }
+    }
+    (&trace[first..=last], top_level, bottom_level)
 }
 
 /// The descent of `value` from `top` to `bottom` in `trace`: its start and
@@ -1105,6 +1200,57 @@ mod tests {
         let end = feed.run(12.0, |_| lifted(0.45));
         assert!(feed.rc.legs_lifted(end));
         assert!(feed.rc.in_set());
+    }
+
+    /// A trace of the lever over a 4 s descent from 0 to -1 on the model
+    /// path of `descent_x`, 0.3 s still at the top and 0.8 s at the bottom,
+    /// with jolts of `start_jolt` as the descent begins and `end_jolt` as it
+    /// ends (over 0.1 s each); the upper back's load stays put.
+    fn jolted(start_jolt: f32, end_jolt: f32) -> Vec<TracePoint> {
+        let path = |x: f32| {
+            let s = (x / DESCENT_EASE).clamp(0.0, 1.0);
+            (std::f32::consts::FRAC_PI_2 * s * s * (3.0 - 2.0 * s)).sin()
+        };
+        let ramp = |t: f32, at: f32| ((t - at) / 0.1).clamp(0.0, 1.0);
+        (0..=510)
+            .map(|k| {
+                let t = k as f32 * 0.01;
+                let lever = -path((t - 0.3) / 4.0) - start_jolt * ramp(t, 0.3) - end_jolt * ramp(t, 4.3);
+                TracePoint {
+                    t_us: (t * 1e6) as u64,
+                    seesaw: 0.0,
+                    pelvis: 0.0,
+                    upper: 1.0,
+                    lever,
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_descent_is_timed_between_the_jolts_of_its_start_and_end() {
+        let lever = |p: &TracePoint| p.lever;
+        let length = |trace: &[TracePoint]| {
+            let (top, bottom) = (trace[0].lever, trace[trace.len() - 1].lever);
+            let (own, top, bottom) = own_path(trace, lever, top, bottom);
+            let raw = fit_descent(trace, lever, trace[0].lever, trace[trace.len() - 1].lever)
+                .unwrap()
+                .1;
+            (fit_descent(own, lever, top, bottom).unwrap().1, raw)
+        };
+        // No jolt: the path as it is.
+        let (own, _) = length(&jolted(0.0, 0.0));
+        assert!((own - 4e6).abs() < 0.05 * 4e6, "{own}");
+        // A quarter of the swing at the end (a single leg's landing), either
+        // way, and a sixth at the start.
+        for (start, end) in [(0.0, 0.25), (0.0, -0.25), (0.16, 0.25), (-0.16, 0.0)] {
+            let (own, raw) = length(&jolted(start, end));
+            assert!((own - 4e6).abs() < 0.05 * 4e6, "jolts {start} {end}: {own}");
+            assert!(
+                (raw - 4e6).abs() > 0.1 * 4e6,
+                "jolts {start} {end}: {raw} without own_path"
+            );
+        }
     }
 
     #[test]
