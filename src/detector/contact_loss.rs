@@ -4,8 +4,11 @@
 //! have settled, and follows slow changes (FSR creep, a small shift) only
 //! while contact is near the reference, so an arch is never absorbed. Contact
 //! is the ratio to the reference on the lumbar row that shows the loss best.
-//! The arch starts on the first frame below the threshold: glitches are
-//! already removed by shape upstream, so no waiting is needed here.
+//! With the legs lifted, the arch starts on the first frame below the
+//! threshold (glitches are already removed by shape upstream). Otherwise the
+//! loss must last: `LEGS_DOWN_CONFIRM_US` with the legs down, and
+//! `LEAVING_CONFIRM_US` when the whole body's load falls as in getting up;
+//! the arch's onset is still the first frame of the loss.
 
 use super::DetectorConfig;
 

@@ -234,20 +234,6 @@ impl Detector {
         matches!(self.presence, Presence::Occupied { .. })
     }
 
-    /// Lumbar contact as a fraction of the person's reference (1 when no
-    /// reference yet).
-    pub fn contact(&self) -> f32 {
-        self.contact.contact()
-    }
-
-    pub fn in_arch(&self) -> bool {
-        self.contact.in_arch()
-    }
-
-    pub fn in_set(&self) -> bool {
-        self.reps.in_set()
-    }
-
     /// What the detector sees after the last frame, for plots and live views
     /// (read-only: calling it changes nothing).
     pub fn probe(&self) -> Probe {

@@ -1,8 +1,8 @@
 //! Reps and sets from the legs' lever.
 //!
 //! The legs' weight and lever move load between the sacrum and the upper
-//! back: the seesaw `s = (sacral - upper) / total` (force proxies) sits at a
-//! rest level while the heels are on the floor, rises to a "hover" level when
+//! back: the seesaw `s = (sacral - upper) / (sacral + upper)` (force
+//! proxies of those two ends only, see `Summary::seesaw`) sits at a rest level while the heels are on the floor, rises to a "hover" level when
 //! the legs are lifted low, and falls back part of the way when they are
 //! vertical. A rep is one bottom -> top -> bottom cycle of the lifted legs; the
 //! lift-off before the first rep and the drop after the last are half cycles
