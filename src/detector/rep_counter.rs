@@ -8,7 +8,7 @@
 //! lift-off before the first rep and the drop after the last are half cycles
 //! from and to the rest level, so they never complete a rep.
 
-use super::DetectorConfig;
+use super::{low_pass, DetectorConfig};
 use crate::event::{Event, RepEvent, SetEvent};
 
 /// Seesaw rise over the rest level that means the legs are off the floor.
@@ -102,6 +102,15 @@ const ARCHED_WAIT_US: u64 = 1_500_000;
 /// sacrum onto a lumbar row): the bottom learnt before is out of reach. A
 /// rep's swing is taken as at most this many times the last one's.
 const SWING_GROWTH: f32 = 1.5;
+/// With the legs resting, their levels (the seesaw, the whole load, the
+/// upper back's) follow over this long.
+const REST_TAU_S: f32 = 10.0;
+/// The bottom follows the seesaw at the bottom hover: quickly right after
+/// lift-off, in `BOTTOM_DOWN_TAU_S` as the legs come lower, slowly as they
+/// rise (an ascent must not drag it up).
+const BOTTOM_SETTLING_TAU_S: f32 = 0.1;
+const BOTTOM_DOWN_TAU_S: f32 = 0.3;
+const BOTTOM_UP_TAU_S: f32 = 10.0;
 /// Rising less than this share of the cycle's height is "not rising".
 const PLATEAU_EPS: f32 = 0.03;
 /// The seesaw is smoothed over this many seconds (noise would otherwise
@@ -426,12 +435,11 @@ impl RepCounter {
         } = loads;
         let t_ms = t_us / 1000;
         self.total_ratio = total / self.rest_total.max(1e-6);
-        self.ratio_slow += dt_s / (RATIO_TAU_S + dt_s) * (self.total_ratio - self.ratio_slow);
-        let a = dt_s / (SMOOTH_S + dt_s);
-        self.smooth += a * (s - self.smooth);
-        self.smooth_pelvis += a * (pelvis - self.smooth_pelvis);
-        self.smooth_upper += a * (upper - self.smooth_upper);
-        self.smooth_sacral += a * (pelvis * (total - upper) - self.smooth_sacral);
+        low_pass(&mut self.ratio_slow, self.total_ratio, dt_s, RATIO_TAU_S);
+        low_pass(&mut self.smooth, s, dt_s, SMOOTH_S);
+        low_pass(&mut self.smooth_pelvis, pelvis, dt_s, SMOOTH_S);
+        low_pass(&mut self.smooth_upper, upper, dt_s, SMOOTH_S);
+        low_pass(&mut self.smooth_sacral, pelvis * (total - upper), dt_s, SMOOTH_S);
         let s = self.smooth;
         if let Some(p) = self.pending {
             if t_us >= p.emit_at_us {
@@ -444,10 +452,11 @@ impl RepCounter {
                 if rise > LIFT {
                     self.legs = Legs::Lifting { since_us: t_us };
                 } else {
-                    let a = dt_s / (10.0 + dt_s);
-                    self.rest_level = Some(rest + a * (s - rest));
-                    self.rest_total += a * (total - self.rest_total);
-                    self.rest_upper += a * (upper - self.rest_upper);
+                    let mut rest = rest;
+                    low_pass(&mut rest, s, dt_s, REST_TAU_S);
+                    self.rest_level = Some(rest);
+                    low_pass(&mut self.rest_total, total, dt_s, REST_TAU_S);
+                    low_pass(&mut self.rest_upper, upper, dt_s, REST_TAU_S);
                     if self.set_open && t_us.saturating_sub(since_us) >= self.set_rest_us {
                         self.close_set(t_ms, out);
                     }
@@ -486,8 +495,7 @@ impl RepCounter {
     fn lifted(&mut self, t_us: u64, dt_s: f32, s: f32, rest: f32, in_arch: bool, out: &mut Vec<Event>) {
         let t_ms = t_us / 1000;
         let height = (self.bottom - rest).max(LIFT);
-        let a = dt_s / (LIFTED_GAIN_TAU_S + dt_s);
-        self.lifted_gain += a * (self.total_ratio - 1.0 - self.lifted_gain);
+        low_pass(&mut self.lifted_gain, self.total_ratio - 1.0, dt_s, LIFTED_GAIN_TAU_S);
         // Legs back on the floor: near rest for a while. For some people
         // (lying half a row up) the seesaw with the legs vertical is as low
         // as at rest; the legs' weight on the pelvis still tells them apart.
@@ -510,13 +518,13 @@ impl RepCounter {
                 let settling = t_us.saturating_sub(self.lifted_us) < LIFT_SETTLE_US;
                 if !in_arch {
                     let tau = if settling {
-                        0.1
+                        BOTTOM_SETTLING_TAU_S
                     } else if s > self.bottom {
-                        0.3
+                        BOTTOM_DOWN_TAU_S
                     } else {
-                        10.0
+                        BOTTOM_UP_TAU_S
                     };
-                    self.bottom += dt_s / (tau + dt_s) * (s - self.bottom);
+                    low_pass(&mut self.bottom, s, dt_s, tau);
                 }
                 if !settling && s < self.bottom - ASCENT_SHARE * height {
                     tracing::debug!(t_ms, seesaw = s, bottom = self.bottom, "ascent");
