@@ -13,6 +13,8 @@ pub const ARCH_WINDOW: (i64, i64) = (-300, 1000);
 /// A matched rep's `descent_ms` is right within this share of the true
 /// descent (`descent_within_15pct`).
 pub const DESCENT_TOLERANCE: f64 = 0.15;
+/// The tighter tolerance that is reported beside it (`descent_within_10pct`).
+pub const DESCENT_TOLERANCE_TIGHT: f64 = 0.10;
 
 /// Maximum in-order matching of detections to truths within a window;
 /// returns (truth index, detection index) pairs.
@@ -57,6 +59,9 @@ pub struct Score {
     /// Matched reps whose `descent_ms` is within `DESCENT_TOLERANCE` of the
     /// true descent.
     pub descent_ok: usize,
+    /// Matched reps whose `descent_ms` is within `DESCENT_TOLERANCE_TIGHT`
+    /// of the true descent.
+    pub descent_ok_tight: usize,
     pub sets: usize,
     pub sets_exact: usize,
     pub arches_true: usize,
@@ -72,6 +77,11 @@ fn ratio(a: usize, b: usize) -> f64 {
     } else {
         a as f64 / b as f64
     }
+}
+
+/// A latency for a summary: the number, or `-` when there is none.
+fn ms(latency: Option<i64>) -> String {
+    latency.map_or_else(|| "-".to_string(), |l| l.to_string())
 }
 
 fn f1(p: f64, r: f64) -> f64 {
@@ -99,13 +109,17 @@ impl Score {
         let d: Vec<i64> = det_reps.iter().map(|r| r.0).collect();
         let pairs = align(&t, &d, REP_WINDOW);
         let perfect_flag_ok = pairs.iter().filter(|&&(i, j)| det_reps[j].1 == reps[i].perfect).count();
-        let descent_ok = pairs
-            .iter()
-            .filter(|&&(i, j)| {
-                let truth = reps[i].descent_ms as f64;
-                (det_reps[j].2 as f64 - truth).abs() <= DESCENT_TOLERANCE * truth
-            })
-            .count();
+        let descent_within = |tolerance: f64| {
+            pairs
+                .iter()
+                .filter(|&&(i, j)| {
+                    let truth = reps[i].descent_ms as f64;
+                    (det_reps[j].2 as f64 - truth).abs() <= tolerance * truth
+                })
+                .count()
+        };
+        let descent_ok = descent_within(DESCENT_TOLERANCE);
+        let descent_ok_tight = descent_within(DESCENT_TOLERANCE_TIGHT);
 
         let mut sets = 0;
         let mut sets_exact = 0;
@@ -142,6 +156,7 @@ impl Score {
             reps_matched: pairs.len(),
             perfect_flag_ok,
             descent_ok,
+            descent_ok_tight,
             sets,
             sets_exact,
             arches_true: onsets.len(),
@@ -159,6 +174,7 @@ impl Score {
         self.reps_matched += o.reps_matched;
         self.perfect_flag_ok += o.perfect_flag_ok;
         self.descent_ok += o.descent_ok;
+        self.descent_ok_tight += o.descent_ok_tight;
         self.sets += o.sets;
         self.sets_exact += o.sets_exact;
         self.arches_true += o.arches_true;
@@ -196,6 +212,12 @@ impl Score {
         ratio(self.descent_ok, self.reps_matched)
     }
 
+    /// `descent_within_10pct`: the share of matched reps whose `descent_ms`
+    /// is within 10 % of the true descent.
+    pub fn descent_within_10pct(&self) -> f64 {
+        ratio(self.descent_ok_tight, self.reps_matched)
+    }
+
     /// Latency percentile (0..=1) of matched arches, in ms.
     pub fn arch_latency(&self, q: f64) -> Option<i64> {
         let mut l = self.arch_latency_ms.clone();
@@ -206,7 +228,7 @@ impl Score {
 
     pub fn summary(&self) -> String {
         format!(
-            "rep F1 {:.3} ({}/{} matched, {} detected) | sets exact {:.3} | perfect-flag {:.3} | descent within 15% {:.3} | arch F1 {:.3} ({}/{}, {} detected, fp {}) | latency p50/p90 {:?}/{:?} ms",
+            "rep F1 {:.3} ({}/{} matched, {} detected) | sets exact {:.3} | perfect-flag {:.3} | descent within 15% {:.3} 10% {:.3} | arch F1 {:.3} ({}/{}, {} detected, fp {}) | latency p50/p90 {}/{} ms",
             self.rep_f1(),
             self.reps_matched,
             self.reps_true,
@@ -214,13 +236,14 @@ impl Score {
             self.set_exact_rate(),
             self.perfect_flag_acc(),
             self.descent_within_15pct(),
+            self.descent_within_10pct(),
             self.arch_f1(),
             self.arches_matched,
             self.arches_true,
             self.arches_det,
             self.arch_fp,
-            self.arch_latency(0.5),
-            self.arch_latency(0.9)
+            ms(self.arch_latency(0.5)),
+            ms(self.arch_latency(0.9))
         )
     }
 }
@@ -234,5 +257,30 @@ mod tests {
         let pairs = align(&[1000, 5000, 9000], &[900, 1200, 7400, 9100], (-1000, 2500));
         assert_eq!(pairs, vec![(0, 0), (1, 2), (2, 3)]);
         assert!(align(&[1000], &[3600], (-1000, 2500)).is_empty());
+    }
+
+    #[test]
+    fn summary_prints_latencies_as_numbers() {
+        let mut s = Score::default();
+        assert!(s.summary().ends_with("latency p50/p90 -/- ms"), "{}", s.summary());
+        s.arch_latency_ms = vec![26, 20, 28];
+        assert!(s.summary().ends_with("latency p50/p90 26/28 ms"), "{}", s.summary());
+    }
+
+    #[test]
+    fn descent_is_reported_within_15_and_10_percent() {
+        let s = Score {
+            reps_matched: 4,
+            descent_ok: 3,
+            descent_ok_tight: 2,
+            ..Score::default()
+        };
+        assert_eq!(s.descent_within_15pct(), 0.75);
+        assert_eq!(s.descent_within_10pct(), 0.5);
+        assert!(
+            s.summary().contains("descent within 15% 0.750 10% 0.500"),
+            "{}",
+            s.summary()
+        );
     }
 }

@@ -105,3 +105,73 @@ fn score_py_accepts_and_scores_the_output() {
     assert!(score["reps_matched"].as_u64().unwrap() >= 28, "{score}");
     assert!(score["arches_matched"].as_u64().unwrap() >= 7, "{score}");
 }
+
+/// Every recording with ground truth in `shared/data/{dev,reference}`.
+fn recordings_with_truth() -> Vec<(std::path::PathBuf, flatback::sim::Truth)> {
+    let shared = common::shared();
+    let mut out = Vec::new();
+    for set in ["dev", "reference"] {
+        let dir = shared.join("data").join(set);
+        let mut recs: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap_or_else(|e| panic!("read {}: {e}", dir.display()))
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.to_string_lossy().ends_with(".csv.gz"))
+            .collect();
+        recs.sort();
+        for rec in recs {
+            let name = rec.to_string_lossy().trim_end_matches(".csv.gz").to_string();
+            let text = std::fs::read_to_string(format!("{name}.truth.json")).expect("truth beside the recording");
+            out.push((rec, flatback::sim::Truth::from_json(&text).expect("truth parses")));
+        }
+    }
+    assert!(out.len() >= 40, "dev and reference recordings: {}", out.len());
+    out
+}
+
+/// An arched rep is a rep all the same: it ends when the legs reach the
+/// bottom (contract: "the arched `rep` is still emitted when the legs reach
+/// the bottom"), not when the arch moves the lever. On every arched rep of
+/// the dev and reference recordings, the rep event matched to it (with the
+/// rules of score.py) comes no earlier than the legs' true bottom minus
+/// 0.3 s.
+#[test]
+fn arched_reps_are_emitted_at_the_bottom() {
+    use flatback::config::Config;
+    use flatback::detector::Detector;
+    use flatback::event::Event;
+    use flatback::frame::FrameSource;
+    use flatback::score::{align, REP_WINDOW};
+    use flatback::sources::recording::RecordingReader;
+
+    let (mut arched, mut early) = (0, Vec::new());
+    for (rec, truth) in recordings_with_truth() {
+        let mut source = RecordingReader::open(&rec).unwrap();
+        let mut det = Detector::new(source.grid(), Config::default().detector).unwrap();
+        let events = flatback::replay::collect(&mut source, &mut det).unwrap();
+        let reps: Vec<_> = truth.reps().collect();
+        let emitted: Vec<i64> = events
+            .iter()
+            .filter_map(|e| match e {
+                Event::Rep(r) => Some(r.t_ms as i64),
+                _ => None,
+            })
+            .collect();
+        let bottoms: Vec<i64> = reps.iter().map(|r| r.descent_end_ms as i64).collect();
+        for (i, j) in align(&bottoms, &emitted, REP_WINDOW) {
+            if !reps[i].arched {
+                continue;
+            }
+            arched += 1;
+            if emitted[j] < bottoms[i] - 300 {
+                let name = rec.file_name().unwrap().to_string_lossy().into_owned();
+                early.push(format!("{name}: bottom {} ms, rep at {} ms", bottoms[i], emitted[j]));
+            }
+        }
+    }
+    assert!(arched >= 150, "arched reps matched: {arched}");
+    assert!(
+        early.is_empty(),
+        "{} arched reps emitted early: {early:#?}",
+        early.len()
+    );
+}

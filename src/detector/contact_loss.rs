@@ -4,10 +4,13 @@
 //! have settled, and follows slow changes (FSR creep, a small shift) only
 //! while contact is near the reference, so an arch is never absorbed. Contact
 //! is the ratio to the reference on the lumbar row that shows the loss best.
-//! The arch starts on the first frame below the threshold: glitches are
-//! already removed by shape upstream, so no waiting is needed here.
+//! With the legs lifted, the arch starts on the first frame below the
+//! threshold (glitches are already removed by shape upstream). Otherwise the
+//! loss must last: `LEGS_DOWN_CONFIRM_US` with the legs down, and
+//! `LEAVING_CONFIRM_US` when the whole body's load falls as in getting up;
+//! the arch's onset is still the first frame of the loss.
 
-use super::DetectorConfig;
+use super::{low_pass, DetectorConfig};
 
 /// Reference tracking time constants: quick right after settling (the first
 /// estimate may still hold some settling swing), slow afterwards.
@@ -367,8 +370,6 @@ impl ContactLoss {
         }
         let best = self.reference.iter().cloned().fold(0.0f32, f32::max);
         let marginal = MARGINAL_TAXEL * self.row_taxels;
-        let a_level = dt_s / (LEVEL_TAU_S + dt_s);
-        let a_fast = dt_s / (DROP_TAU_S + dt_s);
         for (((level, weak), fast), (e, x)) in self
             .level
             .iter_mut()
@@ -376,13 +377,13 @@ impl ContactLoss {
             .zip(&mut self.rows_fast)
             .zip(self.expected.iter().zip(lumbar))
         {
-            *level += a_level * (e - *level);
+            low_pass(level, *e, dt_s, LEVEL_TAU_S);
             if *weak && *level > MARGINAL_HYSTERESIS * marginal {
                 *weak = false;
             } else if !*weak && *level < marginal {
                 *weak = true;
             }
-            *fast += a_fast * (x - *fast);
+            low_pass(fast, *x, dt_s, DROP_TAU_S);
         }
         // The best row: the one expected to carry the most.
         let strongest = (0..self.expected.len())
@@ -434,14 +435,14 @@ impl ContactLoss {
         let best_fall = lumbar[strongest] / self.rows_fast[strongest].max(1e-6);
         let upper_fall = upper / self.upper_fast.max(1e-6);
         let upper_loss = self.upper_fast - upper;
-        self.upper_fast += a_fast * (upper - self.upper_fast);
+        low_pass(&mut self.upper_fast, upper, dt_s, DROP_TAU_S);
         let upper_collapsed = upper_fall < UPPER_COLLAPSE && upper_fall < best_fall;
         if legs_lifted != self.was_lifted {
             // The expectation changed, not the body.
             self.recent = contact;
             self.was_lifted = legs_lifted;
         }
-        self.recent += dt_s / (DROP_TAU_S + dt_s) * (contact - self.recent);
+        low_pass(&mut self.recent, contact, dt_s, DROP_TAU_S);
         match self.hold {
             None if contact < DROP * self.recent => self.hold = Some((t_us, self.recent)),
             Some((since, before)) if contact >= HOLD_RELEASE * before || t_us >= since + HOLD_MAX_US => {
@@ -457,11 +458,10 @@ impl ContactLoss {
             for (fit, x) in self.fits.iter_mut().zip(lumbar) {
                 fit.add(dt_s, seesaw, *x);
             }
-            let a = dt_s / (DRIFT_TAU_S + dt_s);
             for ((d, x), e) in self.drift.iter_mut().zip(lumbar).zip(&self.expected) {
                 // Not from a frame that may start an arch.
                 if *e > 0.0 && contact >= self.arch_contact {
-                    *d += a * (x / e - *d);
+                    low_pass(d, x / e, dt_s, DRIFT_TAU_S);
                 }
             }
         }
@@ -476,7 +476,7 @@ impl ContactLoss {
             other => other,
         };
         if self.sat_up.is_none() {
-            self.upper_recent += dt_s / (UPPER_TAU_S + dt_s) * (upper - self.upper_recent);
+            low_pass(&mut self.upper_recent, upper, dt_s, UPPER_TAU_S);
         }
 
         // Follow slow changes only near the reference and outside arches;
@@ -490,14 +490,13 @@ impl ContactLoss {
             } else {
                 (TAU_LATE_S, TRACK_BAND)
             };
-            let a = dt_s / (tau + dt_s);
             let all_near = lumbar
                 .iter()
                 .zip(&self.reference)
                 .all(|(x, r)| *r <= 0.0 || (band.0..band.1).contains(&(x / r)));
             if all_near {
                 for (r, x) in self.reference.iter_mut().zip(lumbar) {
-                    *r += a * (x - *r);
+                    low_pass(r, *x, dt_s, tau);
                 }
             }
         }

@@ -51,6 +51,17 @@ const TOTAL_TAU_S: f32 = 30.0;
 /// there, which no filter removes).
 const ROW_TAU_S: f32 = 0.008;
 
+/// One step of a first-order low-pass of time constant `tau_s`: `state`
+/// moves `dt_s / (tau_s + dt_s)` of the way towards `x`. Every smoothed
+/// level of the detector is one of these.
+pub(crate) fn low_pass(state: &mut f32, x: f32, dt_s: f32, tau_s: f32) {
+    *state += dt_s / (tau_s + dt_s) * (x - *state);
+}
+
+/// Settling: the whole load is smoothed over this long before its band is
+/// judged (`SETTLE_STEADY`).
+const SETTLE_TAU_S: f32 = 0.15;
+
 /// A person's usual level of some load (the whole body's, the trunk ends'),
 /// learnt when they settle and followed slowly while it stays near.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -61,7 +72,7 @@ impl UsualLoad {
     fn follow(&mut self, x: f32, dt_s: f32) -> f32 {
         let ratio = x / self.0.max(1e-6);
         if (0.7..1.5).contains(&ratio) {
-            self.0 += dt_s / (TOTAL_TAU_S + dt_s) * (x - self.0);
+            low_pass(&mut self.0, x, dt_s, TOTAL_TAU_S);
         }
         ratio
     }
@@ -234,20 +245,6 @@ impl Detector {
         matches!(self.presence, Presence::Occupied { .. })
     }
 
-    /// Lumbar contact as a fraction of the person's reference (1 when no
-    /// reference yet).
-    pub fn contact(&self) -> f32 {
-        self.contact.contact()
-    }
-
-    pub fn in_arch(&self) -> bool {
-        self.contact.in_arch()
-    }
-
-    pub fn in_set(&self) -> bool {
-        self.reps.in_set()
-    }
-
     /// What the detector sees after the last frame, for plots and live views
     /// (read-only: calling it changes nothing).
     pub fn probe(&self) -> Probe {
@@ -410,7 +407,7 @@ impl Detector {
         let total = summary.total;
         match self.steady_since_us {
             None => self.total_fast = total,
-            Some(_) => self.total_fast += dt_s / (0.15 + dt_s) * (total - self.total_fast),
+            Some(_) => low_pass(&mut self.total_fast, total, dt_s, SETTLE_TAU_S),
         }
         // Steady: the smoothed total has stayed within a narrow band (relative
         // to its level) for a while; any excursion restarts the band here.
@@ -497,10 +494,9 @@ impl Detector {
             };
         }
         (self.row_taxels, self.row_ends) = (taxels, ends);
-        let a = dt_s / (ROW_TAU_S + dt_s);
-        for ((x, stage), out) in raw.iter().zip(&mut self.rows_stage).zip(&mut self.rows) {
-            *stage += a * (x - *stage);
-            *out += a * (*stage - *out);
+        for ((&x, stage), out) in raw.iter().zip(&mut self.rows_stage).zip(&mut self.rows) {
+            low_pass(stage, x, dt_s, ROW_TAU_S);
+            low_pass(out, *stage, dt_s, ROW_TAU_S);
         }
         self.rows_raw = raw;
         self.take_lumbar();

@@ -1,14 +1,14 @@
 //! Reps and sets from the legs' lever.
 //!
 //! The legs' weight and lever move load between the sacrum and the upper
-//! back: the seesaw `s = (sacral - upper) / total` (force proxies) sits at a
-//! rest level while the heels are on the floor, rises to a "hover" level when
+//! back: the seesaw `s = (sacral - upper) / (sacral + upper)` (force
+//! proxies of those two ends only, see `Summary::seesaw`) sits at a rest level while the heels are on the floor, rises to a "hover" level when
 //! the legs are lifted low, and falls back part of the way when they are
 //! vertical. A rep is one bottom -> top -> bottom cycle of the lifted legs; the
 //! lift-off before the first rep and the drop after the last are half cycles
 //! from and to the rest level, so they never complete a rep.
 
-use super::DetectorConfig;
+use super::{low_pass, DetectorConfig};
 use crate::event::{Event, RepEvent, SetEvent};
 
 /// Seesaw rise over the rest level that means the legs are off the floor.
@@ -93,10 +93,24 @@ const PLATEAU_S: f32 = 0.6;
 /// The rep is emitted this long after the descent's estimated end (in the
 /// middle of where it may be), or when the next ascent begins.
 const EMIT_AFTER_END_US: f32 = 750_000.0;
+/// An arched rep waits for its estimated end at most this long after its
+/// descent was seen over: an arch 60-85 % of the way down is seen up to
+/// 1.7 s before the bottom, and an estimate from the seesaw before the
+/// arch can be seconds late on a noisy mat.
+const ARCHED_WAIT_US: u64 = 1_500_000;
 /// A person who slides along the mat mid-set moves the seesaw's levels (the
 /// sacrum onto a lumbar row): the bottom learnt before is out of reach. A
 /// rep's swing is taken as at most this many times the last one's.
 const SWING_GROWTH: f32 = 1.5;
+/// With the legs resting, their levels (the seesaw, the whole load, the
+/// upper back's) follow over this long.
+const REST_TAU_S: f32 = 10.0;
+/// The bottom follows the seesaw at the bottom hover: quickly right after
+/// lift-off, in `BOTTOM_DOWN_TAU_S` as the legs come lower, slowly as they
+/// rise (an ascent must not drag it up).
+const BOTTOM_SETTLING_TAU_S: f32 = 0.1;
+const BOTTOM_DOWN_TAU_S: f32 = 0.3;
+const BOTTOM_UP_TAU_S: f32 = 10.0;
 /// Rising less than this share of the cycle's height is "not rising".
 const PLATEAU_EPS: f32 = 0.03;
 /// The seesaw is smoothed over this many seconds (noise would otherwise
@@ -187,6 +201,19 @@ struct PendingRep {
     descent_ms: u64,
     ascent_ms: u64,
     done_us: u64,
+    /// The depth of the arch this rep carries, if any. An arched rep is
+    /// emitted when the legs reach the bottom (`emit_at_us`, or when they
+    /// are put down), not when the arch moves the seesaw: during an arch the
+    /// seesaw is not the legs' alone, and its fall then is no ascent.
+    arch: Option<f32>,
+}
+
+impl PendingRep {
+    /// Whether the rep is to be emitted on an ascent at `t_us`: a clean one
+    /// at once, an arched one only once the legs are at the bottom.
+    fn due_on_ascent(&self, t_us: u64) -> bool {
+        self.arch.is_none() || t_us >= self.emit_at_us
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -211,7 +238,8 @@ pub struct RepCounter {
     phase: Phase,
     pending: Option<PendingRep>,
     last_done_us: Option<u64>,
-    /// An arch started since the last rep was emitted, and its depth.
+    /// An arch started in the current cycle (since the last descent ended),
+    /// and its depth.
     arch_in_rep: Option<f32>,
     /// When the last arch started (the seesaw is not the legs' alone after).
     arch_at_us: Option<u64>,
@@ -377,15 +405,23 @@ impl RepCounter {
 
     /// An arch started now.
     pub fn arch_started(&mut self, t_us: u64, seesaw: f32) {
-        if self.set_open && self.arch_in_rep.is_none() {
-            self.arch_in_rep = Some(self.depth(seesaw));
+        if !self.set_open {
+            return;
         }
-        if self.set_open {
-            self.arch_at_us = Some(t_us);
+        let depth = self.depth(seesaw);
+        // A rep not emitted yet carries an arch that starts before the next
+        // descent does (an arch at the bottom belongs to the rep it ends).
+        let next_descent = matches!(self.phase, Phase::Cycle { t10_us: Some(_), .. });
+        match &mut self.pending {
+            Some(p) if !next_descent => {
+                p.arch.get_or_insert(depth);
+            }
+            _ => {
+                self.arch_in_rep.get_or_insert(depth);
+            }
         }
-        if self.set_open {
-            self.arches += 1;
-        }
+        self.arch_at_us = Some(t_us);
+        self.arches += 1;
     }
 
     /// One frame.
@@ -399,12 +435,11 @@ impl RepCounter {
         } = loads;
         let t_ms = t_us / 1000;
         self.total_ratio = total / self.rest_total.max(1e-6);
-        self.ratio_slow += dt_s / (RATIO_TAU_S + dt_s) * (self.total_ratio - self.ratio_slow);
-        let a = dt_s / (SMOOTH_S + dt_s);
-        self.smooth += a * (s - self.smooth);
-        self.smooth_pelvis += a * (pelvis - self.smooth_pelvis);
-        self.smooth_upper += a * (upper - self.smooth_upper);
-        self.smooth_sacral += a * (pelvis * (total - upper) - self.smooth_sacral);
+        low_pass(&mut self.ratio_slow, self.total_ratio, dt_s, RATIO_TAU_S);
+        low_pass(&mut self.smooth, s, dt_s, SMOOTH_S);
+        low_pass(&mut self.smooth_pelvis, pelvis, dt_s, SMOOTH_S);
+        low_pass(&mut self.smooth_upper, upper, dt_s, SMOOTH_S);
+        low_pass(&mut self.smooth_sacral, pelvis * (total - upper), dt_s, SMOOTH_S);
         let s = self.smooth;
         if let Some(p) = self.pending {
             if t_us >= p.emit_at_us {
@@ -417,10 +452,11 @@ impl RepCounter {
                 if rise > LIFT {
                     self.legs = Legs::Lifting { since_us: t_us };
                 } else {
-                    let a = dt_s / (10.0 + dt_s);
-                    self.rest_level = Some(rest + a * (s - rest));
-                    self.rest_total += a * (total - self.rest_total);
-                    self.rest_upper += a * (upper - self.rest_upper);
+                    let mut rest = rest;
+                    low_pass(&mut rest, s, dt_s, REST_TAU_S);
+                    self.rest_level = Some(rest);
+                    low_pass(&mut self.rest_total, total, dt_s, REST_TAU_S);
+                    low_pass(&mut self.rest_upper, upper, dt_s, REST_TAU_S);
                     if self.set_open && t_us.saturating_sub(since_us) >= self.set_rest_us {
                         self.close_set(t_ms, out);
                     }
@@ -459,8 +495,7 @@ impl RepCounter {
     fn lifted(&mut self, t_us: u64, dt_s: f32, s: f32, rest: f32, in_arch: bool, out: &mut Vec<Event>) {
         let t_ms = t_us / 1000;
         let height = (self.bottom - rest).max(LIFT);
-        let a = dt_s / (LIFTED_GAIN_TAU_S + dt_s);
-        self.lifted_gain += a * (self.total_ratio - 1.0 - self.lifted_gain);
+        low_pass(&mut self.lifted_gain, self.total_ratio - 1.0, dt_s, LIFTED_GAIN_TAU_S);
         // Legs back on the floor: near rest for a while. For some people
         // (lying half a row up) the seesaw with the legs vertical is as low
         // as at rest; the legs' weight on the pelvis still tells them apart.
@@ -483,17 +518,19 @@ impl RepCounter {
                 let settling = t_us.saturating_sub(self.lifted_us) < LIFT_SETTLE_US;
                 if !in_arch {
                     let tau = if settling {
-                        0.1
+                        BOTTOM_SETTLING_TAU_S
                     } else if s > self.bottom {
-                        0.3
+                        BOTTOM_DOWN_TAU_S
                     } else {
-                        10.0
+                        BOTTOM_UP_TAU_S
                     };
-                    self.bottom += dt_s / (tau + dt_s) * (s - self.bottom);
+                    low_pass(&mut self.bottom, s, dt_s, tau);
                 }
                 if !settling && s < self.bottom - ASCENT_SHARE * height {
                     tracing::debug!(t_ms, seesaw = s, bottom = self.bottom, "ascent");
-                    self.emit_pending(t_ms, out);
+                    if self.pending.is_some_and(|p| p.due_on_ascent(t_us)) {
+                        self.emit_pending(t_ms, out);
+                    }
                     self.phase = Phase::cycle(t_us, t_us, s, self.smooth_pelvis);
                 }
             }
@@ -599,17 +636,29 @@ impl RepCounter {
                         rest,
                         plateau,
                         in_arch,
+                        end_ms = end_us / 1000.0,
+                        descent_ms = descent_us / 1000.0,
                         "descent over"
                     );
                     // Legs cannot come down from vertical this fast: a noisy
                     // seesaw (a light person), not a rep.
                     let real = descent_us >= MIN_DESCENT_US || in_arch || self.arch_in_rep.is_some();
-                    self.pending = real.then_some(PendingRep {
-                        emit_at_us: ((end_us + EMIT_AFTER_END_US).max(0.0) as u64).max(t_us),
-                        descent_ms: descent_us as u64 / 1000,
-                        ascent_ms: min_us.saturating_sub(start_us) / 1000,
-                        done_us: high_us,
-                    });
+                    let arched = self.arch_in_rep.is_some();
+                    if real {
+                        // Never more than one rep waiting.
+                        self.emit_pending(t_ms, out);
+                        let mut emit_at_us = ((end_us + EMIT_AFTER_END_US).max(0.0) as u64).max(t_us);
+                        if arched {
+                            emit_at_us = emit_at_us.min(t_us + ARCHED_WAIT_US);
+                        }
+                        self.pending = Some(PendingRep {
+                            emit_at_us,
+                            descent_ms: descent_us as u64 / 1000,
+                            ascent_ms: min_us.saturating_sub(start_us) / 1000,
+                            done_us: high_us,
+                            arch: self.arch_in_rep.take(),
+                        });
+                    }
                     if !in_arch {
                         // The sacrum presses harder during an arch: only a
                         // clean bottom is the person's bottom.
@@ -617,12 +666,14 @@ impl RepCounter {
                     }
                     self.last_top = Some(min);
                     // Only a clean rep's swing: an arch moves the seesaw too.
-                    if real && !in_arch && self.arch_in_rep.is_none() {
+                    if real && !in_arch && !arched {
                         self.last_swing = Some(high - min);
                     }
                     self.trace.clear();
                     if turned {
-                        self.emit_pending(t_ms, out);
+                        if self.pending.is_some_and(|p| p.due_on_ascent(t_us)) {
+                            self.emit_pending(t_ms, out);
+                        }
                         self.phase = Phase::cycle(t_us, t_us, s, self.smooth_pelvis);
                     } else {
                         self.phase = Phase::Bottom;
@@ -729,6 +780,7 @@ impl RepCounter {
         if !arched {
             let top = mean_near(trace, first.t_us, TOP_US, |p| p.lever);
             let bottom = mean_near(trace, last.t_us, BOTTOM_US, |p| p.lever);
+            let (trace, top, bottom) = own_path(trace, |p| p.lever, top, bottom);
             if let Some(fit) = fit_descent(trace, |p| p.lever, top, bottom) {
                 return Some(fit);
             }
@@ -757,7 +809,7 @@ impl RepCounter {
 
     fn emit_pending(&mut self, t_ms: u64, out: &mut Vec<Event>) {
         let Some(p) = self.pending.take() else { return };
-        let arched = self.arch_in_rep.is_some();
+        let arched = p.arch.is_some();
         let rushed = p.descent_ms < self.min_descent_ms;
         let bounce = self
             .last_done_us
@@ -778,9 +830,8 @@ impl RepCounter {
             descent_ms: p.descent_ms,
             ascent_ms: Some(p.ascent_ms),
             bounce,
-            depth: self.arch_in_rep.map(|d| (d as f64 * 100.0).round() / 100.0),
+            depth: p.arch.map(|d| (d as f64 * 100.0).round() / 100.0),
         }));
-        self.arch_in_rep = None;
     }
 
     fn close_set(&mut self, t_ms: u64, out: &mut Vec<Event>) {
@@ -844,6 +895,91 @@ fn mean_near(trace: &[TracePoint], t_us: u64, span_us: u64, value: impl Fn(&Trac
     } else {
         0.0
     }
+}
+
+/// The legs jolt the pelvis as they change direction: on the reference mat
+/// the sacrum's load steps by a tenth to a quarter of the lever's swing
+/// within about 0.1 s, one way or the other, as the descent begins and as
+/// it ends (the larger share on a short lever: the jolt goes with the legs'
+/// weight, the swing with their moment). The legs' own path lies between
+/// the jolts: a step of at least `JOLT_STEP` of the swing within `JOLT_US`,
+/// next to a stretch of `2 * JOLT_US` that wandered less than half as much
+/// (the legs easing out of the top, or into the bottom; noise and hum
+/// wander), within `JOLT_REACH` of the swing's end.
+/// The step, the jolt's length, and how near the swing's ends it may be.
+const JOLT_STEP: f32 = 0.06;
+const JOLT_US: u64 = 150_000;
+const JOLT_REACH: f32 = 0.3;
+/// A jolt moves the sacrum: the upper back's load moves (in ln) less than
+/// this many times as much (a light person's upper back switching off taxel
+/// by taxel steps by a third or more with the sacrum still).
+const JOLT_UPPER: f32 = 4.0;
+
+/// Whether the lever's change from `a` to `b` is the sacrum's (see
+/// `JOLT_UPPER`).
+fn sacral_led(a: &TracePoint, b: &TracePoint) -> bool {
+    let upper = b.upper.max(1e-6).ln() - a.upper.max(1e-6).ln();
+    let sacral = (upper - (b.lever - a.lever)) / TRUNK_BREATH;
+    upper.abs() < JOLT_UPPER * sacral.abs()
+}
+
+/// The part of `trace` between the jolts of the descent's start and end,
+/// and the levels of `value` at its ends (see `JOLT_STEP`): `trace`, `top`
+/// and `bottom` where no jolt shows.
+fn own_path(
+    trace: &[TracePoint],
+    value: impl Fn(&TracePoint) -> f32,
+    top: f32,
+    bottom: f32,
+) -> (&[TracePoint], f32, f32) {
+    let (jolt_step, jolt_us, jolt_reach) = (JOLT_STEP, JOLT_US, JOLT_REACH);
+    let span = bottom - top;
+    if span.abs() <= 1e-6 || trace.is_empty() {
+        return (trace, top, bottom);
+    }
+    let progress = |i: usize| (value(&trace[i]) - top) / span;
+    let from = |t_us: u64| trace.partition_point(|p| p.t_us < t_us).min(trace.len() - 1);
+    // How far the signal wandered over `trace[a..=b]`.
+    let range = |a: usize, b: usize| {
+        let (lo, hi) = (a..=b)
+            .map(progress)
+            .fold((f32::MAX, f32::MIN), |(lo, hi), x| (lo.min(x), hi.max(x)));
+        hi - lo
+    };
+    let (mut first, mut last) = (0, trace.len() - 1);
+    let (mut top_level, mut bottom_level) = (top, bottom);
+    // The start: a step out of the top, then the legs easing out.
+    for i in 0..trace.len() {
+        let j = from(trace[i].t_us + jolt_us);
+        let k = from(trace[j].t_us + 2 * jolt_us);
+        if j == i || k == j || progress(j) > jolt_reach {
+            if progress(i) > jolt_reach {
+                break;
+            }
+            continue;
+        }
+        let (step, eased) = (progress(j) - progress(i), range(j, k));
+        if step.abs() >= jolt_step && eased.abs() < 0.5 * step.abs() && sacral_led(&trace[i], &trace[j]) {
+            first = j;
+            top_level = mean_near(&trace[j..], trace[j].t_us, jolt_us, &value);
+            break;
+        }
+    }
+    // The end: the legs easing in, then a step as they land.
+    for i in first..trace.len() {
+        let j = from(trace[i].t_us.saturating_sub(jolt_us));
+        let k = from(trace[j].t_us.saturating_sub(2 * jolt_us));
+        if k == j || j == i || j < first || progress(j) < 1.0 - jolt_reach {
+            continue;
+        }
+        let (step, eased) = (progress(i) - progress(j), range(k, j));
+        if step.abs() >= jolt_step && eased.abs() < 0.5 * step.abs() && sacral_led(&trace[j], &trace[i]) {
+            last = j;
+            bottom_level = mean_near(&trace[first..=j], trace[j].t_us, jolt_us, &value);
+            break;
+        }
+    }
+    (&trace[first..=last], top_level, bottom_level)
 }
 
 /// The descent of `value` from `top` to `bottom` in `trace`: its start and
@@ -1072,6 +1208,57 @@ mod tests {
         let end = feed.run(12.0, |_| lifted(0.45));
         assert!(feed.rc.legs_lifted(end));
         assert!(feed.rc.in_set());
+    }
+
+    /// A trace of the lever over a 4 s descent from 0 to -1 on the model
+    /// path of `descent_x`, 0.3 s still at the top and 0.8 s at the bottom,
+    /// with jolts of `start_jolt` as the descent begins and `end_jolt` as it
+    /// ends (over 0.1 s each); the upper back's load stays put.
+    fn jolted(start_jolt: f32, end_jolt: f32) -> Vec<TracePoint> {
+        let path = |x: f32| {
+            let s = (x / DESCENT_EASE).clamp(0.0, 1.0);
+            (std::f32::consts::FRAC_PI_2 * s * s * (3.0 - 2.0 * s)).sin()
+        };
+        let ramp = |t: f32, at: f32| ((t - at) / 0.1).clamp(0.0, 1.0);
+        (0..=510)
+            .map(|k| {
+                let t = k as f32 * 0.01;
+                let lever = -path((t - 0.3) / 4.0) - start_jolt * ramp(t, 0.3) - end_jolt * ramp(t, 4.3);
+                TracePoint {
+                    t_us: (t * 1e6) as u64,
+                    seesaw: 0.0,
+                    pelvis: 0.0,
+                    upper: 1.0,
+                    lever,
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_descent_is_timed_between_the_jolts_of_its_start_and_end() {
+        let lever = |p: &TracePoint| p.lever;
+        let length = |trace: &[TracePoint]| {
+            let (top, bottom) = (trace[0].lever, trace[trace.len() - 1].lever);
+            let (own, top, bottom) = own_path(trace, lever, top, bottom);
+            let raw = fit_descent(trace, lever, trace[0].lever, trace[trace.len() - 1].lever)
+                .unwrap()
+                .1;
+            (fit_descent(own, lever, top, bottom).unwrap().1, raw)
+        };
+        // No jolt: the path as it is.
+        let (own, _) = length(&jolted(0.0, 0.0));
+        assert!((own - 4e6).abs() < 0.05 * 4e6, "{own}");
+        // A quarter of the swing at the end (a single leg's landing), either
+        // way, and a sixth at the start.
+        for (start, end) in [(0.0, 0.25), (0.0, -0.25), (0.16, 0.25), (-0.16, 0.0)] {
+            let (own, raw) = length(&jolted(start, end));
+            assert!((own - 4e6).abs() < 0.05 * 4e6, "jolts {start} {end}: {own}");
+            assert!(
+                (raw - 4e6).abs() > 0.1 * 4e6,
+                "jolts {start} {end}: {raw} without own_path"
+            );
+        }
     }
 
     #[test]
