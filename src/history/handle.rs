@@ -6,7 +6,10 @@
 
 use std::sync::{Arc, Mutex, RwLock};
 
-use super::model::Athlete;
+use std::collections::HashMap;
+
+use super::figures::{self, week_start, AthleteFigures, Thresholds};
+use super::model::{Athlete, Fingerprint, Load, SessionQuery, Who};
 use super::store::{HistoryStore, Result, StoreError};
 use crate::config::HistoryConfig;
 
@@ -23,6 +26,19 @@ pub struct Handle {
     config: Arc<HistoryConfig>,
     store: Arc<Mutex<Option<Box<dyn HistoryStore>>>>,
     roster: Arc<RwLock<Vec<RosterEntry>>>,
+    /// Figures per athlete id, with what they were computed from.
+    figures: Arc<Mutex<HashMap<String, (FiguresKey, Arc<AthleteFigures>)>>>,
+}
+
+/// What an athlete's figures were computed from: the same key, the same
+/// figures.
+#[derive(Debug, Clone, PartialEq)]
+struct FiguresKey {
+    fingerprint: Fingerprint,
+    load: Load,
+    week: i64,
+    thresholds: Thresholds,
+    weeks: usize,
 }
 
 impl Handle {
@@ -32,6 +48,7 @@ impl Handle {
             config: Arc::new(config.clone()),
             store: Arc::new(Mutex::new(None)),
             roster: Arc::new(RwLock::new(Vec::new())),
+            figures: Arc::default(),
         })
     }
 
@@ -66,6 +83,47 @@ impl Handle {
     /// The roster as last read (never waits for the database).
     pub fn roster(&self) -> Vec<RosterEntry> {
         self.roster.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Every athlete with their figures at `now_ms` (`weeks` weeks of
+    /// calendar): only athletes whose history moved since the last call are
+    /// read and computed again (the roster page over a year of 200 athletes
+    /// stays quick).
+    pub fn roster_figures(
+        &self,
+        t: &Thresholds,
+        now_ms: i64,
+        weeks: usize,
+    ) -> Result<Vec<(Athlete, Arc<AthleteFigures>)>> {
+        let week = week_start(now_ms);
+        self.with(|s| {
+            let athletes = s.athletes()?;
+            let prints: HashMap<String, Fingerprint> = s.fingerprints()?.into_iter().collect();
+            let mut cache = self.figures.lock().unwrap_or_else(|p| p.into_inner());
+            cache.retain(|id, _| athletes.iter().any(|a| &a.id == id));
+            let mut out = Vec::with_capacity(athletes.len());
+            for a in athletes {
+                let key = FiguresKey {
+                    fingerprint: prints.get(&a.id).copied().unwrap_or_default(),
+                    load: a.load.clone(),
+                    week,
+                    thresholds: *t,
+                    weeks,
+                };
+                let figures = match cache.get(&a.id) {
+                    Some((k, f)) if *k == key => f.clone(),
+                    _ => {
+                        let sessions = s.sessions(&SessionQuery::of(Who::Athlete(a.id.clone())))?;
+                        let changes = s.load_changes(&a.id)?;
+                        let f = Arc::new(figures::athlete(&sessions, &a.load, &changes, t, now_ms, weeks));
+                        cache.insert(a.id.clone(), (key, f.clone()));
+                        f
+                    }
+                };
+                out.push((a, figures));
+            }
+            Ok(out)
+        })
     }
 
     /// Whether `id` is in the roster as last read.

@@ -154,6 +154,19 @@ pub enum HistoryKind {
     Rep(RepRecord),
 }
 
+/// What an athlete's figures depend on in the store, cheap to read for the
+/// whole roster: when it is the same, their figures are too (the roster
+/// page computes only those of athletes whose history moved).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct Fingerprint {
+    pub sessions: u64,
+    /// The sum of the sessions' ends: moves when one ends.
+    pub ended_sum: i64,
+    /// Reps of their sessions still open.
+    pub open_reps: u64,
+    pub load_changes: u64,
+}
+
 /// Whose sessions.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Who {

@@ -20,7 +20,8 @@ use postgres::{Client, Config, NoTls, Row, Statement, Transaction};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
 use super::model::{
-    Athlete, HistoryEvent, HistoryKind, Load, LoadChange, Plan, RepRecord, SessionKey, SessionQuery, SessionRecord, Who,
+    Athlete, Fingerprint, HistoryEvent, HistoryKind, Load, LoadChange, Plan, RepRecord, SessionKey, SessionQuery,
+    SessionRecord, Who,
 };
 use super::secret;
 use super::store::{HistoryStore, Result, StoreError};
@@ -503,6 +504,26 @@ impl HistoryStore for PostgresStore {
             }
             tx.commit()?;
             Ok(sessions)
+        })
+    }
+
+    fn fingerprints(&mut self) -> Result<Vec<(String, Fingerprint)>> {
+        self.run(true, |conn| {
+            let rows = conn.client.query(super::store::FINGERPRINTS, &[])?;
+            Ok(rows
+                .iter()
+                .map(|r| {
+                    (
+                        r.get::<_, String>(0),
+                        Fingerprint {
+                            sessions: r.get::<_, i64>(1) as u64,
+                            ended_sum: r.get(2),
+                            open_reps: r.get::<_, i64>(3) as u64,
+                            load_changes: r.get::<_, i64>(4) as u64,
+                        },
+                    )
+                })
+                .collect())
         })
     }
 

@@ -9,7 +9,8 @@ use std::path::Path;
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use super::model::{
-    Athlete, HistoryEvent, HistoryKind, Load, LoadChange, Plan, RepRecord, SessionKey, SessionQuery, SessionRecord, Who,
+    Athlete, Fingerprint, HistoryEvent, HistoryKind, Load, LoadChange, Plan, RepRecord, SessionKey, SessionQuery,
+    SessionRecord, Who,
 };
 use super::secret;
 use super::store::{HistoryStore, Result, StoreError};
@@ -273,23 +274,52 @@ impl HistoryStore for SqliteStore {
             .map_err(db_error)?;
         let mut sessions: Vec<SessionRecord> = rows.collect::<rusqlite::Result<_>>().map_err(db_error)?;
         drop(q);
-        let mut reps = self
-            .db
-            .prepare_cached(
-                // `reps_by_session` ends in `seq`, so it serves the order too;
-                // without it SQLite took the primary key and read every rep of
-                // the mat for each session (120 ms for an athlete of 100).
-                "SELECT seq, time_ms, set_no, rep_no, perfect, arched, rushed, bounce, descent_ms, ascent_ms, depth \
-                 FROM reps WHERE gateway = ?1 AND mat = ?2 AND start_seq = ?3 ORDER BY seq",
-            )
+        // Their reps in one pass (not a query per session), by the session's
+        // index, which ends in `seq`: they come in order.
+        let index: std::collections::HashMap<SessionKey, usize> =
+            sessions.iter().enumerate().map(|(i, s)| (s.key.clone(), i)).collect();
+        let sql = format!(
+            "SELECT r.seq, r.time_ms, r.set_no, r.rep_no, r.perfect, r.arched, r.rushed, r.bounce, r.descent_ms, \
+             r.ascent_ms, r.depth, r.gateway, r.mat, r.start_seq FROM sessions s JOIN reps r \
+             ON r.gateway = s.gateway AND r.mat = s.mat AND r.start_seq = s.start_seq \
+             WHERE {} AND (?2 IS NULL OR s.started_ms >= ?2) AND (?3 IS NULL OR s.gateway = ?3) \
+             ORDER BY r.gateway, r.mat, r.start_seq, r.seq",
+            who.replace("athlete", "s.athlete")
+        );
+        let mut q = self.db.prepare_cached(&sql).map_err(db_error)?;
+        let mut rows = q
+            .query(params![athlete, query.since_ms, query.gateway])
             .map_err(db_error)?;
-        for s in &mut sessions {
-            let rows = reps
-                .query_map(params![s.key.gateway, s.key.mat, s.key.start_seq as i64], rep_row)
-                .map_err(db_error)?;
-            s.reps = rows.collect::<rusqlite::Result<_>>().map_err(db_error)?;
+        while let Some(r) = rows.next().map_err(db_error)? {
+            let key = SessionKey {
+                gateway: r.get(11).map_err(db_error)?,
+                mat: r.get(12).map_err(db_error)?,
+                start_seq: r.get::<_, i64>(13).map_err(db_error)? as u64,
+            };
+            let rep = rep_row(r).map_err(db_error)?;
+            if let Some(&i) = index.get(&key) {
+                sessions[i].reps.push(rep);
+            }
         }
         Ok(sessions)
+    }
+
+    fn fingerprints(&mut self) -> Result<Vec<(String, Fingerprint)>> {
+        let mut q = self.db.prepare_cached(super::store::FINGERPRINTS).map_err(db_error)?;
+        let rows = q
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    Fingerprint {
+                        sessions: r.get::<_, i64>(1)? as u64,
+                        ended_sum: r.get(2)?,
+                        open_reps: r.get::<_, i64>(3)? as u64,
+                        load_changes: r.get::<_, i64>(4)? as u64,
+                    },
+                ))
+            })
+            .map_err(db_error)?;
+        rows.collect::<rusqlite::Result<_>>().map_err(db_error)
     }
 
     fn claim(&mut self, session: &SessionKey, athlete: &str) -> Result<bool> {

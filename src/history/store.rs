@@ -5,7 +5,9 @@
 //! once however often it arrives, so the writer may hand the same events
 //! again after a crash or a lost connection.
 
-use super::model::{Athlete, HistoryEvent, Load, LoadChange, Plan, SessionKey, SessionQuery, SessionRecord};
+use super::model::{
+    Athlete, Fingerprint, HistoryEvent, Load, LoadChange, Plan, SessionKey, SessionQuery, SessionRecord,
+};
 
 /// Why the store could not do something.
 #[derive(Debug, thiserror::Error)]
@@ -45,6 +47,9 @@ pub trait HistoryStore: Send {
 
     /// Sessions with their reps, oldest first.
     fn sessions(&mut self, query: &SessionQuery) -> Result<Vec<SessionRecord>>;
+    /// Every athlete's [`Fingerprint`] (athletes without a session are left
+    /// out).
+    fn fingerprints(&mut self) -> Result<Vec<(String, Fingerprint)>>;
     /// A guest session becomes `athlete`'s, with all its reps. False: no
     /// such guest session (or no such athlete).
     fn claim(&mut self, session: &SessionKey, athlete: &str) -> Result<bool>;
@@ -60,3 +65,11 @@ pub fn open(config: &crate::config::HistoryConfig) -> Result<Option<Box<dyn Hist
         Database::Postgres(_) => Ok(Some(Box::new(super::postgres::PostgresStore::open(config)?))),
     }
 }
+
+/// The query behind [`HistoryStore::fingerprints`], the same on both
+/// engines: one pass over the sessions, and the reps of open ones only.
+pub(super) const FINGERPRINTS: &str = "SELECT s.athlete, COUNT(*), CAST(COALESCE(SUM(s.ended_ms), 0) AS BIGINT), \
+     (SELECT COUNT(*) FROM reps r JOIN sessions o ON r.gateway = o.gateway AND r.mat = o.mat AND r.start_seq = o.start_seq \
+      WHERE o.athlete = s.athlete AND o.ended_ms IS NULL), \
+     (SELECT COUNT(*) FROM load_changes c WHERE c.athlete = s.athlete) \
+     FROM sessions s WHERE s.athlete IS NOT NULL GROUP BY s.athlete";

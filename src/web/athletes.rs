@@ -561,23 +561,17 @@ fn header_bar(title: &str, back: &str) -> String {
 
 /// `GET /athletes`: the roster, one row per athlete.
 async fn roster_page(web: &Web, history: &Handle) -> Response<Body> {
-    let all = store(history, |s| {
-        let athletes = s.athletes()?;
-        athletes
-            .into_iter()
-            .map(|a| load_of(s, a))
-            .collect::<Result<Vec<_>, _>>()
-    })
-    .await;
+    let (h, t) = (history.clone(), web.athletes.thresholds());
+    let all = tokio::task::spawn_blocking(move || h.roster_figures(&t, now_ms(), WEEKS_SHOWN))
+        .await
+        .unwrap_or_else(|e| Err(StoreError::Database(format!("the store's task: {e}"))));
     let all = match all {
         Ok(a) => a,
         Err(e) => return unavailable(&e),
     };
     let target = web.athletes.sessions_per_week;
     let mut rows = String::new();
-    for l in &all {
-        let f = figures_of(web, l);
-        let a = &l.athlete;
+    for (a, f) in &all {
         let last = f.last_session();
         let _ = writeln!(
             rows,
@@ -598,7 +592,7 @@ async fn roster_page(web: &Web, history: &Handle) -> Response<Body> {
                 String::new()
             },
             best_text = last.map_or("–".into(), |s| format!("{} perfect", s.best_set())),
-            spark = sparkline("spark", "floor trend", &floors(&f), 120, 30),
+            spark = sparkline("spark", "floor trend", &floors(f), 120, 30),
             ready_text = if f.ready.is_some() {
                 "<b class=\"good\">ready to add load</b>"
             } else {

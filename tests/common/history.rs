@@ -145,6 +145,32 @@ pub fn store_contract(store: &mut dyn HistoryStore) {
         (1, 2_000_000, &two)
     );
 
+    // The fingerprints move with what the figures read: a session ended, a
+    // rep of an open one, a load change.
+    let print = |store: &mut dyn HistoryStore, id: &str| {
+        store
+            .fingerprints()
+            .unwrap()
+            .into_iter()
+            .find(|(a, _)| a == id)
+            .map(|(_, f)| f)
+    };
+    let before = print(store, &ana.id).unwrap();
+    assert_eq!((before.sessions, before.open_reps, before.load_changes), (2, 0, 1));
+    assert_eq!(before.ended_sum, 1_055_000 + 3_020_000);
+    store
+        .write(&[start("g1", "m3", 100, 7_000_000, Some(&ana.id))])
+        .unwrap();
+    store
+        .write(&[rep("g1", "m3", 101, 7_005_000, Some(&ana.id), (1, 1, true))])
+        .unwrap();
+    let open = print(store, &ana.id).unwrap();
+    assert_eq!((open.sessions, open.open_reps), (3, 1));
+    store.write(&[end("g1", "m3", 102, 7_010_000, Some(&ana.id))]).unwrap();
+    let ended = print(store, &ana.id).unwrap();
+    assert_eq!((ended.open_reps, ended.ended_sum), (0, before.ended_sum + 7_010_000));
+    assert!(print(store, &bo.id).is_none(), "no session yet");
+
     // An athlete named only from the second rep on: the session is theirs.
     let mut late = session("g1", "m2", 1, 3_500_000, None, 3);
     for e in late.iter_mut().skip(2) {
@@ -186,7 +212,7 @@ pub fn store_contract(store: &mut dyn HistoryStore) {
         since_ms: Some(3_000_000),
         gateway: None,
     };
-    assert_eq!(store.sessions(&q).unwrap().len(), 5);
+    assert_eq!(store.sessions(&q).unwrap().len(), 6);
     let q = SessionQuery {
         who: Who::Everyone,
         since_ms: None,
