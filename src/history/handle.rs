@@ -27,8 +27,11 @@ pub struct Handle {
     store: Arc<Mutex<Option<Box<dyn HistoryStore>>>>,
     roster: Arc<RwLock<Vec<RosterEntry>>>,
     /// Figures per athlete id, with what they were computed from.
-    figures: Arc<Mutex<HashMap<String, (FiguresKey, Arc<AthleteFigures>)>>>,
+    figures: Arc<Mutex<FiguresCache>>,
 }
+
+/// Each athlete's figures with what they were computed from.
+type FiguresCache = HashMap<String, (FiguresKey, Arc<AthleteFigures>)>;
 
 /// What an athlete's figures were computed from: the same key, the same
 /// figures.
