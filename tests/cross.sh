@@ -98,4 +98,18 @@ for target in "${targets[@]}"; do
         fi
     done
     echo "tests/cross.sh: $target: ${#recordings[@]} replays under $qemu identical to the native run ($((SECONDS - start)) s)" >&2
+
+    # The history's SQLite, bundled and static: the roster written and read
+    # back by the Pi's binary, the file then read by the native one.
+    db="$out/$target-history.db"
+    printf '[history]\ndatabase = "sqlite:%s"\n' "$db" >"$out/$target-history.toml"
+    added=$("$qemu" "$binary" athlete add "Pi Athlete" --config "$out/$target-history.toml") ||
+        fail "$target: athlete add under $qemu failed"
+    id=$(sed -n 's/.*"id":"\([^"]*\)".*/\1/p' <<<"$added")
+    [ -n "$id" ] || fail "$target: athlete add printed no id: $added"
+    "$qemu" "$binary" athlete list --config "$out/$target-history.toml" | grep -q "\"$id\"" ||
+        fail "$target: athlete list under $qemu does not list $id"
+    "$native" athlete list --config "$out/$target-history.toml" | grep -q "\"Pi Athlete\"" ||
+        fail "$target: the native binary does not read the roster the Pi's wrote"
+    echo "tests/cross.sh: $target: the history's SQLite works under $qemu (athlete $id)" >&2
 done
