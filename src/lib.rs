@@ -24,7 +24,7 @@
 //! truth), [`replay`] (a detector over any source), [`eval`] (the detector
 //! scored on simulated cases), [`score`] (the scoring
 //! rules of `shared/eval/score.py`), [`backoff`], [`repeated`] (warnings
-//! that repeat, rate-limited), [`check`] (the installer's
+//! that repeat, rate-limited), [`inspect`] (the installer's
 //! live look at the mat), and behind cargo features [`watch`] (the coach's
 //! terminal dashboard), [`plot`] (the picture of a session) and [`broker`]
 //! (the demo's embedded MQTT broker).
@@ -32,7 +32,6 @@
 pub mod backoff;
 #[cfg(feature = "demo")]
 pub mod broker;
-pub mod check;
 pub mod cli;
 pub mod cmd;
 pub mod config;
@@ -45,6 +44,7 @@ pub mod floor;
 pub mod frame;
 pub mod hardware;
 pub mod history;
+pub mod inspect;
 pub mod metrics;
 pub mod mqtt;
 pub mod outbox;

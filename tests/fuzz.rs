@@ -402,7 +402,7 @@ fn the_config_loader_never_panics_and_its_errors_name_the_line_or_key() {
     seeds.push(flatback::config::DEFAULT_TOML.as_bytes().to_vec());
     fuzz("config", seeds, 5_000, |input| {
         let text = String::from_utf8_lossy(input);
-        match Config::parse_with(&text, "fuzz.toml", flatback::daemon::check::config) {
+        match Config::parse_with(&text, "fuzz.toml", flatback::daemon::config_checks::config) {
             Ok(c) => {
                 // What passed the checks is usable: the mats have ids.
                 let mats = c.mats();

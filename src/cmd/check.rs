@@ -7,12 +7,12 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Result};
 use embedded_hal::digital::OutputPin;
 
-use crate::check::{self, Display};
 use crate::cli::{CheckArgs, SourceKind};
 use crate::config::cue::Role;
 use crate::config::{Config, MatEntry};
 use crate::cue::{CuePins, Levels, Show};
 use crate::hardware::{EmulatedGpio, RppalGpio, Wiring};
+use crate::inspect::{self, Display};
 use crate::sources::{self, Live};
 
 pub fn run(args: &CheckArgs, config: &Config) -> Result<()> {
@@ -33,7 +33,7 @@ pub fn run(args: &CheckArgs, config: &Config) -> Result<()> {
         Some(s) => Display::Snapshots { seconds: s },
     };
     let title = format!("flatback check: {}", title(&wiring, &live, config.hardware.rate_hz));
-    let stats = check::run(&title, sampler, rx, display)?;
+    let stats = inspect::run(&title, sampler, rx, display)?;
     eprintln!("sampler: {}", stats.summary());
     Ok(())
 }

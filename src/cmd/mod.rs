@@ -38,8 +38,8 @@ pub fn load_config(command: &Command) -> Result<Config, ConfigError> {
             }
     );
     match command.config_file() {
-        Some(path) if for_run => Config::load_with(path, crate::daemon::check::for_run),
-        Some(path) => Config::load_with(path, crate::daemon::check::config),
+        Some(path) if for_run => Config::load_with(path, crate::daemon::config_checks::for_run),
+        Some(path) => Config::load_with(path, crate::daemon::config_checks::config),
         None => Ok(Config::default()),
     }
 }
@@ -105,7 +105,7 @@ pub fn with_broker(mut config: Config, broker: Option<&str>) -> Result<Config> {
 pub fn check_built(config: &Config) -> Result<()> {
     config
         .validate()
-        .and_then(|()| crate::daemon::check::config(config))
+        .and_then(|()| crate::daemon::config_checks::config(config))
         .map_err(|e| anyhow::Error::new(ConfigError::from(e)))
 }
 

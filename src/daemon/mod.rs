@@ -6,7 +6,7 @@
 //!   opened, fed through its [`pipeline`], opened again with backoff after a
 //!   failure (the mat is unavailable meanwhile, the person's reference, set
 //!   and counters survive);
-//! - [`check`]: what a configuration must hold beyond its sections' own
+//! - [`config_checks`]: what a configuration must hold beyond its sections' own
 //!   checks (`flatback config check` runs it);
 //! - [`pipeline`]: frames through the detector, events into the outbox, the
 //!   mat's state, commands;
@@ -18,7 +18,7 @@
 //! The mats hand events to the outbox ([`crate::outbox`]); the publisher
 //! ([`crate::mqtt::publisher`]) takes them to the broker on tokio.
 
-pub mod check;
+pub mod config_checks;
 pub mod descent;
 pub mod pipeline;
 pub mod signals;
