@@ -135,7 +135,7 @@ enum Legs {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
-enum Phase {
+enum RepPhase {
     Bottom,
     /// Ascent begun at `start_us`; `min` is the top so far (at `min_us`);
     /// `t10_us` is when the descent passed 10 % after that top; `high` is
@@ -153,12 +153,12 @@ enum Phase {
     },
 }
 
-impl Phase {
+impl RepPhase {
     /// A cycle whose ascent began at `start_us`, with its top so far `s` at
     /// `t_us` (the descent's start, until a lower top comes), the pelvis
     /// share `pelvis` there.
-    fn cycle(start_us: u64, t_us: u64, s: f32, pelvis: f32) -> Phase {
-        Phase::Cycle {
+    fn cycle(start_us: u64, t_us: u64, s: f32, pelvis: f32) -> RepPhase {
+        RepPhase::Cycle {
             start_us,
             min: s,
             min_us: t_us,
@@ -235,7 +235,7 @@ pub struct RepCounter {
     total_ratio: f32,
     legs: Legs,
     bottom: f32,
-    phase: Phase,
+    phase: RepPhase,
     pending: Option<PendingRep>,
     last_done_us: Option<u64>,
     /// An arch started in the current cycle (since the last descent ended),
@@ -281,7 +281,7 @@ impl RepCounter {
             total_ratio: 1.0,
             legs: Legs::Rest { since_us: 0 },
             bottom: 0.0,
-            phase: Phase::Bottom,
+            phase: RepPhase::Bottom,
             pending: None,
             last_done_us: None,
             arch_in_rep: None,
@@ -336,7 +336,7 @@ impl RepCounter {
         }
         self.bottom += delta;
         self.smooth += delta;
-        if let Phase::Cycle { min, high, .. } = &mut self.phase {
+        if let RepPhase::Cycle { min, high, .. } = &mut self.phase {
             *min += delta;
             *high += delta;
         }
@@ -396,7 +396,7 @@ impl RepCounter {
         let pos = |top: f32| ((s - top) / (self.bottom - top).max(1e-6)).clamp(0.0, 1.0);
         match self.phase {
             _ if self.pending.is_some() => 1.0,
-            Phase::Cycle {
+            RepPhase::Cycle {
                 min, t10_us: Some(_), ..
             } => pos(min),
             _ => self.last_top.map_or(1.0, pos),
@@ -411,7 +411,7 @@ impl RepCounter {
         let depth = self.depth(seesaw);
         // A rep not emitted yet carries an arch that starts before the next
         // descent does (an arch at the bottom belongs to the rep it ends).
-        let next_descent = matches!(self.phase, Phase::Cycle { t10_us: Some(_), .. });
+        let next_descent = matches!(self.phase, RepPhase::Cycle { t10_us: Some(_), .. });
         match &mut self.pending {
             Some(p) if !next_descent => {
                 p.arch.get_or_insert(depth);
@@ -475,7 +475,7 @@ impl RepCounter {
                     self.lifted_gain = self.total_ratio - 1.0;
                     tracing::debug!(t_ms, seesaw = s, rest, "legs lifted");
                     self.bottom = s;
-                    self.phase = Phase::Bottom;
+                    self.phase = RepPhase::Bottom;
                     self.last_done_us = None;
                     self.last_swing = None;
                     if !self.set_open {
@@ -514,7 +514,7 @@ impl RepCounter {
             self.near_rest_us = None;
         }
         match self.phase {
-            Phase::Bottom => {
+            RepPhase::Bottom => {
                 let settling = t_us.saturating_sub(self.lifted_us) < LIFT_SETTLE_US;
                 if !in_arch {
                     let tau = if settling {
@@ -531,10 +531,10 @@ impl RepCounter {
                     if self.pending.is_some_and(|p| p.due_on_ascent(t_us)) {
                         self.emit_pending(t_ms, out);
                     }
-                    self.phase = Phase::cycle(t_us, t_us, s, self.smooth_pelvis);
+                    self.phase = RepPhase::cycle(t_us, t_us, s, self.smooth_pelvis);
                 }
             }
-            Phase::Cycle {
+            RepPhase::Cycle {
                 start_us,
                 min,
                 min_us,
@@ -564,7 +564,7 @@ impl RepCounter {
                         // it). It is where the legs came down to.
                         tracing::debug!(t_ms, seesaw = s, high, "no descent, legs still lifted");
                         self.bottom = high;
-                        self.phase = Phase::Bottom;
+                        self.phase = RepPhase::Bottom;
                         self.trace.clear();
                     } else {
                         tracing::debug!(t_ms, seesaw = s, rest, "legs down, no descent");
@@ -574,7 +574,7 @@ impl RepCounter {
                     return;
                 }
                 if s < min {
-                    self.phase = Phase::cycle(start_us, t_us, s, self.smooth_pelvis);
+                    self.phase = RepPhase::cycle(start_us, t_us, s, self.smooth_pelvis);
                     self.trace.clear();
                     self.trace.push(self.point(t_us));
                     return;
@@ -674,12 +674,12 @@ impl RepCounter {
                         if self.pending.is_some_and(|p| p.due_on_ascent(t_us)) {
                             self.emit_pending(t_ms, out);
                         }
-                        self.phase = Phase::cycle(t_us, t_us, s, self.smooth_pelvis);
+                        self.phase = RepPhase::cycle(t_us, t_us, s, self.smooth_pelvis);
                     } else {
-                        self.phase = Phase::Bottom;
+                        self.phase = RepPhase::Bottom;
                     }
                 } else {
-                    self.phase = Phase::Cycle {
+                    self.phase = RepPhase::Cycle {
                         start_us,
                         min,
                         min_us,
@@ -711,7 +711,7 @@ impl RepCounter {
     /// set rests at another seesaw, and loads the upper back differently).
     fn legs_down(&mut self, since_us: u64, t_us: u64) {
         self.legs = Legs::Rest { since_us };
-        self.phase = Phase::Bottom;
+        self.phase = RepPhase::Bottom;
         let recent = self.trace.iter().filter(|p| p.t_us + LEVEL_US >= t_us);
         let (mut n, mut seesaw, mut upper) = (0.0, 0.0, 0.0);
         for p in recent {
