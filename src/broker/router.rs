@@ -75,7 +75,7 @@ struct Connected {
 }
 
 #[derive(Debug, Default)]
-struct Session {
+struct ClientSession {
     connected: Option<Connected>,
     clean: bool,
     /// Filter -> granted QoS.
@@ -90,7 +90,7 @@ struct Session {
     qos2_received: HashSet<u16>,
 }
 
-impl Session {
+impl ClientSession {
     fn link(&self) -> Option<&Link> {
         self.connected.as_ref().map(|c| &c.link)
     }
@@ -148,7 +148,7 @@ impl Session {
 
 #[derive(Debug, Default)]
 pub struct Router {
-    sessions: HashMap<String, Session>,
+    sessions: HashMap<String, ClientSession>,
     retained: BTreeMap<String, Message>,
 }
 

@@ -1,5 +1,5 @@
 //! The publisher: one MQTT connection per gateway (rumqttc), the I/O around
-//! the pure [`Session`].
+//! the pure [`PublisherSession`].
 //!
 //! Two tokio tasks:
 //!
@@ -30,7 +30,7 @@ use rumqttc::{
 use tokio::sync::{mpsc, oneshot, watch};
 
 use super::options::Options;
-use super::session::{EventQueue, Incoming, Publish, Qos, QueuedEvent, Request, Session, SessionConfig};
+use super::session::{EventQueue, Incoming, Publish, PublisherSession, Qos, QueuedEvent, Request, SessionConfig};
 use crate::backoff::{Backoff, Jitter};
 use crate::outbox::{Outbox, Store};
 use crate::repeated::Repeated;
@@ -206,7 +206,7 @@ async fn tls_hint(opts: &Options, hinted: &mut Option<String>) -> String {
 /// The logic task's state: the session and what rumqttc could not take yet.
 struct Logic {
     opts: Arc<Options>,
-    session: Session,
+    session: PublisherSession,
     outbox: Outbox,
     client: AsyncClient,
     /// Requests the session handed out that rumqttc's channel had no room
@@ -450,7 +450,7 @@ pub async fn run(
     let (client, el) = opts.connect(&opts.client_id, false, true);
     let (tx, mut rx) = mpsc::unbounded_channel();
     let driver = tokio::spawn(drive(opts.clone(), el, tx));
-    let session = Session::new(
+    let session = PublisherSession::new(
         SessionConfig {
             topics: opts.topics.clone(),
             gateway_name: opts.gateway_name.clone(),

@@ -21,7 +21,7 @@
 //!   cleared from the broker.
 //!
 //! rumqttc numbers the publishes it sends; the driver reports each number
-//! as it is given ([`Session::outgoing`]), in the order the session handed
+//! as it is given ([`PublisherSession::outgoing`]), in the order the session handed
 //! the publishes out, so a PUBACK's packet id names the event it acknowledges.
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
@@ -155,7 +155,7 @@ struct Published {
     available_version: u64,
 }
 
-pub struct Session {
+pub struct PublisherSession {
     config: SessionConfig,
     connected: bool,
     /// Tags of the publishes handed out and not yet given a packet id.
@@ -192,9 +192,9 @@ struct SaidOfAthletes {
     sensors: BTreeMap<String, AthleteSensors>,
 }
 
-impl Session {
-    pub fn new(config: SessionConfig, jitter: Jitter) -> Session {
-        Session {
+impl PublisherSession {
+    pub fn new(config: SessionConfig, jitter: Jitter) -> PublisherSession {
+        PublisherSession {
             config,
             connected: false,
             unnumbered: VecDeque::new(),
@@ -330,7 +330,7 @@ impl Session {
     }
 
     /// rumqttc holds the next handed-out publish back as `pkid` (that id is
-    /// still in flight); it is sent later, reported by [`Session::outgoing`].
+    /// still in flight); it is sent later, reported by [`PublisherSession::outgoing`].
     pub fn await_ack(&mut self, pkid: u16) {
         let tag = self.unnumbered.pop_front().unwrap_or(Tag::Other);
         self.inflight.insert(pkid, tag);
@@ -817,7 +817,7 @@ mod tests {
 
     /// Numbers every handed-out publish as rumqttc would: QoS 1 from
     /// `next_pkid` on, QoS 0 as 0. Returns the events' packet ids.
-    fn number(s: &mut Session, reqs: &[Request], next_pkid: &mut u16) -> Vec<u16> {
+    fn number(s: &mut PublisherSession, reqs: &[Request], next_pkid: &mut u16) -> Vec<u16> {
         let mut ids = Vec::new();
         for p in publishes(reqs) {
             if p.qos == Qos::AtMostOnce {
@@ -835,7 +835,7 @@ mod tests {
 
     #[test]
     fn a_connection_subscribes_says_online_then_states_then_events() {
-        let mut s = Session::new(config(32), Jitter::new(1));
+        let mut s = PublisherSession::new(config(32), Jitter::new(1));
         let q = Queue::with(2);
         let reqs = s.connected(Instant::now(), false, &[mat("m1", 0)], &q);
         assert_eq!(
@@ -870,7 +870,7 @@ mod tests {
 
     #[test]
     fn acks_in_order_and_out_of_order_release_exactly_their_events() {
-        let mut s = Session::new(config(32), Jitter::new(1));
+        let mut s = PublisherSession::new(config(32), Jitter::new(1));
         let mut q = Queue::with(4);
         let reqs = s.connected(Instant::now(), false, &[], &q);
         let mut pkid = 1;
@@ -893,7 +893,7 @@ mod tests {
 
     #[test]
     fn at_most_window_events_in_flight_and_each_ack_lets_one_more_out() {
-        let mut s = Session::new(config(3), Jitter::new(1));
+        let mut s = PublisherSession::new(config(3), Jitter::new(1));
         let mut q = Queue::with(10);
         let mut pkid = 1;
         let reqs = s.connected(Instant::now(), false, &[], &q);
@@ -913,7 +913,7 @@ mod tests {
 
     #[test]
     fn after_a_reconnect_the_unacknowledged_are_sent_again_in_order() {
-        let mut s = Session::new(config(32), Jitter::new(1));
+        let mut s = PublisherSession::new(config(32), Jitter::new(1));
         let mut q = Queue::with(3);
         let mut pkid = 1;
         let reqs = s.connected(Instant::now(), false, &[], &q);
@@ -935,7 +935,7 @@ mod tests {
 
     #[test]
     fn a_held_back_packet_id_is_numbered_once() {
-        let mut s = Session::new(config(32), Jitter::new(1));
+        let mut s = PublisherSession::new(config(32), Jitter::new(1));
         let mut q = Queue::with(2);
         let reqs = s.connected(Instant::now(), false, &[], &q);
         assert_eq!(publishes(&reqs).len(), 4);
@@ -953,7 +953,7 @@ mod tests {
 
     #[test]
     fn state_is_due_on_change_rate_limited_and_on_heartbeat() {
-        let mut s = Session::new(config(32), Jitter::new(1));
+        let mut s = PublisherSession::new(config(32), Jitter::new(1));
         let q = Queue::default();
         let t0 = Instant::now();
         let states = |reqs: &[Request]| publishes(reqs).iter().filter(|p| p.topic == "fb/gw/m1/state").count();
@@ -989,7 +989,7 @@ mod tests {
 
     #[test]
     fn availability_goes_out_on_every_change() {
-        let mut s = Session::new(config(32), Jitter::new(1));
+        let mut s = PublisherSession::new(config(32), Jitter::new(1));
         let q = Queue::default();
         let t0 = Instant::now();
         let status = |reqs: &[Request]| -> Vec<String> {
@@ -1010,8 +1010,8 @@ mod tests {
     }
 
     /// The session connected with one mat, "m1", and what it asked for.
-    fn connected_with_m1() -> (Session, Queue) {
-        let mut s = Session::new(config(32), Jitter::new(1));
+    fn connected_with_m1() -> (PublisherSession, Queue) {
+        let mut s = PublisherSession::new(config(32), Jitter::new(1));
         let q = Queue::default();
         s.connected(Instant::now(), false, &[mat("m1", 0)], &q);
         s.poll(Instant::now(), &[mat("m1", 0)], &q);
@@ -1137,7 +1137,7 @@ mod tests {
 
     #[test]
     fn a_kept_session_is_not_subscribed_again() {
-        let mut s = Session::new(config(32), Jitter::new(1));
+        let mut s = PublisherSession::new(config(32), Jitter::new(1));
         let reqs = s.connected(Instant::now(), true, &[], &Queue::default());
         assert!(!reqs.iter().any(|r| matches!(r, Request::Subscribe(_))), "{reqs:?}");
     }
@@ -1164,7 +1164,7 @@ mod tests {
     fn the_selects_follow_the_roster_and_a_name_becomes_the_id() {
         let mut cfg = config(32);
         cfg.discovery = true;
-        let mut s = Session::new(cfg, Jitter::new(3));
+        let mut s = PublisherSession::new(cfg, Jitter::new(3));
         let q = Queue::default();
         let t0 = Instant::now();
         let m = [mat("m1", 0), mat("m2", 0)];
@@ -1242,7 +1242,7 @@ mod tests {
     fn athlete_devices_come_and_go_with_the_roster_and_their_figures_when_changed() {
         let mut cfg = config(32);
         cfg.discovery = true;
-        let mut s = Session::new(cfg, Jitter::new(3));
+        let mut s = PublisherSession::new(cfg, Jitter::new(3));
         let q = Queue::default();
         let t0 = Instant::now();
         let m = [mat("m1", 0)];
@@ -1303,7 +1303,7 @@ mod tests {
     fn home_assistants_birth_resends_discovery_after_a_random_delay() {
         let mut cfg = config(32);
         cfg.discovery = true;
-        let mut s = Session::new(cfg, Jitter::new(3));
+        let mut s = PublisherSession::new(cfg, Jitter::new(3));
         let q = Queue::default();
         let t0 = Instant::now();
         let m = [mat("m1", 0)];

@@ -23,7 +23,7 @@ use crate::detector::{Detector, DetectorConfig};
 use crate::event::Event;
 use crate::frame::{Frame, FrameSource};
 use crate::sources::RecordingReader;
-use svg::Session;
+use svg::PlotData;
 use trace::Trace;
 
 /// What the title says: the mat and the session's date.
@@ -40,7 +40,7 @@ pub struct Label {
 /// With `events`, the rep marks, arches and sets come from that file (JSON
 /// lines as `flatback replay` prints them, or as the daemon publishes them)
 /// instead of from this run of the detector.
-pub fn load(recording: &Path, config: &DetectorConfig, events: Option<&Path>, label: &Label) -> Result<Session> {
+pub fn load(recording: &Path, config: &DetectorConfig, events: Option<&Path>, label: &Label) -> Result<PlotData> {
     let mut source = RecordingReader::open(recording)?;
     let grid = source.grid();
     let mut detector = Detector::new(grid, config.clone()).map_err(|e| anyhow::anyhow!("config [detector]: {e}"))?;
@@ -63,7 +63,7 @@ pub fn load(recording: &Path, config: &DetectorConfig, events: Option<&Path>, la
         Some(date) => date.clone(),
         None => file_date(recording)?,
     };
-    Ok(Session {
+    Ok(PlotData {
         mat: label.mat.clone().unwrap_or_else(|| recording_stem(recording)),
         date,
         source: recording

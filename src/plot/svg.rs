@@ -1,4 +1,4 @@
-//! The picture of a session as SVG (a pure function of [`Session`]).
+//! The picture of a session as SVG (a pure function of [`PlotData`]).
 //!
 //! From the top: the title (mat, date) and a legend; the sets (brackets over
 //! their reps); the lumbar contact against the reference with the arch
@@ -21,7 +21,7 @@ use super::trace::Bucket;
 
 /// Everything the picture shows.
 #[derive(Debug, Clone)]
-pub struct Session {
+pub struct PlotData {
     /// The mat's id and the session's date (`YYYY-MM-DD`), for the title.
     pub mat: String,
     pub date: String,
@@ -98,7 +98,7 @@ const HEAT: [&str; 9] = [
     "#ffffd9", "#edf8b1", "#c7e9b4", "#7fcdbb", "#41b6c4", "#1d91c0", "#225ea8", "#253494", "#081d58",
 ];
 
-impl Session {
+impl PlotData {
     fn span_ms(&self) -> f64 {
         (self.t1_ms.saturating_sub(self.t0_ms)).max(1) as f64
     }
@@ -254,7 +254,7 @@ fn tick_step_ms(span_ms: f64, want: f64) -> u64 {
 /// the person's data stops (nobody on the mat, no reference), outside the
 /// columns `shown`, or where frames are missing for longer than [`GAP_MS`].
 fn band(
-    session: &Session,
+    session: &PlotData,
     shown: impl Fn(usize) -> bool,
     pick: impl Fn(&Bucket) -> Option<(f32, f32)>,
     y: impl Fn(f64) -> f64,
@@ -332,7 +332,7 @@ impl LegsScale {
 /// top. A session with no reps shows its signal's 2nd to 98th percentile,
 /// grey. Between sets the legs rest on the floor, which moves the signal
 /// beyond both ends of a rep: not drawn.
-fn legs_scales(s: &Session, on_mat: &[(u64, u64)]) -> Vec<LegsScale> {
+fn legs_scales(s: &PlotData, on_mat: &[(u64, u64)]) -> Vec<LegsScale> {
     let mut out = Vec::new();
     let sets = spans::sets(&s.events);
     for set in sets.iter().filter(|set| !set.reps.is_empty()) {
@@ -395,7 +395,7 @@ fn legs_scales(s: &Session, on_mat: &[(u64, u64)]) -> Vec<LegsScale> {
 /// dropping to it (the floor is far beyond the legs' top, and would be drawn
 /// as legs up). Those take a fraction of a second: a column at either end
 /// that swings over much of the range is left out.
-fn hovering(s: &Session, from_ms: u64, to_ms: u64, up: f64, down: f64) -> (u64, u64) {
+fn hovering(s: &PlotData, from_ms: u64, to_ms: u64, up: f64, down: f64) -> (u64, u64) {
     let range = down - up;
     let seesaw = |i: usize| s.columns[i].seesaw.map(|(lo, hi)| (lo as f64, hi as f64));
     let steady = |i: usize| seesaw(i).is_none_or(|(lo, hi)| hi - lo <= 0.35 * range);
@@ -433,7 +433,7 @@ fn median(mut v: Vec<f64>) -> Option<f64> {
 
 /// The signal's 2nd percentile of the columns' lows to the 98th of their
 /// highs between `from_ms` and `to_ms`, the low end up.
-fn raw_scale(s: &Session, from_ms: u64, to_ms: u64) -> Option<LegsScale> {
+fn raw_scale(s: &PlotData, from_ms: u64, to_ms: u64) -> Option<LegsScale> {
     let cols = &s.columns[s.column_of(from_ms)..=s.column_of(to_ms)];
     let mut lows: Vec<f32> = cols.iter().filter_map(|c| c.seesaw.map(|v| v.0)).collect();
     let mut highs: Vec<f32> = cols.iter().filter_map(|c| c.seesaw.map(|v| v.1)).collect();
@@ -457,7 +457,7 @@ fn raw_scale(s: &Session, from_ms: u64, to_ms: u64) -> Option<LegsScale> {
 /// The heatmap's top: the highest column mean of any taxel the detector
 /// never found faulty (a taxel stuck at full scale would wash the others
 /// out), as a share of full scale.
-fn heat_top(s: &Session) -> f32 {
+fn heat_top(s: &PlotData) -> f32 {
     let faulty = faulty_taxels(s);
     let scaled: Vec<usize> = (0..s.grid.len()).filter(|i| !faulty.contains(i)).collect();
     let scaled = if scaled.is_empty() {
@@ -472,7 +472,7 @@ fn heat_top(s: &Session) -> f32 {
         .max(1e-6)
 }
 
-fn faulty_taxels(s: &Session) -> Vec<usize> {
+fn faulty_taxels(s: &PlotData) -> Vec<usize> {
     s.events
         .iter()
         .filter_map(|e| match e {
@@ -485,7 +485,7 @@ fn faulty_taxels(s: &Session) -> Vec<usize> {
 }
 
 /// The whole picture.
-pub fn build(s: &Session) -> String {
+pub fn build(s: &PlotData) -> String {
     let w = WIDTH;
     let h = s.height();
     let right = X0 + PLOT_W as f64;
@@ -803,7 +803,7 @@ fn verdict(r: &RepEvent) -> String {
 
 /// One line under the title: what the marks, lines and shades mean, and
 /// the heatmap's colours in counts.
-fn legend(s: &Session, o: &mut String) {
+fn legend(s: &PlotData, o: &mut String) {
     let y = LEGEND_Y;
     let mid = y - 4.0;
     let _ = writeln!(o, r##"<g class="legend" font-size="11" fill="#333333">"##);
@@ -940,7 +940,7 @@ fn notes_h(set: &SetReps, several_sessions: bool) -> f64 {
 /// Every rep as text, a line per set: its number and descent, and for a rep
 /// that was not perfect each of its flaws on a line below, in red. A mark
 /// on the legs' lane has no room for this when reps come close together.
-fn rep_table(s: &Session, sets: &[SetReps], o: &mut String) {
+fn rep_table(s: &PlotData, sets: &[SetReps], o: &mut String) {
     let several = several_sessions(&s.events);
     let mut y = s.table_y();
     let _ = writeln!(
@@ -1012,7 +1012,7 @@ fn rep_table(s: &Session, sets: &[SetReps], o: &mut String) {
 /// One strip per taxel: each column's mean reading, in 9 levels scaled to
 /// [`heat_top`], drawn as one path per level of merged runs. Faults found
 /// are marked where they were found.
-fn heatmap(s: &Session, o: &mut String) {
+fn heatmap(s: &PlotData, o: &mut String) {
     let taxels = s.grid.len();
     let strip = s.strip_h();
     let faults: Vec<(u64, usize, String)> = s
@@ -1144,8 +1144,8 @@ mod tests {
         }
     }
 
-    fn session(columns: Vec<Bucket>, events: Vec<Event>) -> Session {
-        Session {
+    fn session(columns: Vec<Bucket>, events: Vec<Event>) -> PlotData {
+        PlotData {
             mat: "test <recording>".into(),
             date: "2025-03-14".into(),
             source: "test.csv.gz".into(),
@@ -1335,7 +1335,7 @@ mod tests {
 
     /// Where the legs' trace is, at its highest near each rep's top and at
     /// its lowest near each rep's end.
-    fn rep_tops_and_bottoms(s: &Session, svg: &str) -> Vec<(f64, f64)> {
+    fn rep_tops_and_bottoms(s: &PlotData, svg: &str) -> Vec<(f64, f64)> {
         let pts = points(svg, "seesaw");
         reps(&s.events)
             .map(|r| {
