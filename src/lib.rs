@@ -25,7 +25,9 @@
 //! scored on simulated cases), [`score`] (the scoring
 //! rules of `shared/eval/score.py`), [`backoff`], [`repeated`] (warnings
 //! that repeat, rate-limited), [`inspect`] (the installer's
-//! live look at the mat), and behind cargo features [`watch`] (the coach's
+//! live look at the mat), [`dashboard`] (the floor's model, every mat's tile
+//! from the broker's messages, for `watch` and the web view), and behind
+//! cargo features [`watch`] (the coach's
 //! terminal dashboard), [`plot`] (the picture of a session) and [`broker`]
 //! (the demo's embedded MQTT broker).
 
@@ -37,10 +39,10 @@ pub mod cmd;
 pub mod config;
 pub mod cue;
 pub mod daemon;
+pub mod dashboard;
 pub mod detector;
 pub mod eval;
 pub mod event;
-pub mod floor;
 pub mod frame;
 pub mod hardware;
 pub mod history;

@@ -17,13 +17,13 @@ use std::time::{Duration, Instant};
 
 use common::mosquitto::Broker;
 use common::mqtt::{write_config, Daemon, Subscriber};
+use flatback::dashboard::{Dashboard, Status};
 use flatback::detector::{Detector, DetectorConfig};
 use flatback::event::Event;
 use flatback::mqtt::subscriber::{self, LinkEvent, MqttLink};
 use flatback::mqtt::MqttConfig;
 use flatback::mqtt::Options;
 use flatback::sim::{Kind, Scenario, Simulator};
-use flatback::watch::model::{Dashboard, Status};
 
 const T: Duration = Duration::from_secs(30);
 

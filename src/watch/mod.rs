@@ -1,15 +1,14 @@
 //! `flatback watch`: the coach's view of every mat on a broker.
 //!
-//! - [`model`]: the dashboard's state, messages in, tiles out: the floor's
-//!   model ([`crate::floor`]), which the web view shares (pure; the topics
-//!   and payloads are the wire contract's, [`crate::wire`]);
+//! - [`crate::dashboard`]: the dashboard's state, messages in, tiles out,
+//!   which the web view shares (pure; the topics and payloads are the wire
+//!   contract's, [`crate::wire`]);
 //! - [`render`]: the tiles drawn with ratatui (pure, on any buffer);
 //! - the MQTT connection is a [`crate::mqtt::subscriber`].
 //!
 //! [`run`] ties them: a full-screen dashboard on a terminal, or one plain
 //! line per event when standard output is not a terminal.
 
-pub use crate::floor as model;
 pub mod render;
 
 use std::io::{self, IsTerminal, Write};
@@ -20,10 +19,10 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use ratatui::crossterm::event::{self, Event as TermEvent, KeyCode, KeyEventKind, KeyModifiers};
 
+use crate::dashboard::{Dashboard, Link, Move};
 use crate::mqtt::subscriber::{self, LinkEvent, MqttLink};
 use crate::mqtt::{MqttConfig, Options};
 use crate::wire::topics;
-use model::{Dashboard, Link, Move};
 
 /// What `flatback watch` was asked for.
 #[derive(Debug, Clone)]

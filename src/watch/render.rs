@@ -13,7 +13,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, BorderType, Paragraph, Widget};
 use ratatui::Frame;
 
-use super::model::{Link, Screen, Status, Tile, Tone};
+use crate::dashboard::{Link, Screen, Status, Tile, Tone};
 
 /// The smallest tile that still shows the bar, the counters and an event.
 pub const MIN_TILE_W: u16 = 24;
@@ -363,7 +363,7 @@ fn contact_bar(tile: &Tile, threshold: f64, width: usize, p: &Palette) -> Line<'
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::watch::model::{Counters, Dashboard, LoggedEvent, MatKey};
+    use crate::dashboard::{Counters, Dashboard, LoggedEvent, MatKey};
     use ratatui::backend::TestBackend;
     use ratatui::Terminal;
 
@@ -524,7 +524,7 @@ mod tests {
         assert!(all.contains("mats 1-9 of 16"), "{all}");
         assert!(all.contains(" mat9 ") && !all.contains(" mat10 "));
         for _ in 0..5 {
-            d.select(crate::watch::model::Move::Down, grid.columns);
+            d.select(crate::dashboard::Move::Down, grid.columns);
         }
         let (buf, grid) = draw_at(&d, 80, 24, true);
         let all = text(&buf, buf.area);

@@ -1,6 +1,6 @@
 //! The floor as the browsers see it: every mat of every gateway on the
 //! broker, followed by the same model as `flatback watch`
-//! ([`crate::floor::Dashboard`]) on a subscribing connection of its own, and
+//! ([`crate::dashboard::Dashboard`]) on a subscribing connection of its own, and
 //! turned into JSON tiles for the pages.
 //!
 //! A thread takes the broker's messages in batches (whatever has arrived),
@@ -19,7 +19,7 @@ use bytes::Bytes;
 use serde_json::{json, Value};
 use tokio::sync::broadcast;
 
-use crate::floor::{Dashboard, Link, Screen, Status, Tile, Tone};
+use crate::dashboard::{Dashboard, Link, Screen, Status, Tile, Tone};
 use crate::mqtt::subscriber::LinkEvent;
 use crate::wire::topics::{self, Subject};
 

@@ -6,7 +6,7 @@
 //!
 //! - the floor (`/`): a tile per mat of every gateway on the broker, the
 //!   gateway's own first, followed by the same model as `flatback watch`
-//!   ([`crate::floor`]) on a subscribing connection of its own ([`floor`]);
+//!   ([`crate::dashboard`]) on a subscribing connection of its own ([`floor`]);
 //! - one mat full screen (`/mat/GATEWAY/MAT`): the bill (contact against the
 //!   reference), perfect reps of the set, the descent counted aloud and a
 //!   chime when the back lifts (the browser's speech synthesis and WebAudio),
