@@ -25,7 +25,7 @@ pub const VREF: f32 = 3.3;
 
 /// Where a taxel's level goes: a chip input, or a row-scanned matrix.
 #[derive(Clone)]
-enum Levels {
+enum TaxelRoute {
     /// Taxel -> (chip inputs, channel).
     Direct(Vec<(Arc<AnalogInputs>, u8)>),
     /// The grid's counts, applied to the column inputs as rows are driven.
@@ -37,7 +37,7 @@ enum Levels {
 pub struct EmulatedMat {
     chip: Chip,
     grid: Grid,
-    levels: Levels,
+    levels: TaxelRoute,
     counters: Vec<Arc<BusCounters>>,
     faults: Vec<Arc<AtomicBool>>,
 }
@@ -80,7 +80,7 @@ impl EmulatedMat {
             .into_iter()
             .map(|r| r.expect("a validated wiring reads every target"))
             .collect();
-        let (levels, rows): (Levels, Option<Box<dyn RowDriver>>) = if wiring.matrix.is_some() {
+        let (levels, rows): (TaxelRoute, Option<Box<dyn RowDriver>>) = if wiring.matrix.is_some() {
             let levels = Arc::new(Mutex::new(vec![0u16; grid.len()]));
             let rows = EmulatedRows {
                 cols: grid.cols,
@@ -88,9 +88,9 @@ impl EmulatedMat {
                 levels: Arc::clone(&levels),
                 columns: routes,
             };
-            (Levels::Matrix(levels), Some(Box::new(rows)))
+            (TaxelRoute::Matrix(levels), Some(Box::new(rows)))
         } else {
-            (Levels::Direct(routes), None)
+            (TaxelRoute::Direct(routes), None)
         };
         let mat = EmulatedMat {
             chip: wiring.chip,
@@ -113,12 +113,12 @@ impl EmulatedMat {
     /// Sets every taxel (row-major counts) for the next scans.
     pub fn set_frame(&self, counts: &[u16]) {
         match &self.levels {
-            Levels::Direct(routes) => {
+            TaxelRoute::Direct(routes) => {
                 for ((inputs, ch), &count) in routes.iter().zip(counts) {
                     inputs.set(*ch, volts_for_count(self.chip, VREF, count));
                 }
             }
-            Levels::Matrix(levels) => {
+            TaxelRoute::Matrix(levels) => {
                 let mut levels = levels.lock().unwrap_or_else(|p| p.into_inner());
                 let n = levels.len();
                 levels.copy_from_slice(&counts[..n]);

@@ -75,7 +75,7 @@ pub struct Live {
     pub descent_ms: Option<u64>,
 }
 
-struct Shared {
+struct OutboxShared {
     store: Mutex<Store>,
     wake: Notify,
     mats: Vec<MatSlot>,
@@ -87,7 +87,7 @@ struct Shared {
     sync: (Mutex<(bool, bool)>, Condvar),
 }
 
-impl Shared {
+impl OutboxShared {
     fn store(&self) -> MutexGuard<'_, Store> {
         self.store.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -96,12 +96,12 @@ impl Shared {
 /// The publisher's end: the store and every mat's slot. Cheap to clone.
 #[derive(Clone)]
 pub struct Outbox {
-    shared: Arc<Shared>,
+    shared: Arc<OutboxShared>,
 }
 
 /// A mat's end, for the thread that runs its pipeline.
 pub struct MatLink {
-    shared: Arc<Shared>,
+    shared: Arc<OutboxShared>,
     index: usize,
     commands: Receiver<Command>,
     lost: Cell<Repeated>,
@@ -138,7 +138,7 @@ impl Outbox {
             });
             receivers.push(rx);
         }
-        let shared = Arc::new(Shared {
+        let shared = Arc::new(OutboxShared {
             store: Mutex::new(store),
             wake: Notify::new(),
             mats: slots,

@@ -155,7 +155,7 @@ impl SamplerStats {
 }
 
 /// What the sampler thread and the receiver share.
-struct Shared {
+struct SamplerShared {
     grid: Grid,
     full_scale: u16,
     stop: AtomicBool,
@@ -170,7 +170,7 @@ struct Shared {
     error: Mutex<Option<ScanError>>,
 }
 
-impl Shared {
+impl SamplerShared {
     /// Wakes whoever waits for frames; cheap when nobody does.
     fn wake_consumer(&self) {
         self.notify.notify_one();
@@ -186,7 +186,7 @@ impl Shared {
 
 /// The running sampler thread. Dropping it stops the thread.
 pub struct Sampler {
-    shared: Arc<Shared>,
+    shared: Arc<SamplerShared>,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -214,7 +214,7 @@ impl Sampler {
             }
         }
         let (prod, cons) = HeapRb::<RawFrame>::new(config.ring_frames.max(1)).split();
-        let shared = Arc::new(Shared {
+        let shared = Arc::new(SamplerShared {
             grid,
             full_scale: scan.full_scale(),
             stop: AtomicBool::new(false),
@@ -278,7 +278,7 @@ impl Drop for Sampler {
 
 /// Marks the thread finished (and wakes the consumer) however it ends,
 /// panics included.
-struct FinishGuard<'a>(&'a Shared);
+struct FinishGuard<'a>(&'a SamplerShared);
 
 impl Drop for FinishGuard<'_> {
     fn drop(&mut self) {
@@ -291,7 +291,7 @@ impl Drop for FinishGuard<'_> {
 }
 
 /// The sampler loop.
-fn run<S: GridScan>(mut scan: S, config: SamplerConfig, mut prod: HeapProd<RawFrame>, shared: &Shared) {
+fn run<S: GridScan>(mut scan: S, config: SamplerConfig, mut prod: HeapProd<RawFrame>, shared: &SamplerShared) {
     let _finish = FinishGuard(shared);
     let realtime = config.rate_hz.is_some() && config.realtime_priority > 0 && go_realtime(config.realtime_priority);
     let period_ns = config.rate_hz.map(|r| (1e9 / r).round().max(1.0) as u64);
@@ -422,7 +422,7 @@ fn go_realtime(priority: u8) -> bool {
 /// The consuming end of the ring.
 pub struct FrameReceiver {
     cons: HeapCons<RawFrame>,
-    shared: Arc<Shared>,
+    shared: Arc<SamplerShared>,
 }
 
 impl FrameReceiver {

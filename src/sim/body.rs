@@ -7,7 +7,7 @@ use super::plan::{smooth, SessionP, DROP_MS, GETUP_MS, LIFT_MS};
 
 /// What the mat carries at one instant.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
-pub(crate) struct Loads {
+pub(crate) struct MatLoads {
     pub upper: f64,
     pub lumbar: f64,
     pub sacrum: f64,
@@ -108,9 +108,9 @@ impl SessionP {
     }
 
     /// Region loads at `t` (zero outside the session).
-    pub fn loads(&self, t: f64) -> Loads {
+    pub fn loads(&self, t: f64) -> MatLoads {
         if !self.covers(t) {
-            return Loads::default();
+            return MatLoads::default();
         }
         let p = &self.person;
         let lie = t - self.on;
@@ -143,7 +143,7 @@ impl SessionP {
         let fw = self.wobble_loss(t);
         let breath = (TAU * p.breath_hz * t / 1000.0 + p.breath_phase).sin() * p.breath_amp;
         let shift: f64 = self.shifts.iter().map(|s| s.rows * smooth((t - s.start) / s.len)).sum();
-        Loads {
+        MatLoads {
             upper: p.upper
                 * env_u
                 * (1.0 - p.k_upper * moment)

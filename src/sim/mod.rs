@@ -29,7 +29,7 @@ pub use sensor::Stuck;
 pub use truth::Truth;
 
 use crate::frame::{Frame, FrameSource, Grid, SourceError};
-use plan::Plan;
+use plan::SimPlan;
 use rng::Rng;
 use sensor::Sensor;
 
@@ -38,7 +38,7 @@ use sensor::Sensor;
 pub struct Simulator {
     scenario: Scenario,
     truth: Truth,
-    plan: Plan,
+    plan: SimPlan,
     sensor: Sensor,
     noise: Rng,
     timing: Rng,
@@ -190,7 +190,7 @@ impl FrameSource for Simulator {
         }
         let (loads, col_off, col_sigma) = match sessions.get(self.session) {
             Some(s) if s.covers(t) => (s.loads(t), s.person.col_off, s.person.col_sigma),
-            _ => (body::Loads::default(), 0.0, 1.0),
+            _ => (body::MatLoads::default(), 0.0, 1.0),
         };
         self.sensor.read(
             t_us as f64 * 1e-6,

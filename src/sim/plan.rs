@@ -120,7 +120,7 @@ pub(crate) struct SessionP {
 }
 
 #[derive(Debug, Clone)]
-pub(crate) struct Plan {
+pub(crate) struct SimPlan {
     pub sessions: Vec<SessionP>,
     pub end_ms: f64,
 }
@@ -656,7 +656,7 @@ fn plan_session(
 }
 
 /// Plans the whole recording.
-pub(crate) fn plan(scn: &Scenario) -> (Plan, Truth) {
+pub(crate) fn plan(scn: &Scenario) -> (SimPlan, Truth) {
     // The kind is mixed in so that kinds sharing a seed differ.
     let kind_ix = Kind::ALL.iter().position(|&k| k == scn.kind).unwrap_or(0) as u64;
     let mut r = Rng::stream(scn.seed, 1 + (kind_ix << 8));
@@ -701,7 +701,7 @@ pub(crate) fn plan(scn: &Scenario) -> (Plan, Truth) {
         (None, None) => cursor + 10_000.0,
     };
     truth.duration_ms = end_ms as u64;
-    (Plan { sessions, end_ms }, truth)
+    (SimPlan { sessions, end_ms }, truth)
 }
 
 #[cfg(test)]

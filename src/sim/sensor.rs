@@ -3,7 +3,7 @@
 
 use crate::frame::Grid;
 
-use super::body::Loads;
+use super::body::MatLoads;
 use super::rng::Rng;
 use super::scenario::Scenario;
 
@@ -153,7 +153,7 @@ impl Sensor {
     pub fn read(
         &mut self,
         t_s: f64,
-        loads: &Loads,
+        loads: &MatLoads,
         col_off: f64,
         col_sigma: f64,
         dt_ms: f64,
