@@ -12,10 +12,10 @@ use std::time::{Duration, Instant};
 use flatback::history::model::SessionQuery;
 use flatback::history::sqlite::SqliteStore;
 use flatback::history::{HistoryStore, Who};
-use serde_json::Value;
 
 use common::mosquitto::Broker;
 use common::mqtt::{write_config, Daemon, Subscriber};
+use common::{cli, json_lines};
 
 const T: Duration = Duration::from_secs(60);
 
@@ -28,28 +28,6 @@ fn the_sqlite_store_keeps_the_contract() {
     drop(store);
     let mut again = SqliteStore::open(&dir.path().join("h.db")).unwrap();
     assert_eq!(again.athletes().unwrap().len(), 1, "Bo");
-}
-
-fn cli(args: &[&str], config: &Path) -> std::process::Output {
-    let out = common::flatback()
-        .args(args)
-        .arg("--config")
-        .arg(config)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
-
-fn json_lines(out: &std::process::Output) -> Vec<Value> {
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l}: {e}")))
-        .collect()
 }
 
 #[test]
@@ -92,7 +70,7 @@ fn the_roster_on_the_command_line_and_the_csv_export() {
             3,
         ))
         .unwrap();
-    let csv = String::from_utf8(cli(&["history", "export", "--athlete", &id], &cfg).stdout).unwrap();
+    let csv = cli(&["history", "export", "--athlete", &id], &cfg);
     let lines: Vec<&str> = csv.lines().collect();
     let header: Vec<&str> = lines[0].split(',').collect();
     for column in [
@@ -117,7 +95,7 @@ fn the_roster_on_the_command_line_and_the_csv_export() {
         "{}",
         lines[1]
     );
-    let since = String::from_utf8(cli(&["history", "export", "--since", "2026-11-05"], &cfg).stdout).unwrap();
+    let since = cli(&["history", "export", "--since", "2026-11-05"], &cfg);
     assert_eq!(since.lines().count(), 1 + 3, "the second week only");
     let bad = common::flatback()
         .args(["history", "export", "--since", "last week", "--config"])
@@ -128,7 +106,7 @@ fn the_roster_on_the_command_line_and_the_csv_export() {
     assert!(String::from_utf8_lossy(&bad.stderr).contains("--since"));
 
     cli(&["athlete", "remove", &id], &cfg);
-    let csv = String::from_utf8(cli(&["history", "export"], &cfg).stdout).unwrap();
+    let csv = cli(&["history", "export"], &cfg);
     assert_eq!(csv.lines().count(), 1, "nothing of Ana left: {csv}");
     assert!(!csv.contains("Ana"));
     let gone = common::flatback()

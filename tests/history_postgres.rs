@@ -764,21 +764,6 @@ fn a_connection_lost_while_idle_is_opened_again_before_the_next_call() {
     assert_eq!(count(&mut client, "SELECT count(*) FROM reps"), 3);
 }
 
-fn cli(args: &[&str], config: &std::path::Path) -> std::process::Output {
-    let out = common::flatback()
-        .args(args)
-        .arg("--config")
-        .arg(config)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
-
 #[test]
 fn the_command_line_on_postgresql_adds_exports_and_removes_leaving_no_row() {
     let pg = Postgres::start();
@@ -793,11 +778,11 @@ fn the_command_line_on_postgresql_adds_exports_and_removes_leaving_no_row() {
         ),
     )
     .unwrap();
-    let add = cli(&["athlete", "add", "Ana Lee"], &cfg);
-    let ana: serde_json::Value = serde_json::from_slice(&add.stdout).unwrap();
+    let add = common::cli(&["athlete", "add", "Ana Lee"], &cfg);
+    let ana: serde_json::Value = serde_json::from_str(&add).unwrap();
     let id = ana["id"].as_str().unwrap().to_string();
-    cli(&["athlete", "add", "Bo"], &cfg);
-    let list = String::from_utf8(cli(&["athlete", "list"], &cfg).stdout).unwrap();
+    common::cli(&["athlete", "add", "Bo"], &cfg);
+    let list = common::cli(&["athlete", "list"], &cfg);
     let names: Vec<String> = list
         .lines()
         .map(|l| {
@@ -814,14 +799,14 @@ fn the_command_line_on_postgresql_adds_exports_and_removes_leaving_no_row() {
     let secret = store.athlete(&id).unwrap().unwrap().secret;
     store.write(&session("g1", "m1", 1, Some(&id), 1, 4)).unwrap();
     store.write(&session("g2", "m7", 1, Some(&id), 2, 3)).unwrap();
-    let csv = String::from_utf8(cli(&["history", "export", "--athlete", &id], &cfg).stdout).unwrap();
+    let csv = common::cli(&["history", "export", "--athlete", &id], &cfg);
     let rows: Vec<&str> = csv.lines().skip(1).collect();
     assert_eq!(rows.len(), 4 + 6, "a row per rep: {csv}");
     assert_eq!(rows.iter().filter(|r| r.contains(",g2,m7,")).count(), 6, "{csv}");
 
     let mut client = pg.client();
     assert!(rows_naming(&mut client, &[&id, &secret]).iter().any(|(_, n)| *n > 0));
-    cli(&["athlete", "remove", &id], &cfg);
+    common::cli(&["athlete", "remove", &id], &cfg);
     let left = rows_naming(&mut client, &[&id, "Ana Lee", &secret]);
     assert!(
         left.iter().all(|(_, n)| *n == 0),
@@ -833,7 +818,7 @@ fn the_command_line_on_postgresql_adds_exports_and_removes_leaving_no_row() {
         "her reps went with her sessions"
     );
     assert_eq!(count(&mut client, "SELECT count(*) FROM athletes"), 1, "Bo stays");
-    let csv = String::from_utf8(cli(&["history", "export"], &cfg).stdout).unwrap();
+    let csv = common::cli(&["history", "export"], &cfg);
     assert_eq!(csv.lines().count(), 1, "{csv}");
 }
 
@@ -879,8 +864,8 @@ fn two_gateways_daemons_one_history_and_the_database_away_for_a_set_loses_no_rep
     );
     let cfg = |gateway: &str| write_config(dir.path(), &broker.url(), gateway, &history);
     let (cfg1, cfg2) = (cfg("g1"), cfg("g2"));
-    let add = cli(&["athlete", "add", "Ana"], &cfg1);
-    let ana: serde_json::Value = serde_json::from_slice(&add.stdout).unwrap();
+    let add = common::cli(&["athlete", "add", "Ana"], &cfg1);
+    let ana: serde_json::Value = serde_json::from_str(&add).unwrap();
     let ana = ana["id"].as_str().unwrap().to_string();
 
     let sub = Subscriber::connect(broker.port(), "sub-pg", false, &["flatback/g1/#", "flatback/g2/#"]);

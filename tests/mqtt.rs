@@ -21,25 +21,9 @@ use serde_json::Value;
 
 const T: Duration = Duration::from_secs(30);
 
-/// `flatback ARGS --config CONFIG`, which must succeed: its stdout.
-fn cli(args: &[&str], config: &Path) -> String {
-    let out = common::flatback()
-        .args(args)
-        .arg("--config")
-        .arg(config)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
 /// `flatback athlete add NAME`: the new athlete's id.
 fn add_athlete(config: &Path, name: &str) -> String {
-    let line: Value = serde_json::from_str(cli(&["athlete", "add", name], config).trim()).unwrap();
+    let line: Value = serde_json::from_str(common::cli(&["athlete", "add", name], config).trim()).unwrap();
     line["id"].as_str().unwrap().to_string()
 }
 

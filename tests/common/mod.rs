@@ -15,6 +15,29 @@ pub fn flatback() -> Command {
     Command::new(env!("CARGO_BIN_EXE_flatback"))
 }
 
+/// `flatback ARGS --config CONFIG`, which must succeed: its standard output.
+pub fn cli(args: &[&str], config: &std::path::Path) -> String {
+    let out = flatback()
+        .args(args)
+        .arg("--config")
+        .arg(config)
+        .output()
+        .expect("flatback runs");
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Standard output of one JSON object per line.
+pub fn json_lines(text: &str) -> Vec<serde_json::Value> {
+    text.lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l}: {e}")))
+        .collect()
+}
+
 pub fn run(args: &[&str]) -> Output {
     flatback().args(args).output().expect("flatback runs")
 }
