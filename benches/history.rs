@@ -18,9 +18,12 @@
 #[allow(dead_code)]
 #[path = "../tests/common/mosquitto.rs"]
 mod mosquitto;
+#[path = "common/process.rs"]
+mod process;
+
+use process::{cpu_s, memory_mb, spawn};
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use flatback::event::RepEvent;
@@ -227,36 +230,6 @@ fn config(dir: &Path, url: &str, name: &str, database: &str) -> std::path::PathB
     path
 }
 
-fn spawn(config: &Path) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_flatback"))
-        .args(["run", "--config"])
-        .arg(config)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start flatback")
-}
-
-/// User + system CPU seconds of `pid` so far.
-fn cpu_s(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-    let after = &stat[stat.rfind(')').unwrap() + 2..];
-    let f: Vec<&str> = after.split(' ').collect();
-    (f[11].parse::<f64>().unwrap() + f[12].parse::<f64>().unwrap()) / 100.0
-}
-
-fn rss_mb(pid: u32) -> f64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    status
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse::<f64>().ok())
-        .unwrap_or(0.0)
-        / 1024.0
-}
-
 fn gateway_cost(dir: &Path) {
     let broker = mosquitto::Broker::start();
     let db = dir.join("gateway.db");
@@ -268,7 +241,7 @@ fn gateway_cost(dir: &Path) {
     std::thread::sleep(MEASURE);
     let secs = t0.elapsed().as_secs_f64();
     let (off1, on1) = (cpu_s(off.id()), cpu_s(on.id()));
-    let (off_mb, on_mb) = (rss_mb(off.id()), rss_mb(on.id()));
+    let (off_mb, on_mb) = (memory_mb(off.id()).0, memory_mb(on.id()).0);
     let _ = (off.kill(), on.kill());
     let _ = (off.wait(), on.wait());
     let reps = SqliteStore::open(&db)
