@@ -67,17 +67,7 @@ fn config(dir: &Path, url: &str, name: &str, listen: &str) -> std::path::PathBuf
 
 /// Milliseconds since the epoch of `2024-03-05T17:04:09.123Z`.
 fn rfc3339_ms(t: &str) -> Option<u64> {
-    let n = |a: usize, b: usize| t.get(a..b)?.parse::<i64>().ok();
-    let (y, m, d) = (n(0, 4)?, n(5, 7)?, n(8, 10)?);
-    let (hh, mm, ss, ms) = (n(11, 13)?, n(14, 16)?, n(17, 19)?, n(20, 23)?);
-    // Days from the civil date (Howard Hinnant's algorithm).
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = if y >= 0 { y } else { y - 399 } / 400;
-    let yoe = y - era * 400;
-    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146097 + doe - 719468;
-    Some((((days * 24 + hh) * 60 + mm) * 60 + ss) as u64 * 1000 + ms as u64)
+    flatback::wire::payload::parse_rfc3339_ms(t).map(|ms| ms as u64)
 }
 
 fn percentile(sorted: &[u64], p: f64) -> u64 {
