@@ -40,7 +40,8 @@ pub fn check_name(name: &str) -> Result<String> {
 
 /// An athlete id as [`athlete_id`] makes them (what commands may name).
 pub fn is_athlete_id(id: &str) -> bool {
-    id.len() <= 64 && !id.is_empty() && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    // The alphabet of every id that goes into topics and unique_ids.
+    crate::config::check_id(id).is_ok()
 }
 
 /// A personal link's secret as [`link_secret`] makes them.
