@@ -6,7 +6,10 @@
 //! A thread takes the broker's messages in batches (whatever has arrived),
 //! applies them to the model, and compares each tile's JSON with the one
 //! sent before: only the tiles that changed go out, as one update, on a
-//! broadcast channel every browser's stream reads. A browser that falls
+//! broadcast channel every browser's stream reads. A change of a contact
+//! alone waits up to [`CONTACT_EVERY`] for company: contacts move on almost
+//! every state message, and each update costs a write per browser. A
+//! browser that falls
 //! behind skips to the whole floor ([`Floor::snapshot`]). The JSON leaves out
 //! what changes with the clock alone (ages), so a tile is sent only when
 //! something about the mat changed.
@@ -27,6 +30,11 @@ use crate::wire::topics::{self, Subject};
 const BACKLOG: usize = 64;
 /// Messages from the broker are gathered this long into one update.
 const GATHER: Duration = Duration::from_millis(30);
+/// A change of a tile's contact alone goes out at most this often: it moves
+/// on almost every state message of a mat in use, and each update costs a
+/// write per browser; five a second is still a live bar. Anything else (an
+/// event, a counter, the status) goes out within [`GATHER`].
+const CONTACT_EVERY: Duration = Duration::from_millis(200);
 
 /// One update of the floor, as the browsers' streams send it.
 #[derive(Debug, Clone)]
@@ -72,9 +80,47 @@ struct Model {
     gateway: String,
     own: Vec<String>,
     last_events: HashMap<(String, String), LastEvent>,
-    /// Each tile's JSON as last sent, in order.
-    sent: Vec<(String, Bytes)>,
+    /// Each tile as last sent, in order.
+    sent: Vec<TileJson>,
     link: Value,
+    /// When the last update went out, for [`CONTACT_EVERY`].
+    last_sent: Instant,
+}
+
+/// A tile's JSON as the pages get it, with what it says besides the
+/// contact kept apart, to tell a contact-only change from the rest.
+#[derive(Debug, Clone, PartialEq)]
+struct TileJson {
+    id: String,
+    /// Everything but the contact.
+    facts: Bytes,
+    /// The whole tile: `facts` with the contact added.
+    json: Bytes,
+}
+
+impl TileJson {
+    /// `facts` is the tile's JSON object without its contact.
+    fn new(id: String, facts: &Value, contact: Option<f64>) -> TileJson {
+        let facts = facts.to_string();
+        // The object with one more member: `{...,"contact":x}`.
+        let mut json = facts.clone().into_bytes();
+        json.pop();
+        json.extend_from_slice(b",\"contact\":");
+        json.extend_from_slice(json!(contact).to_string().as_bytes());
+        json.push(b'}');
+        TileJson {
+            id,
+            facts: Bytes::from(facts),
+            json: Bytes::from(json),
+        }
+    }
+}
+
+/// Which of the tiles that changed go out now: all of them when one changed
+/// more than its contact or when [`CONTACT_EVERY`] has passed since the last
+/// update; none when only contacts moved and that time has not passed.
+fn due(changed: &[(&TileJson, &TileJson)], since_last: Duration) -> bool {
+    !changed.is_empty() && (since_last >= CONTACT_EVERY || changed.iter().any(|(new, old)| new.facts != old.facts))
 }
 
 /// The floor shared between its thread and the web server.
@@ -103,8 +149,9 @@ fn tone_name(t: Tone) -> &'static str {
     }
 }
 
-/// A tile's JSON: what the pages draw (no ages: the page keeps time).
-fn tile_json(t: &Tile, own: bool, last: Option<&LastEvent>, athlete: Option<String>) -> Value {
+/// A tile's JSON but its contact: what the pages draw (no ages: the page
+/// keeps time).
+fn tile_facts(t: &Tile, own: bool, last: Option<&LastEvent>, athlete: Option<String>) -> Value {
     let c = &t.counters;
     json!({
         "id": format!("{}/{}", t.key.gateway, t.key.mat),
@@ -113,7 +160,6 @@ fn tile_json(t: &Tile, own: bool, last: Option<&LastEvent>, athlete: Option<Stri
         "label": t.label,
         "own": own,
         "status": status_name(t.status),
-        "contact": t.contact,
         "set": c.set,
         "set_reps": c.set_reps,
         "set_perfect": c.set_perfect,
@@ -138,7 +184,7 @@ fn link_json(link: &Link) -> Value {
 
 impl Model {
     /// The tiles in the page's order: this gateway's own mats first.
-    fn ordered(&self, screen: &Screen) -> Vec<(String, Bytes)> {
+    fn ordered(&self, screen: &Screen) -> Vec<TileJson> {
         let mut tiles: Vec<&Tile> = screen.tiles.iter().collect();
         tiles.sort_by_key(|t| t.key.gateway != self.gateway);
         tiles
@@ -153,19 +199,19 @@ impl Model {
                     .get(&key)
                     .map(|id| self.namer.as_ref().map_or_else(|| "athlete".to_string(), |n| n(id)));
                 let id = format!("{}/{}", t.key.gateway, t.key.mat);
-                (id, Bytes::from(tile_json(t, own, last, athlete).to_string()))
+                TileJson::new(id, &tile_facts(t, own, last, athlete), t.contact)
             })
             .collect()
     }
 
     fn floor_bytes(&self) -> Bytes {
-        let mut out = Vec::with_capacity(256 + self.sent.iter().map(|(_, b)| b.len() + 1).sum::<usize>());
+        let mut out = Vec::with_capacity(256 + self.sent.iter().map(|t| t.json.len() + 1).sum::<usize>());
         out.extend_from_slice(format!("{{\"link\":{},\"tiles\":[", self.link).as_bytes());
-        for (i, (_, b)) in self.sent.iter().enumerate() {
+        for (i, t) in self.sent.iter().enumerate() {
             if i > 0 {
                 out.push(b',');
             }
-            out.extend_from_slice(b);
+            out.extend_from_slice(&t.json);
         }
         out.extend_from_slice(b"]}");
         Bytes::from(out)
@@ -187,6 +233,7 @@ impl Floor {
                 own: own.to_vec(),
                 last_events: HashMap::new(),
                 sent: Vec::new(),
+                last_sent: Instant::now(),
                 link: link_json(&Link::Connecting),
             }),
             updates,
@@ -219,11 +266,13 @@ impl Floor {
     /// The tile of `gateway`/`mat`, if the floor has one.
     pub fn tile(&self, gateway: &str, mat: &str) -> Option<Bytes> {
         let id = format!("{gateway}/{mat}");
-        self.model().sent.iter().find(|(i, _)| *i == id).map(|(_, b)| b.clone())
+        self.model().sent.iter().find(|t| t.id == id).map(|t| t.json.clone())
     }
 
-    /// Applies a batch of the broker's news, then sends what changed.
-    pub fn apply(&self, batch: impl IntoIterator<Item = LinkEvent>) {
+    /// Applies a batch of the broker's news, then sends what changed (or,
+    /// when only contacts changed, what is due). True when changes wait:
+    /// call it again (an empty batch will do) [`CONTACT_EVERY`] later.
+    pub fn apply(&self, batch: impl IntoIterator<Item = LinkEvent>) -> bool {
         let now_ms = self.started.elapsed().as_millis() as u64;
         let mut model = self.model();
         let mut link_changed = false;
@@ -266,34 +315,36 @@ impl Floor {
             model.link = link_json(&screen.link);
         }
         let tiles = model.ordered(&screen);
-        let same_shape =
-            tiles.len() == model.sent.len() && tiles.iter().zip(&model.sent).all(|((a, _), (b, _))| a == b);
+        let same_shape = tiles.len() == model.sent.len() && tiles.iter().zip(&model.sent).all(|(a, b)| a.id == b.id);
         if !same_shape || link_changed {
             model.sent = tiles;
             let floor = model.floor_bytes();
+            model.last_sent = Instant::now();
             let _ = self.updates.send(Update::Floor(floor));
-            return;
+            return false;
         }
-        let changed: Vec<Bytes> = tiles
+        let changed: Vec<(&TileJson, &TileJson)> = tiles
             .iter()
             .zip(&model.sent)
-            .filter(|((_, a), (_, b))| a != b)
-            .map(|((_, a), _)| a.clone())
+            .filter(|(new, old)| new.json != old.json)
             .collect();
-        model.sent = tiles;
-        if changed.is_empty() {
-            return;
+        if !due(&changed, model.last_sent.elapsed()) {
+            // Only contacts moved, and too soon: they wait for the next update.
+            return !changed.is_empty();
         }
-        let mut out = Vec::with_capacity(changed.iter().map(|b| b.len() + 1).sum::<usize>() + 2);
+        let mut out = Vec::with_capacity(changed.iter().map(|(t, _)| t.json.len() + 1).sum::<usize>() + 2);
         out.push(b'[');
-        for (i, b) in changed.iter().enumerate() {
+        for (i, (t, _)) in changed.iter().enumerate() {
             if i > 0 {
                 out.push(b',');
             }
-            out.extend_from_slice(b);
+            out.extend_from_slice(&t.json);
         }
         out.push(b']');
+        model.sent = tiles;
+        model.last_sent = Instant::now();
         let _ = self.updates.send(Update::Tiles(Bytes::from(out)));
+        false
     }
 
     /// Follows `link` until it ends: each message, with whatever else has
@@ -302,10 +353,22 @@ impl Floor {
         use std::sync::atomic::Ordering;
         use std::sync::mpsc::RecvTimeoutError;
         let mut last_update = Instant::now();
+        // Contact changes held back by `apply`, to be sent when due.
+        let mut waiting = false;
         while !stop.load(Ordering::Relaxed) {
-            let first = match link.recv_timeout(Duration::from_millis(250)) {
+            let wait = if waiting {
+                CONTACT_EVERY
+            } else {
+                Duration::from_millis(250)
+            };
+            let first = match link.recv_timeout(wait) {
                 Ok(e) => e,
-                Err(RecvTimeoutError::Timeout) => continue,
+                Err(RecvTimeoutError::Timeout) => {
+                    if waiting {
+                        waiting = self.apply([]);
+                    }
+                    continue;
+                }
                 Err(RecvTimeoutError::Disconnected) => return,
             };
             // At most one update per GATHER: each costs a write and a
@@ -331,7 +394,7 @@ impl Floor {
                     }
                 }
             }
-            self.apply(batch);
+            waiting = self.apply(batch);
             last_update = Instant::now();
         }
     }
@@ -404,5 +467,54 @@ mod tests {
         assert_eq!(json_of(&floor.tile("gw2", "b").unwrap())["athlete"], "label of 4");
         floor.apply([msg("flatback/gw2/b/state", r#"{"occupied":false,"athlete":null}"#)]);
         assert_eq!(json_of(&floor.tile("gw2", "b").unwrap())["athlete"], Value::Null);
+    }
+
+    #[test]
+    fn a_contact_alone_waits_its_turn_anything_else_goes_at_once() {
+        let floor = Floor::new("flatback", "mqtt://x", "gw", &["a".into()], 0.6);
+        let (_, mut rx) = floor.subscribe();
+        let state = |contact: u32, reps: u32| {
+            msg(
+                "flatback/gw/a/state",
+                &format!(
+                    r#"{{"occupied":true,"arching":false,"contact":{contact},"set":1,"set_reps":{reps},"set_perfect":{reps}}}"#
+                ),
+            )
+        };
+        floor.apply([
+            LinkEvent::Subscribed,
+            msg("flatback/gw/a/status", "online"),
+            state(90, 0),
+        ]);
+        assert!(matches!(rx.try_recv(), Ok(Update::Floor(_))));
+        assert_eq!(json_of(&floor.tile("gw", "a").unwrap())["contact"], 0.9);
+        // The contact alone, right after an update: it waits.
+        assert!(floor.apply([state(80, 0)]), "the change is held");
+        assert!(rx.try_recv().is_err());
+        assert_eq!(json_of(&floor.tile("gw", "a").unwrap())["contact"], 0.9);
+        // A rep goes out at once, with the contact that waited.
+        assert!(!floor.apply([state(70, 1)]));
+        let Ok(Update::Tiles(t)) = rx.try_recv() else {
+            panic!("tiles")
+        };
+        let t = json_of(&t);
+        assert_eq!(
+            (t[0]["set_reps"].clone(), t[0]["contact"].clone()),
+            (json!(1), json!(0.7))
+        );
+        assert_eq!(json_of(&floor.tile("gw", "a").unwrap()), t[0]);
+    }
+
+    #[test]
+    fn contact_changes_are_due_after_contact_every() {
+        let tile = |facts: &Value, contact| TileJson::new("gw/a".into(), facts, Some(contact));
+        let (facts, other) = (json!({"id": "gw/a", "reps": 1}), json!({"id": "gw/a", "reps": 2}));
+        let (old, moved, rep) = (tile(&facts, 0.9), tile(&facts, 0.8), tile(&other, 0.9));
+        assert_eq!(json_of(&moved.json), json!({"id": "gw/a", "reps": 1, "contact": 0.8}));
+        let soon = CONTACT_EVERY - Duration::from_millis(1);
+        assert!(!due(&[(&moved, &old)], soon));
+        assert!(due(&[(&moved, &old)], CONTACT_EVERY));
+        assert!(due(&[(&moved, &old), (&rep, &old)], Duration::ZERO));
+        assert!(!due(&[], CONTACT_EVERY), "nothing changed, nothing due");
     }
 }
