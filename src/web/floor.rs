@@ -9,10 +9,9 @@
 //! broadcast channel every browser's stream reads. A change of a contact
 //! alone waits up to [`CONTACT_EVERY`] for company: contacts move on almost
 //! every state message, and each update costs a write per browser. A
-//! browser that falls
-//! behind skips to the whole floor ([`Floor::snapshot`]). The JSON leaves out
-//! what changes with the clock alone (ages), so a tile is sent only when
-//! something about the mat changed.
+//! browser that falls behind skips to the whole floor ([`Floor::snapshot`]).
+//! The JSON leaves out what changes with the clock alone (ages), so a tile
+//! is sent only when something about the mat changed.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
