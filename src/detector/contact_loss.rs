@@ -2,13 +2,19 @@
 //!
 //! Each person's pressed-flat reference is learnt per lumbar row once they
 //! have settled, and follows slow changes (FSR creep, a small shift) only
-//! while contact is near the reference, so an arch is never absorbed. Contact
-//! is the ratio to the reference on the lumbar row that shows the loss best.
+//! while contact is near the reference, outside arches and fast drops, so
+//! an arch is never absorbed. With the legs lifted the legs' lever moves
+//! load on and off the lumbar rows, so each row is expected to carry what
+//! its line against the seesaw says; with the legs down, its reference.
+//! Contact is the lowest ratio of load to expected load over the rows
+//! loaded enough to judge, and the whole lumbar region's.
 //! With the legs lifted, the arch starts on the first frame below the
-//! threshold (glitches are already removed by shape upstream). Otherwise the
-//! loss must last: `LEGS_DOWN_CONFIRM_US` with the legs down, and
-//! `LEAVING_CONFIRM_US` when the whole body's load falls as in getting up;
-//! the arch's onset is still the first frame of the loss.
+//! threshold (glitches are already removed by shape upstream), unless the
+//! upper back's collapse explains the loss. Otherwise the loss must last:
+//! `LEGS_DOWN_CONFIRM_US` with the legs down, and `LEAVING_CONFIRM_US` when
+//! the whole body's load falls as in getting up; the arch's onset is still
+//! the first frame of the loss. No arch starts while the person sits up.
+//! `ContactLoss::push` takes these steps in order, one function each.
 
 use super::{low_pass, DetectorConfig};
 
@@ -999,5 +1005,191 @@ mod tests {
         assert_eq!(run(u64::MAX), Some((5000 + LEAVING_CONFIRM_US, 5000)));
         // The sacrum empties half a second in: getting up.
         assert_eq!(run(500), None);
+    }
+
+    fn loss(contact: f32, row_loss: f32, region: f32) -> LumbarLoss {
+        LumbarLoss {
+            contact,
+            row_loss,
+            region,
+            region_ref: 100.0,
+            best_fall: 1.0,
+        }
+    }
+
+    const UPPER_STEADY: UpperBack = UpperBack {
+        collapsed: false,
+        loss: 0.0,
+        ratio: 1.0,
+    };
+
+    #[test]
+    fn a_line_never_expects_less_than_line_floor_of_the_reference() {
+        assert_eq!(expected_load(100.0, None), 100.0);
+        assert_eq!(expected_load(100.0, Some(60.0)), 60.0);
+        assert_eq!(expected_load(100.0, Some(10.0)), LINE_FLOOR * 100.0);
+    }
+
+    #[test]
+    fn a_weak_row_takes_part_again_only_above_its_hysteresis() {
+        let marginal = MARGINAL_TAXEL * DEFAULT_ROW_TAXELS;
+        assert!(weak_row(false, 0.9 * marginal, marginal), "below the margin");
+        assert!(!weak_row(false, 1.1 * marginal, marginal), "above the margin");
+        assert!(weak_row(true, 1.1 * marginal, marginal), "inside the hysteresis");
+        assert!(!weak_row(true, 1.1 * MARGINAL_HYSTERESIS * marginal, marginal));
+    }
+
+    #[test]
+    fn with_the_legs_lifted_a_row_is_judged_against_its_drift_and_where_it_fell_from() {
+        assert_eq!(judged_load(100.0, 0.8, true), 80.0);
+        assert_eq!(judged_load(100.0, 0.2, true), DRIFT_MIN * 100.0, "drift floor");
+        assert_eq!(judged_load(100.0, 1.3, true), 100.0, "drift never raises it");
+        assert_eq!(judged_load(100.0, 0.8, false), 100.0, "legs down: no drift");
+        assert_eq!(row_contact(60.0, 100.0, 120.0, true), 0.5, "from where it fell");
+        assert_eq!(row_contact(60.0, 100.0, 80.0, true), 0.6);
+        assert_eq!(row_contact(60.0, 100.0, 120.0, false), 0.6, "legs down");
+    }
+
+    #[test]
+    fn with_the_strongest_row_weak_contact_is_the_region_s() {
+        assert_eq!(lumbar_contact(0.3, 70.0, 100.0, false), 0.3);
+        assert_eq!(lumbar_contact(0.9, 70.0, 100.0, false), 0.7);
+        assert_eq!(lumbar_contact(0.3, 70.0, 100.0, true), 0.7);
+    }
+
+    #[test]
+    fn the_upper_back_collapses_when_it_falls_further_than_the_best_lumbar_row() {
+        // cl() settles the upper back at 50.
+        let upper = cl().track_upper_back(0.005, 30.0, 0.9);
+        assert!(upper.collapsed);
+        assert_eq!(upper.loss, 20.0);
+        assert!(
+            !cl().track_upper_back(0.005, 30.0, 0.5).collapsed,
+            "the lumbar row fell further"
+        );
+        assert!(!cl().track_upper_back(0.005, 40.0, 0.9).collapsed, "a fall to 0.8");
+    }
+
+    #[test]
+    fn a_fast_drop_holds_until_contact_returns_or_hold_max_passes() {
+        assert_eq!(next_hold(None, 7, 0.8, 1.0), Some((7, 1.0)));
+        assert_eq!(next_hold(None, 7, 0.9, 1.0), None, "not fast enough");
+        let held = Some((0, 1.0));
+        assert_eq!(next_hold(held, 1_000_000, 0.85, 0.85), held);
+        assert_eq!(next_hold(held, 1_000_000, 0.95, 0.9), None, "contact returned");
+        assert_eq!(next_hold(held, HOLD_MAX_US, 0.5, 0.5), None, "a step, not a drop");
+    }
+
+    #[test]
+    fn sitting_up_starts_below_sat_up_and_ends_on_recovery_or_the_legs_weight() {
+        let weighted = Posture {
+            legs_weight: true,
+            ..DOWN
+        };
+        assert_eq!(next_sat_up(None, 40.0, 100.0, DOWN), Some(100.0));
+        assert_eq!(next_sat_up(None, 50.0, 100.0, DOWN), None);
+        assert_eq!(next_sat_up(None, 40.0, 100.0, LIFTED), None);
+        assert_eq!(next_sat_up(None, 40.0, 100.0, weighted), None);
+        assert_eq!(next_sat_up(None, 0.0, 0.0, DOWN), None, "no level yet");
+        assert_eq!(next_sat_up(Some(100.0), 70.0, 40.0, DOWN), Some(100.0));
+        assert_eq!(next_sat_up(Some(100.0), 85.0, 40.0, DOWN), None);
+        assert_eq!(next_sat_up(Some(100.0), 10.0, 40.0, weighted), None);
+    }
+
+    #[test]
+    fn the_reference_follows_only_when_every_row_is_near_and_faster_at_rest() {
+        assert_eq!(follow_pace(true, 0.0), (REST_TAU_S, REST_BAND));
+        assert_eq!(follow_pace(false, 0.5 * EARLY_S), (TAU_EARLY_S, TRACK_BAND));
+        assert_eq!(follow_pace(false, 2.0 * EARLY_S), (TAU_LATE_S, TRACK_BAND));
+        assert!(near_reference(&[100.0, 90.0], &[100.0, 100.0], TRACK_BAND));
+        assert!(!near_reference(&[100.0, 70.0], &[100.0, 100.0], TRACK_BAND));
+        assert!(near_reference(&[100.0, 70.0], &[100.0, 100.0], REST_BAND));
+        assert!(near_reference(&[100.0, 5.0], &[100.0, 0.0], TRACK_BAND), "no reference");
+    }
+
+    #[test]
+    fn how_long_a_loss_must_last_depends_on_the_legs_and_on_getting_up() {
+        let arch_contact = 0.6;
+        let wait = |loss: LumbarLoss, upper: UpperBack, posture: Posture| {
+            arch_wait(&loss, &upper, posture, arch_contact, false)
+        };
+        let leaving = |posture: Posture| Posture {
+            confirm: true,
+            ..posture
+        };
+        let gone = Posture {
+            may_start: false,
+            ..LIFTED
+        };
+        let sat = UpperBack {
+            ratio: 0.5,
+            ..UPPER_STEADY
+        };
+        let deep = loss(0.4, 60.0, 40.0);
+        assert_eq!(wait(deep, UPPER_STEADY, LIFTED), ArchWait::For(0));
+        assert_eq!(wait(deep, UPPER_STEADY, DOWN), ArchWait::For(LEGS_DOWN_CONFIRM_US));
+        assert_eq!(
+            wait(deep, UPPER_STEADY, leaving(LIFTED)),
+            ArchWait::For(LEAVING_CONFIRM_US)
+        );
+        assert_eq!(
+            wait(loss(arch_contact, 40.0, 60.0), UPPER_STEADY, LIFTED),
+            ArchWait::NoArch
+        );
+        assert_eq!(wait(deep, UPPER_STEADY, gone), ArchWait::NoArch, "leaving the mat");
+        assert_eq!(
+            arch_wait(&deep, &UPPER_STEADY, LIFTED, arch_contact, true),
+            ArchWait::NoArch,
+            "sitting up"
+        );
+        // Legs down: the whole region must lose, and the upper back stay loaded
+        // unless the sacrum is to judge.
+        assert_eq!(wait(loss(0.4, 60.0, 70.0), UPPER_STEADY, DOWN), ArchWait::NoArch);
+        assert_eq!(wait(deep, sat, DOWN), ArchWait::NoArch);
+        assert_eq!(wait(deep, sat, leaving(DOWN)), ArchWait::For(LEAVING_CONFIRM_US));
+    }
+
+    #[test]
+    fn an_upper_back_collapse_explains_a_loss_no_larger_than_its_own() {
+        let collapse = UpperBack {
+            collapsed: true,
+            loss: 80.0,
+            ratio: 0.5,
+        };
+        let wait = |loss: LumbarLoss| arch_wait(&loss, &collapse, LIFTED, 0.6, false);
+        assert_eq!(wait(loss(0.4, 60.0, 70.0)), ArchWait::Explained);
+        assert_eq!(
+            wait(loss(0.4, 90.0, 70.0)),
+            ArchWait::For(0),
+            "a row lost more than the upper back"
+        );
+        assert_eq!(
+            wait(loss(0.4, 60.0, 0.5 * COLLAPSE_REGION * 100.0)),
+            ArchWait::For(0),
+            "the region lost too much"
+        );
+    }
+
+    #[test]
+    fn a_pending_loss_survives_an_explained_frame_and_is_forgotten_on_recovery() {
+        let wait = ArchWait::For(LEGS_DOWN_CONFIRM_US);
+        let mut c = cl();
+        assert_eq!(c.confirm_start(1000, 0.4, wait), None, "too soon");
+        assert_eq!(c.confirm_start(2000, 0.4, ArchWait::Explained), None);
+        assert_eq!(
+            c.confirm_start(1000 + LEGS_DOWN_CONFIRM_US, 0.3, wait),
+            Some(ArchChange::Start {
+                onset_us: 1000,
+                contact: 0.3
+            })
+        );
+        let mut c = cl();
+        c.confirm_start(1000, 0.4, wait);
+        assert_eq!(c.confirm_start(2000, 0.7, ArchWait::NoArch), None);
+        assert_eq!(
+            c.confirm_start(1000 + LEGS_DOWN_CONFIRM_US, 0.3, wait),
+            None,
+            "the wait began again"
+        );
     }
 }
