@@ -2,13 +2,19 @@
 //!
 //! Each person's pressed-flat reference is learnt per lumbar row once they
 //! have settled, and follows slow changes (FSR creep, a small shift) only
-//! while contact is near the reference, so an arch is never absorbed. Contact
-//! is the ratio to the reference on the lumbar row that shows the loss best.
+//! while contact is near the reference, outside arches and fast drops, so
+//! an arch is never absorbed. With the legs lifted the legs' lever moves
+//! load on and off the lumbar rows, so each row is expected to carry what
+//! its line against the seesaw says; with the legs down, its reference.
+//! Contact is the lowest ratio of load to expected load over the rows
+//! loaded enough to judge, and the whole lumbar region's.
 //! With the legs lifted, the arch starts on the first frame below the
-//! threshold (glitches are already removed by shape upstream). Otherwise the
-//! loss must last: `LEGS_DOWN_CONFIRM_US` with the legs down, and
-//! `LEAVING_CONFIRM_US` when the whole body's load falls as in getting up;
-//! the arch's onset is still the first frame of the loss.
+//! threshold (glitches are already removed by shape upstream), unless the
+//! upper back's collapse explains the loss. Otherwise the loss must last:
+//! `LEGS_DOWN_CONFIRM_US` with the legs down, and `LEAVING_CONFIRM_US` when
+//! the whole body's load falls as in getting up; the arch's onset is still
+//! the first frame of the loss. No arch starts while the person sits up.
+//! `ContactLoss::push` takes these steps in order, one function each.
 
 use super::{low_pass, DetectorConfig};
 
@@ -118,6 +124,16 @@ const ARCH_MAX_US: u64 = 20_000_000;
 const REST_FOLLOW_US: u64 = 5_000_000;
 const REST_TAU_S: f32 = 5.0;
 const REST_BAND: (f32, f32) = (0.65, 2.0);
+/// A row's line is trusted down to this share of its pressed-flat reference:
+/// a line learnt on a swing that nearly empties the row would otherwise make
+/// any small load read as full contact.
+const LINE_FLOOR: f32 = 0.25;
+/// Loads divided by are at least this, so an empty row or upper back reads
+/// as a fall to nothing, not a division by zero.
+const NO_LOAD: f32 = 1e-6;
+/// The reference mat's taxels per row, until `set_row_taxels` says
+/// otherwise.
+const DEFAULT_ROW_TAXELS: f32 = 4.0;
 
 /// A least-squares line `load = a + b * seesaw` of one lumbar row, from
 /// exponentially forgotten sums.
@@ -198,7 +214,8 @@ pub struct ContactLoss {
     upper_recent: f32,
     since_settled_s: f32,
     arch: Option<(u64, f32)>,
-    /// Legs down, contact below the threshold since this time (unconfirmed).
+    /// Contact below the threshold since this time, waiting for the loss to
+    /// last (`arch_wait`).
     candidate_us: Option<u64>,
     /// Sitting up: the upper-back level before it fell.
     sat_up: Option<f32>,
@@ -250,7 +267,7 @@ impl ContactLoss {
             recent: 1.0,
             was_lifted: false,
             hold: None,
-            row_taxels: 4.0,
+            row_taxels: DEFAULT_ROW_TAXELS,
             level: Vec::new(),
             weak: Vec::new(),
             rows_fast: Vec::new(),
@@ -342,33 +359,57 @@ impl ContactLoss {
         })
     }
 
-    /// One frame: lumbar row forces and the upper-back force.
+    /// One frame: lumbar row forces and the upper-back force. Each step
+    /// below is one decision; their order matters (each reads what the
+    /// steps before it updated), so it is the order they had when this was
+    /// one function.
     pub fn push(&mut self, t_us: u64, dt_s: f32, lumbar: &[f32], upper: f32, posture: Posture) -> Option<ArchChange> {
-        let Posture {
-            may_start,
-            confirm,
-            legs_lifted,
-            legs_weight,
-            seesaw,
-        } = posture;
         if self.reference.is_empty() {
             return None;
         }
         self.since_settled_s += dt_s;
+        self.note_legs(t_us, posture.legs_lifted);
+        self.expect_loads(posture.legs_lifted, posture.seesaw);
+        self.track_rows(dt_s, lumbar);
+        let loss = self.judge_rows(lumbar, posture.legs_lifted)?;
+        let upper_back = self.track_upper_back(dt_s, upper, loss.best_fall);
+        self.track_drop(t_us, dt_s, loss.contact, posture.legs_lifted);
+        self.contact = loss.contact;
+        let clean = self.is_clean(t_us);
+        if posture.legs_lifted && clean {
+            self.learn_lever(dt_s, lumbar, posture.seesaw, loss.contact);
+        }
+        self.track_sitting_up(dt_s, upper, posture);
+        if clean && !posture.legs_lifted {
+            self.follow_reference(t_us, dt_s, lumbar);
+        }
+        if self.arch.is_some() {
+            return self.follow_arch(t_us, lumbar, loss.contact);
+        }
+        let wait = arch_wait(&loss, &upper_back, posture, self.arch_contact, self.sat_up.is_some());
+        self.confirm_start(t_us, loss.contact, wait)
+    }
+
+    /// Notes since when the legs have been down (`REST_FOLLOW_US`).
+    fn note_legs(&mut self, t_us: u64, legs_lifted: bool) {
         if legs_lifted {
             self.down_since_us = None;
         } else if self.down_since_us.is_none() {
             self.down_since_us = Some(t_us);
         }
-        // What each row should carry now: with the legs lifted, its line
-        // against the seesaw; else the pressed-flat reference.
+    }
+
+    /// What each row should carry now: with the legs lifted, its line
+    /// against the seesaw; else the pressed-flat reference.
+    fn expect_loads(&mut self, legs_lifted: bool, seesaw: f32) {
         for ((e, r), fit) in self.expected.iter_mut().zip(&self.reference).zip(&self.fits) {
-            *e = match legs_lifted.then(|| fit.predict(seesaw)).flatten() {
-                Some(p) => p.max(0.25 * r),
-                None => *r,
-            };
+            *e = expected_load(*r, legs_lifted.then(|| fit.predict(seesaw)).flatten());
         }
-        let best = self.reference.iter().cloned().fold(0.0f32, f32::max);
+    }
+
+    /// Each row's expected level (and whether that makes it weak) and its
+    /// load over the last `DROP_TAU_S`.
+    fn track_rows(&mut self, dt_s: f32, lumbar: &[f32]) {
         let marginal = MARGINAL_TAXEL * self.row_taxels;
         for (((level, weak), fast), (e, x)) in self
             .level
@@ -378,13 +419,18 @@ impl ContactLoss {
             .zip(self.expected.iter().zip(lumbar))
         {
             low_pass(level, *e, dt_s, LEVEL_TAU_S);
-            if *weak && *level > MARGINAL_HYSTERESIS * marginal {
-                *weak = false;
-            } else if !*weak && *level < marginal {
-                *weak = true;
-            }
+            *weak = weak_row(*weak, *level, marginal);
             low_pass(fast, *x, dt_s, DROP_TAU_S);
         }
+    }
+
+    /// The lumbar region's loss on this frame: contact is the lowest ratio
+    /// to its expected load of the rows that take part (a row holding at
+    /// least `ROW_SHARE` of the best reference, and not weak unless it is
+    /// the strongest) and of the whole region's. None when no row takes
+    /// part.
+    fn judge_rows(&self, lumbar: &[f32], legs_lifted: bool) -> Option<LumbarLoss> {
+        let best = self.reference.iter().cloned().fold(0.0f32, f32::max);
         // The best row: the one expected to carry the most.
         let strongest = (0..self.expected.len())
             .max_by(|&a, &b| self.expected[a].total_cmp(&self.expected[b]))
@@ -392,155 +438,124 @@ impl ContactLoss {
         let mut contact = f32::INFINITY;
         let mut row_loss = 0.0f32;
         let (mut region, mut region_ref) = (0.0, 0.0);
-        // With the legs lifted, what each row carries once its drift from
-        // its line is taken in (see `DRIFT_TAU_S`).
-        let base = |i: usize| {
-            let e = self.expected[i];
-            if legs_lifted {
-                e * self.drift[i].clamp(DRIFT_MIN, 1.0)
-            } else {
-                e
-            }
-        };
         for (i, ((x, r), e)) in lumbar.iter().zip(&self.reference).zip(&self.expected).enumerate() {
             if *r > ROW_SHARE * best && *r > 0.0 {
+                let judged = judged_load(*e, self.drift[i], legs_lifted);
                 if !self.weak[i] || i == strongest {
-                    // An arch takes its share of what a row carries: a row
-                    // above its expected load that falls fast is judged
-                    // against where it fell from, its load of the last
-                    // `DROP_TAU_S`.
-                    let from = if legs_lifted {
-                        base(i).max(self.rows_fast[i])
-                    } else {
-                        base(i)
-                    };
-                    contact = contact.min(x / from);
+                    contact = contact.min(row_contact(*x, judged, self.rows_fast[i], legs_lifted));
                     row_loss = row_loss.max(e - x);
                 }
                 region += x;
-                region_ref += base(i);
+                region_ref += judged;
             }
         }
         if !contact.is_finite() || region_ref <= 0.0 {
             return None;
         }
-        // The region counts each row by its load, so a weak row (where an
-        // arch may show best, with its neighbours' share of the load on the
-        // strong one) still counts, but by its weight only.
-        contact = if self.weak[strongest] {
-            region / region_ref
-        } else {
-            contact.min(region / region_ref)
-        };
-        let best_fall = lumbar[strongest] / self.rows_fast[strongest].max(1e-6);
-        let upper_fall = upper / self.upper_fast.max(1e-6);
-        let upper_loss = self.upper_fast - upper;
+        Some(LumbarLoss {
+            contact: lumbar_contact(contact, region, region_ref, self.weak[strongest]),
+            row_loss,
+            region,
+            region_ref,
+            best_fall: lumbar[strongest] / self.rows_fast[strongest].max(NO_LOAD),
+        })
+    }
+
+    /// The upper back against its levels of the last `DROP_TAU_S` and of
+    /// the last `UPPER_TAU_S`, read before this frame moves the first.
+    fn track_upper_back(&mut self, dt_s: f32, upper: f32, best_fall: f32) -> UpperBack {
+        let fall = upper / self.upper_fast.max(NO_LOAD);
+        let loss = self.upper_fast - upper;
         low_pass(&mut self.upper_fast, upper, dt_s, DROP_TAU_S);
-        let upper_collapsed = upper_fall < UPPER_COLLAPSE && upper_fall < best_fall;
+        UpperBack {
+            collapsed: fall < UPPER_COLLAPSE && fall < best_fall,
+            loss,
+            ratio: upper_ratio(upper, self.upper_recent),
+        }
+    }
+
+    /// Contact over the last `DROP_TAU_S`, and the fast drop it shows
+    /// (`DROP`): nothing learns from the rows during one.
+    fn track_drop(&mut self, t_us: u64, dt_s: f32, contact: f32, legs_lifted: bool) {
         if legs_lifted != self.was_lifted {
             // The expectation changed, not the body.
             self.recent = contact;
             self.was_lifted = legs_lifted;
         }
         low_pass(&mut self.recent, contact, dt_s, DROP_TAU_S);
-        match self.hold {
-            None if contact < DROP * self.recent => self.hold = Some((t_us, self.recent)),
-            Some((since, before)) if contact >= HOLD_RELEASE * before || t_us >= since + HOLD_MAX_US => {
-                self.hold = None
-            }
-            _ => {}
+        self.hold = next_hold(self.hold, t_us, contact, self.recent);
+    }
+
+    /// Frames to learn from: outside an arch and a fast drop, and at least
+    /// `FIT_AFTER_ARCH_US` after the last arch.
+    fn is_clean(&self, t_us: u64) -> bool {
+        self.arch.is_none() && self.hold.is_none() && self.arch_end_us.is_none_or(|end| t_us >= end + FIT_AFTER_ARCH_US)
+    }
+
+    /// With the legs lifted, each row's line against the seesaw and its
+    /// drift from it (`FIT_TAU_S`, `DRIFT_TAU_S`).
+    fn learn_lever(&mut self, dt_s: f32, lumbar: &[f32], seesaw: f32, contact: f32) {
+        for (fit, x) in self.fits.iter_mut().zip(lumbar) {
+            fit.add(dt_s, seesaw, *x);
         }
-        self.contact = contact;
-        let clean = self.arch.is_none()
-            && self.hold.is_none()
-            && self.arch_end_us.is_none_or(|end| t_us >= end + FIT_AFTER_ARCH_US);
-        if legs_lifted && clean {
-            for (fit, x) in self.fits.iter_mut().zip(lumbar) {
-                fit.add(dt_s, seesaw, *x);
-            }
-            for ((d, x), e) in self.drift.iter_mut().zip(lumbar).zip(&self.expected) {
-                // Not from a frame that may start an arch.
-                if *e > 0.0 && contact >= self.arch_contact {
-                    low_pass(d, x / e, dt_s, DRIFT_TAU_S);
-                }
+        for ((d, x), e) in self.drift.iter_mut().zip(lumbar).zip(&self.expected) {
+            // Not from a frame that may start an arch.
+            if *e > 0.0 && contact >= self.arch_contact {
+                low_pass(d, x / e, dt_s, DRIFT_TAU_S);
             }
         }
-        let upper_ratio = if self.upper_recent > 0.0 {
-            upper / self.upper_recent
-        } else {
-            1.0
-        };
-        self.sat_up = match self.sat_up {
-            None if upper_ratio < SAT_UP && !legs_lifted && !legs_weight => Some(self.upper_recent),
-            Some(before) if upper >= SAT_UP_RECOVERED * before || legs_weight => None,
-            other => other,
-        };
+    }
+
+    /// Sitting up (`SAT_UP`), and the upper back's level of the last
+    /// `UPPER_TAU_S`, which stands still while the person sits up.
+    fn track_sitting_up(&mut self, dt_s: f32, upper: f32, posture: Posture) {
+        self.sat_up = next_sat_up(self.sat_up, upper, self.upper_recent, posture);
         if self.sat_up.is_none() {
             low_pass(&mut self.upper_recent, upper, dt_s, UPPER_TAU_S);
         }
+    }
 
-        // Follow slow changes only near the reference and outside arches;
-        // with the legs down for a while, in a wider band and faster.
-        if clean && !legs_lifted {
-            let resting = self.down_since_us.is_some_and(|d| t_us >= d + REST_FOLLOW_US);
-            let (tau, band) = if resting {
-                (REST_TAU_S, REST_BAND)
-            } else if self.since_settled_s < EARLY_S {
-                (TAU_EARLY_S, TRACK_BAND)
-            } else {
-                (TAU_LATE_S, TRACK_BAND)
-            };
-            let all_near = lumbar
-                .iter()
-                .zip(&self.reference)
-                .all(|(x, r)| *r <= 0.0 || (band.0..band.1).contains(&(x / r)));
-            if all_near {
-                for (r, x) in self.reference.iter_mut().zip(lumbar) {
-                    low_pass(r, *x, dt_s, tau);
-                }
+    /// Follows slow changes only near the reference and outside arches;
+    /// with the legs down for a while, in a wider band and faster.
+    fn follow_reference(&mut self, t_us: u64, dt_s: f32, lumbar: &[f32]) {
+        let resting = self.down_since_us.is_some_and(|d| t_us >= d + REST_FOLLOW_US);
+        let (tau, band) = follow_pace(resting, self.since_settled_s);
+        if near_reference(lumbar, &self.reference, band) {
+            for (r, x) in self.reference.iter_mut().zip(lumbar) {
+                low_pass(r, *x, dt_s, tau);
             }
         }
+    }
 
-        if let Some((onset, min)) = &mut self.arch {
-            *min = min.min(contact);
-            if t_us >= *onset + ARCH_MAX_US {
-                // Not an arch any more: the person lies differently now.
-                self.reference.copy_from_slice(lumbar);
-                self.fits.fill(LeverFit::default());
-                return self.end_arch(t_us);
-            }
-            return if contact > self.arch_release {
-                self.end_arch(t_us)
-            } else {
-                None
-            };
+    /// An arch under way: its lowest contact, and its end on release or
+    /// after `ARCH_MAX_US`.
+    fn follow_arch(&mut self, t_us: u64, lumbar: &[f32], contact: f32) -> Option<ArchChange> {
+        let (onset, min) = self.arch.as_mut()?;
+        *min = min.min(contact);
+        if t_us >= *onset + ARCH_MAX_US {
+            // Not an arch any more: the person lies differently now.
+            self.reference.copy_from_slice(lumbar);
+            self.fits.fill(LeverFit::default());
+            return self.end_arch(t_us);
         }
-        if contact >= self.arch_contact || !may_start || self.sat_up.is_some() {
-            self.candidate_us = None;
-            return None;
-        }
-        // How long the loss must last to be an arch.
-        let wait_us = if legs_lifted {
-            // The upper back's collapse takes a lumbar row's share of it:
-            // not more load than the upper back lost itself, nor half of
-            // the whole region's.
-            if upper_collapsed && region >= COLLAPSE_REGION * region_ref && row_loss <= upper_loss {
-                return None;
-            }
-            0
+        if contact > self.arch_release {
+            self.end_arch(t_us)
         } else {
-            // With the legs down the whole lumbar region must have lost
-            // contact: a light person's weak lumbar row can rest on one or
-            // two taxels near their turn-on threshold, which switch off and
-            // on as they breathe. (A loss as in getting up is judged by the
-            // sacrum instead of the upper back.)
-            if region >= self.arch_contact * region_ref || (upper_ratio < SITTING_UP && !confirm) {
+            None
+        }
+    }
+
+    /// Starts an arch once its loss has lasted `wait`; its onset is the
+    /// loss's first frame.
+    fn confirm_start(&mut self, t_us: u64, contact: f32, wait: ArchWait) -> Option<ArchChange> {
+        let wait_us = match wait {
+            ArchWait::NoArch => {
                 self.candidate_us = None;
                 return None;
             }
-            LEGS_DOWN_CONFIRM_US
+            ArchWait::Explained => return None,
+            ArchWait::For(wait_us) => wait_us,
         };
-        let wait_us = if confirm { LEAVING_CONFIRM_US } else { wait_us };
         let onset_us = *self.candidate_us.get_or_insert(t_us);
         if t_us.saturating_sub(onset_us) < wait_us {
             return None;
@@ -549,6 +564,184 @@ impl ContactLoss {
         self.arch = Some((onset_us, contact));
         Some(ArchChange::Start { onset_us, contact })
     }
+}
+
+/// The lumbar region's loss on one frame (`ContactLoss::judge_rows`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct LumbarLoss {
+    /// Fraction of the expected load (see `lumbar_contact`).
+    contact: f32,
+    /// The most load a judged row lost against its expected load.
+    row_loss: f32,
+    /// The region's load and what it is judged against.
+    region: f32,
+    region_ref: f32,
+    /// The strongest row's load over its load of the last `DROP_TAU_S`.
+    best_fall: f32,
+}
+
+/// The upper back on one frame (`ContactLoss::track_upper_back`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct UpperBack {
+    /// Fell to under `UPPER_COLLAPSE` of its recent level, and further
+    /// than the strongest lumbar row: the legs' lever emptying it.
+    collapsed: bool,
+    /// The load it lost against its level of the last `DROP_TAU_S`.
+    loss: f32,
+    /// Its load over its level of the last `UPPER_TAU_S`.
+    ratio: f32,
+}
+
+/// How long a frame's loss must last to be an arch (`arch_wait`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ArchWait {
+    /// No loss that may be an arch: a pending loss is forgotten.
+    NoArch,
+    /// A loss the upper back's collapse explains: nothing starts on this
+    /// frame, and a pending loss stays pending.
+    Explained,
+    /// An arch once the loss has lasted this many microseconds.
+    For(u64),
+}
+
+/// What a row should carry: its line's value at this seesaw when there is
+/// one (legs lifted), never under `LINE_FLOOR` of its reference; else its
+/// pressed-flat reference.
+fn expected_load(reference: f32, line: Option<f32>) -> f32 {
+    match line {
+        Some(p) => p.max(LINE_FLOOR * reference),
+        None => reference,
+    }
+}
+
+/// Whether a row is weak: its expected level under `marginal`, and back
+/// only above `MARGINAL_HYSTERESIS` times it (a level near the edge must
+/// not flip it on every frame).
+fn weak_row(was_weak: bool, level: f32, marginal: f32) -> bool {
+    if was_weak && level > MARGINAL_HYSTERESIS * marginal {
+        false
+    } else if !was_weak && level < marginal {
+        true
+    } else {
+        was_weak
+    }
+}
+
+/// What a row is judged against: its expected load; with the legs lifted,
+/// times its drift from its line (see `DRIFT_TAU_S`), at least `DRIFT_MIN`
+/// of it and never above it.
+fn judged_load(expected: f32, drift: f32, legs_lifted: bool) -> f32 {
+    if legs_lifted {
+        expected * drift.clamp(DRIFT_MIN, 1.0)
+    } else {
+        expected
+    }
+}
+
+/// One row's contact. An arch takes its share of what a row carries: with
+/// the legs lifted, a row above its judged load that falls fast is judged
+/// against where it fell from, its load of the last `DROP_TAU_S` (`recent`).
+fn row_contact(load: f32, judged: f32, recent: f32, legs_lifted: bool) -> f32 {
+    let from = if legs_lifted { judged.max(recent) } else { judged };
+    load / from
+}
+
+/// The lumbar contact: the lowest of the judged rows' (`rows`) and of the
+/// whole region's, which counts each row by its load, so a weak row (where
+/// an arch may show best, with its neighbours' share of the load on the
+/// strong one) still counts, but by its weight only. When even the
+/// strongest row is weak (a light person), the region's alone.
+fn lumbar_contact(rows: f32, region: f32, region_ref: f32, strongest_weak: bool) -> f32 {
+    if strongest_weak {
+        region / region_ref
+    } else {
+        rows.min(region / region_ref)
+    }
+}
+
+/// A load over its level, 1 while there is no level yet.
+fn upper_ratio(upper: f32, level: f32) -> f32 {
+    if level > 0.0 {
+        upper / level
+    } else {
+        1.0
+    }
+}
+
+/// A fast drop (`DROP`) since when and from what contact: it starts when
+/// contact falls below `DROP` of its recent level, and ends once contact is
+/// back within `HOLD_RELEASE` of where it was or after `HOLD_MAX_US`.
+fn next_hold(hold: Option<(u64, f32)>, t_us: u64, contact: f32, recent: f32) -> Option<(u64, f32)> {
+    match hold {
+        None if contact < DROP * recent => Some((t_us, recent)),
+        Some((since, before)) if contact >= HOLD_RELEASE * before || t_us >= since + HOLD_MAX_US => None,
+        other => other,
+    }
+}
+
+/// Sitting up: the upper back's level before it fell, kept from when it
+/// falls below `SAT_UP` of its recent level (`upper_recent`) with the legs
+/// down and their weight off the pelvis, until it is back to
+/// `SAT_UP_RECOVERED` of that level or the legs' weight comes on.
+fn next_sat_up(sat_up: Option<f32>, upper: f32, upper_recent: f32, posture: Posture) -> Option<f32> {
+    match sat_up {
+        None if upper_ratio(upper, upper_recent) < SAT_UP && !posture.legs_lifted && !posture.legs_weight => {
+            Some(upper_recent)
+        }
+        Some(before) if upper >= SAT_UP_RECOVERED * before || posture.legs_weight => None,
+        other => other,
+    }
+}
+
+/// How fast and in what band the reference follows the rows: quickly and
+/// widely once the legs have rested for `REST_FOLLOW_US`, else quickly
+/// during the first `EARLY_S` after settling, then slowly.
+fn follow_pace(resting: bool, since_settled_s: f32) -> (f32, (f32, f32)) {
+    if resting {
+        (REST_TAU_S, REST_BAND)
+    } else if since_settled_s < EARLY_S {
+        (TAU_EARLY_S, TRACK_BAND)
+    } else {
+        (TAU_LATE_S, TRACK_BAND)
+    }
+}
+
+/// Every row with a reference carries within `band` of it: the reference
+/// follows only then, so a loss on one row is never learnt.
+fn near_reference(lumbar: &[f32], reference: &[f32], band: (f32, f32)) -> bool {
+    lumbar
+        .iter()
+        .zip(reference)
+        .all(|(x, r)| *r <= 0.0 || (band.0..band.1).contains(&(x / r)))
+}
+
+/// How long a loss below `arch_contact` must last to be an arch. None
+/// while the person is leaving or sitting up. With the legs lifted, at
+/// once, unless the upper back's collapse explains it (`UPPER_COLLAPSE`):
+/// the collapse takes a lumbar row's share of it, not more load than the
+/// upper back lost itself, nor `COLLAPSE_REGION` of the whole region's.
+/// With the legs down, `LEGS_DOWN_CONFIRM_US`, and the whole lumbar region
+/// must have lost contact: a light person's weak lumbar row can rest on one
+/// or two taxels near their turn-on, which switch off and on as they
+/// breathe; and the upper back must be loaded (`SITTING_UP`). A loss as in
+/// getting up is judged by the sacrum instead of the upper back, over
+/// `LEAVING_CONFIRM_US`.
+fn arch_wait(loss: &LumbarLoss, upper: &UpperBack, posture: Posture, arch_contact: f32, sitting_up: bool) -> ArchWait {
+    if loss.contact >= arch_contact || !posture.may_start || sitting_up {
+        return ArchWait::NoArch;
+    }
+    let wait_us = if posture.legs_lifted {
+        if upper.collapsed && loss.region >= COLLAPSE_REGION * loss.region_ref && loss.row_loss <= upper.loss {
+            return ArchWait::Explained;
+        }
+        0
+    } else {
+        if loss.region >= arch_contact * loss.region_ref || (upper.ratio < SITTING_UP && !posture.confirm) {
+            return ArchWait::NoArch;
+        }
+        LEGS_DOWN_CONFIRM_US
+    };
+    ArchWait::For(if posture.confirm { LEAVING_CONFIRM_US } else { wait_us })
 }
 
 #[cfg(test)]
@@ -812,5 +1005,191 @@ mod tests {
         assert_eq!(run(u64::MAX), Some((5000 + LEAVING_CONFIRM_US, 5000)));
         // The sacrum empties half a second in: getting up.
         assert_eq!(run(500), None);
+    }
+
+    fn loss(contact: f32, row_loss: f32, region: f32) -> LumbarLoss {
+        LumbarLoss {
+            contact,
+            row_loss,
+            region,
+            region_ref: 100.0,
+            best_fall: 1.0,
+        }
+    }
+
+    const UPPER_STEADY: UpperBack = UpperBack {
+        collapsed: false,
+        loss: 0.0,
+        ratio: 1.0,
+    };
+
+    #[test]
+    fn a_line_never_expects_less_than_line_floor_of_the_reference() {
+        assert_eq!(expected_load(100.0, None), 100.0);
+        assert_eq!(expected_load(100.0, Some(60.0)), 60.0);
+        assert_eq!(expected_load(100.0, Some(10.0)), LINE_FLOOR * 100.0);
+    }
+
+    #[test]
+    fn a_weak_row_takes_part_again_only_above_its_hysteresis() {
+        let marginal = MARGINAL_TAXEL * DEFAULT_ROW_TAXELS;
+        assert!(weak_row(false, 0.9 * marginal, marginal), "below the margin");
+        assert!(!weak_row(false, 1.1 * marginal, marginal), "above the margin");
+        assert!(weak_row(true, 1.1 * marginal, marginal), "inside the hysteresis");
+        assert!(!weak_row(true, 1.1 * MARGINAL_HYSTERESIS * marginal, marginal));
+    }
+
+    #[test]
+    fn with_the_legs_lifted_a_row_is_judged_against_its_drift_and_where_it_fell_from() {
+        assert_eq!(judged_load(100.0, 0.8, true), 80.0);
+        assert_eq!(judged_load(100.0, 0.2, true), DRIFT_MIN * 100.0, "drift floor");
+        assert_eq!(judged_load(100.0, 1.3, true), 100.0, "drift never raises it");
+        assert_eq!(judged_load(100.0, 0.8, false), 100.0, "legs down: no drift");
+        assert_eq!(row_contact(60.0, 100.0, 120.0, true), 0.5, "from where it fell");
+        assert_eq!(row_contact(60.0, 100.0, 80.0, true), 0.6);
+        assert_eq!(row_contact(60.0, 100.0, 120.0, false), 0.6, "legs down");
+    }
+
+    #[test]
+    fn with_the_strongest_row_weak_contact_is_the_region_s() {
+        assert_eq!(lumbar_contact(0.3, 70.0, 100.0, false), 0.3);
+        assert_eq!(lumbar_contact(0.9, 70.0, 100.0, false), 0.7);
+        assert_eq!(lumbar_contact(0.3, 70.0, 100.0, true), 0.7);
+    }
+
+    #[test]
+    fn the_upper_back_collapses_when_it_falls_further_than_the_best_lumbar_row() {
+        // cl() settles the upper back at 50.
+        let upper = cl().track_upper_back(0.005, 30.0, 0.9);
+        assert!(upper.collapsed);
+        assert_eq!(upper.loss, 20.0);
+        assert!(
+            !cl().track_upper_back(0.005, 30.0, 0.5).collapsed,
+            "the lumbar row fell further"
+        );
+        assert!(!cl().track_upper_back(0.005, 40.0, 0.9).collapsed, "a fall to 0.8");
+    }
+
+    #[test]
+    fn a_fast_drop_holds_until_contact_returns_or_hold_max_passes() {
+        assert_eq!(next_hold(None, 7, 0.8, 1.0), Some((7, 1.0)));
+        assert_eq!(next_hold(None, 7, 0.9, 1.0), None, "not fast enough");
+        let held = Some((0, 1.0));
+        assert_eq!(next_hold(held, 1_000_000, 0.85, 0.85), held);
+        assert_eq!(next_hold(held, 1_000_000, 0.95, 0.9), None, "contact returned");
+        assert_eq!(next_hold(held, HOLD_MAX_US, 0.5, 0.5), None, "a step, not a drop");
+    }
+
+    #[test]
+    fn sitting_up_starts_below_sat_up_and_ends_on_recovery_or_the_legs_weight() {
+        let weighted = Posture {
+            legs_weight: true,
+            ..DOWN
+        };
+        assert_eq!(next_sat_up(None, 40.0, 100.0, DOWN), Some(100.0));
+        assert_eq!(next_sat_up(None, 50.0, 100.0, DOWN), None);
+        assert_eq!(next_sat_up(None, 40.0, 100.0, LIFTED), None);
+        assert_eq!(next_sat_up(None, 40.0, 100.0, weighted), None);
+        assert_eq!(next_sat_up(None, 0.0, 0.0, DOWN), None, "no level yet");
+        assert_eq!(next_sat_up(Some(100.0), 70.0, 40.0, DOWN), Some(100.0));
+        assert_eq!(next_sat_up(Some(100.0), 85.0, 40.0, DOWN), None);
+        assert_eq!(next_sat_up(Some(100.0), 10.0, 40.0, weighted), None);
+    }
+
+    #[test]
+    fn the_reference_follows_only_when_every_row_is_near_and_faster_at_rest() {
+        assert_eq!(follow_pace(true, 0.0), (REST_TAU_S, REST_BAND));
+        assert_eq!(follow_pace(false, 0.5 * EARLY_S), (TAU_EARLY_S, TRACK_BAND));
+        assert_eq!(follow_pace(false, 2.0 * EARLY_S), (TAU_LATE_S, TRACK_BAND));
+        assert!(near_reference(&[100.0, 90.0], &[100.0, 100.0], TRACK_BAND));
+        assert!(!near_reference(&[100.0, 70.0], &[100.0, 100.0], TRACK_BAND));
+        assert!(near_reference(&[100.0, 70.0], &[100.0, 100.0], REST_BAND));
+        assert!(near_reference(&[100.0, 5.0], &[100.0, 0.0], TRACK_BAND), "no reference");
+    }
+
+    #[test]
+    fn how_long_a_loss_must_last_depends_on_the_legs_and_on_getting_up() {
+        let arch_contact = 0.6;
+        let wait = |loss: LumbarLoss, upper: UpperBack, posture: Posture| {
+            arch_wait(&loss, &upper, posture, arch_contact, false)
+        };
+        let leaving = |posture: Posture| Posture {
+            confirm: true,
+            ..posture
+        };
+        let gone = Posture {
+            may_start: false,
+            ..LIFTED
+        };
+        let sat = UpperBack {
+            ratio: 0.5,
+            ..UPPER_STEADY
+        };
+        let deep = loss(0.4, 60.0, 40.0);
+        assert_eq!(wait(deep, UPPER_STEADY, LIFTED), ArchWait::For(0));
+        assert_eq!(wait(deep, UPPER_STEADY, DOWN), ArchWait::For(LEGS_DOWN_CONFIRM_US));
+        assert_eq!(
+            wait(deep, UPPER_STEADY, leaving(LIFTED)),
+            ArchWait::For(LEAVING_CONFIRM_US)
+        );
+        assert_eq!(
+            wait(loss(arch_contact, 40.0, 60.0), UPPER_STEADY, LIFTED),
+            ArchWait::NoArch
+        );
+        assert_eq!(wait(deep, UPPER_STEADY, gone), ArchWait::NoArch, "leaving the mat");
+        assert_eq!(
+            arch_wait(&deep, &UPPER_STEADY, LIFTED, arch_contact, true),
+            ArchWait::NoArch,
+            "sitting up"
+        );
+        // Legs down: the whole region must lose, and the upper back stay loaded
+        // unless the sacrum is to judge.
+        assert_eq!(wait(loss(0.4, 60.0, 70.0), UPPER_STEADY, DOWN), ArchWait::NoArch);
+        assert_eq!(wait(deep, sat, DOWN), ArchWait::NoArch);
+        assert_eq!(wait(deep, sat, leaving(DOWN)), ArchWait::For(LEAVING_CONFIRM_US));
+    }
+
+    #[test]
+    fn an_upper_back_collapse_explains_a_loss_no_larger_than_its_own() {
+        let collapse = UpperBack {
+            collapsed: true,
+            loss: 80.0,
+            ratio: 0.5,
+        };
+        let wait = |loss: LumbarLoss| arch_wait(&loss, &collapse, LIFTED, 0.6, false);
+        assert_eq!(wait(loss(0.4, 60.0, 70.0)), ArchWait::Explained);
+        assert_eq!(
+            wait(loss(0.4, 90.0, 70.0)),
+            ArchWait::For(0),
+            "a row lost more than the upper back"
+        );
+        assert_eq!(
+            wait(loss(0.4, 60.0, 0.5 * COLLAPSE_REGION * 100.0)),
+            ArchWait::For(0),
+            "the region lost too much"
+        );
+    }
+
+    #[test]
+    fn a_pending_loss_survives_an_explained_frame_and_is_forgotten_on_recovery() {
+        let wait = ArchWait::For(LEGS_DOWN_CONFIRM_US);
+        let mut c = cl();
+        assert_eq!(c.confirm_start(1000, 0.4, wait), None, "too soon");
+        assert_eq!(c.confirm_start(2000, 0.4, ArchWait::Explained), None);
+        assert_eq!(
+            c.confirm_start(1000 + LEGS_DOWN_CONFIRM_US, 0.3, wait),
+            Some(ArchChange::Start {
+                onset_us: 1000,
+                contact: 0.3
+            })
+        );
+        let mut c = cl();
+        c.confirm_start(1000, 0.4, wait);
+        assert_eq!(c.confirm_start(2000, 0.7, ArchWait::NoArch), None);
+        assert_eq!(
+            c.confirm_start(1000 + LEGS_DOWN_CONFIRM_US, 0.3, wait),
+            None,
+            "the wait began again"
+        );
     }
 }
