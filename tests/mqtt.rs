@@ -262,11 +262,28 @@ fn discovery_state_and_events_arrive_ha_birth_resends_purge_clears_and_a_kill_me
     d.kill9();
     sub.wait_msg("flatback/gwa/status", before, T, |m| m.text() == "offline");
 
-    // Purge clears every retained config of this gateway.
+    // Purge clears every retained config of this gateway, and its athletes'
+    // figures (personal data), but no other gateway's.
+    sub.publish("flatback/gwa/athletes/a-00000001", br#"{"best_set":12}"#, true);
+    sub.publish("flatback/gwz/athletes/a-00000002", br#"{"best_set":9}"#, true);
+    sub.barrier(T);
     let stdout = common::mqtt::purge(&cfg, &["mat1"]);
     assert!(
-        stdout.contains("cleared 36 discovery configs"),
-        "found the mat2 configs too: {stdout}"
+        stdout.contains("cleared 36 discovery configs and 1 athletes' figures"),
+        "found the mat2 configs and the athlete too: {stdout}"
+    );
+    let figures = Subscriber::connect(broker.port(), "sub-figures", false, &["flatback/+/athletes/+"]);
+    figures.barrier(T);
+    let kept: Vec<String> = figures
+        .messages()
+        .into_iter()
+        .filter(|m| m.topic.starts_with("flatback/") && !m.payload.is_empty())
+        .map(|m| m.topic)
+        .collect();
+    assert_eq!(
+        kept,
+        ["flatback/gwz/athletes/a-00000002"],
+        "only the other gateway's figures kept"
     );
     let after = Subscriber::connect(broker.port(), "sub-after-purge", false, &["homeassistant/#"]);
     let left: Vec<String> = after

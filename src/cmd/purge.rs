@@ -1,4 +1,5 @@
-//! `flatback purge`: a gateway's retained discovery configs removed.
+//! `flatback purge`: a gateway's retained discovery configs and athletes'
+//! figures removed.
 
 use std::time::Duration;
 
@@ -14,9 +15,10 @@ pub fn run(args: &PurgeArgs, config: Config) -> Result<()> {
     let opts = Options::from_config(&config.mqtt).map_err(crate::config::ConfigError::from)?;
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let cleared = runtime.block_on(crate::mqtt::purge::purge(&opts, &mats, Duration::from_secs(20)))?;
+    let athletes = cleared.iter().filter(|t| opts.topics.is_athlete_state(t)).count();
     println!(
-        "cleared {} discovery configs of gateway {}",
-        cleared.len(),
+        "cleared {} discovery configs and {athletes} athletes' figures of gateway {}",
+        cleared.len() - athletes,
         opts.topics.gateway()
     );
     Ok(())

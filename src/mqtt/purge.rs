@@ -1,9 +1,12 @@
 //! `flatback purge`: removes this gateway's retained discovery configs, so
-//! that Home Assistant deletes its entities and devices.
+//! that Home Assistant deletes its entities and devices, and its athletes'
+//! retained figures (`<base>/<gateway>/athletes/<id>`: personal data that
+//! would otherwise outlive the devices).
 //!
-//! It finds the configs on the broker (a subscription to
-//! `<prefix>/+/flatback_<gateway>/+/config`), adds those it would create for
-//! the configured mats, and publishes an empty retained payload to each. The
+//! It finds them on the broker (subscriptions to
+//! `<prefix>/+/flatback_<gateway>/+/config` and the athletes' filter), adds
+//! the configs it would create for the configured mats, and publishes an
+//! empty retained payload to each. The
 //! retained messages a subscription brings are all in once a marker message,
 //! published after subscribing, comes back: the broker handles one client's
 //! packets in order, so no guessing how long to wait.
@@ -44,6 +47,7 @@ pub async fn purge(opts: &Options, mats: &[String], timeout: Duration) -> Result
         match ev {
             MqttEvent::Incoming(Packet::ConnAck(_)) => {
                 client.subscribe(t.discovery_filter(), QoS::AtLeastOnce).await?;
+                client.subscribe(t.athlete_state("+"), QoS::AtLeastOnce).await?;
                 client.subscribe(marker.clone(), QoS::AtLeastOnce).await?;
                 client.publish(marker.clone(), QoS::AtLeastOnce, false, "end").await?;
                 acks_needed = 1;
@@ -68,7 +72,10 @@ pub async fn purge(opts: &Options, mats: &[String], timeout: Duration) -> Result
                     });
                     acks_needed += list.len();
                     cleared = Some(list);
-                } else if p.retain && !p.payload.is_empty() && t.is_discovery_config(&p.topic) {
+                } else if p.retain
+                    && !p.payload.is_empty()
+                    && (t.is_discovery_config(&p.topic) || t.is_athlete_state(&p.topic))
+                {
                     topics.insert(p.topic.clone());
                 }
             }

@@ -158,6 +158,13 @@ impl Topics {
         format!("{}/{}/athletes/{athlete}", self.base, self.gateway)
     }
 
+    /// Whether `topic` is one of this gateway's athletes' figures.
+    pub fn is_athlete_state(&self, topic: &str) -> bool {
+        topic
+            .strip_prefix(&self.athlete_state(""))
+            .is_some_and(|id| !id.is_empty() && !id.contains('/'))
+    }
+
     /// Home Assistant's status (birth and will) topic.
     pub fn ha_status(&self) -> String {
         format!("{}/status", self.prefix)
@@ -207,6 +214,10 @@ mod tests {
         assert_eq!(t.command_filter(), "flatback/gw1/+/command");
         assert_eq!(t.ha_status(), "homeassistant/status");
         assert_eq!(t.athlete_state("a-1f2e3d4c"), "flatback/gw1/athletes/a-1f2e3d4c");
+        assert!(t.is_athlete_state("flatback/gw1/athletes/a-1f2e3d4c"));
+        assert!(!t.is_athlete_state("flatback/gw1/athletes/"));
+        assert!(!t.is_athlete_state("flatback/gw2/athletes/a-1"));
+        assert!(!t.is_athlete_state("flatback/gw1/athletes/a-1/x"));
         assert_eq!(
             parse("flatback", &t.athlete_state("a-1f2e3d4c")),
             None,
