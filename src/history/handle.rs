@@ -205,8 +205,9 @@ impl Handle {
 
     /// Every athlete with their figures at `now_ms` (`weeks` weeks of
     /// calendar): only athletes whose history moved since the last call are
-    /// read and computed again (the roster page over a year of 200 athletes
-    /// stays quick).
+    /// computed again, each from the sessions that moved and the kept
+    /// figures of the others (the roster page over a year of 200 athletes
+    /// stays quick while they train).
     pub fn roster_figures(
         &self,
         t: &Thresholds,
