@@ -94,9 +94,8 @@ impl Kept {
 }
 
 /// What [`brought_up_to_date`] needs beside the store and the athlete.
-struct Look<'a> {
+struct Look {
     key: FiguresKey,
-    thresholds: &'a Thresholds,
     now_ms: i64,
     weeks: usize,
 }
@@ -106,12 +105,15 @@ struct Look<'a> {
 /// guest session ended long ago does not: then, and without `kept`, the
 /// whole history is read). Either way the figures are those
 /// [`figures::athlete`] computes from the whole history.
-fn brought_up_to_date(s: &mut dyn HistoryStore, athlete: &Athlete, kept: Option<Kept>, look: Look<'_>) -> Result<Kept> {
+fn brought_up_to_date(s: &mut dyn HistoryStore, athlete: &Athlete, kept: Option<Kept>, look: Look) -> Result<Kept> {
     let changes = s.load_changes(&athlete.id)?;
     let print = look.key.fingerprint;
     if let Some(kept) = kept.filter(|k| k.key.thresholds == look.key.thresholds) {
         let fresh = s.sessions_ended_after(&athlete.id, kept.ended.latest_ms)?;
         let ended = kept.ended.and(&fresh);
+        // A count alone could balance a session ended since the fingerprint
+        // against one missed (ended before the latest end, claimed since);
+        // the sum cannot: each session read ended after each one missed.
         if (ended.count, ended.sum_ms) == (print.ended, print.ended_sum) {
             return Ok(assembled(kept.ended_sessions(), ended, &fresh, athlete, &changes, look));
         }
@@ -135,9 +137,9 @@ fn assembled(
     read: &[SessionRecord],
     athlete: &Athlete,
     changes: &[LoadChange],
-    look: Look<'_>,
+    look: Look,
 ) -> Kept {
-    let t = look.thresholds;
+    let t = &look.key.thresholds;
     sessions.extend(read.iter().map(|r| figures::session(r, t)));
     sessions.sort_by(|a, b| (a.started_ms, &a.key).cmp(&(b.started_ms, &b.key)));
     Kept {
@@ -232,12 +234,7 @@ impl Handle {
                 let figures = match cache.remove(&a.id) {
                     Some(kept) if kept.key == key => kept,
                     kept => {
-                        let look = Look {
-                            key,
-                            thresholds: t,
-                            now_ms,
-                            weeks,
-                        };
+                        let look = Look { key, now_ms, weeks };
                         brought_up_to_date(s, &a, kept, look)?
                     }
                 };
