@@ -4,7 +4,9 @@
 //!    about 940,000 reps) in a SQLite file: what the coach's pages compute,
 //!    each measured many times, p50 / p99 / max, side by side with the bare
 //!    read of the same rows (the store's `sessions`, no figures):
-//!    - the roster (`/athletes`): every athlete's figures;
+//!    - the roster (`/athletes`): every athlete's figures, with nothing new
+//!      and while 16 athletes train, the latter beside what reading those
+//!      16 years again would cost (the read and the figures apart);
 //!    - one athlete (`/athletes/<id>`): a year of their sessions.
 //!      Aim: p99 under 100 ms.
 //! 2. The gateway's cost: two `flatback run`s side by side for the same
@@ -206,10 +208,32 @@ fn pages(dir: &Path) {
         store.write(&events).unwrap();
         assert_eq!(handle.roster_figures(&t, now, 12).unwrap().len(), ATHLETES);
     });
+    // What the same looks would cost reading each training athlete's year
+    // again, split into the store's read and the figures.
+    let (mut read_ms, mut figures_ms) = (Vec::new(), Vec::new());
+    for _ in 0..RUNS {
+        let (mut read, mut computed) = (0.0, 0.0);
+        for id in &training {
+            let t0 = Instant::now();
+            let s = store.sessions(&SessionQuery::of(Who::Athlete(id.clone()))).unwrap();
+            let changes = store.load_changes(id).unwrap();
+            let t1 = Instant::now();
+            let f = figures::athlete(&s, &Default::default(), &changes, &t, now, 12);
+            assert_eq!(f.sessions.len() as i64, WEEKS * 3 + 1);
+            read += (t1 - t0).as_secs_f64() * 1000.0;
+            computed += t1.elapsed().as_secs_f64() * 1000.0;
+        }
+        read_ms.push(read);
+        figures_ms.push(computed);
+    }
+    read_ms.sort_by(f64::total_cmp);
+    figures_ms.sort_by(f64::total_cmp);
     println!("\nthe roster, {ATHLETES} athletes, a year each (/athletes)");
     println!("  reference: every athlete read and computed  {cold_ms:>8.1} ms (the first look)");
     row("  nothing new since the last look", &warm);
     row("  16 athletes training (a rep each between looks)", &live);
+    row("  reference: their 16 years read again", &read_ms);
+    row("  reference: their 16 years' figures", &figures_ms);
 }
 
 fn config(dir: &Path, url: &str, name: &str, database: &str) -> std::path::PathBuf {

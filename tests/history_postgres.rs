@@ -427,6 +427,69 @@ fn two_gateways_one_postgresql_one_history() {
     assert_eq!(count(&mut client, "SELECT count(*) FROM reps"), 60);
 }
 
+/// The roster's figures as `handle` keeps them for a gateway's pages, each
+/// checked against the figures computed from the whole history.
+fn roster_checked(handle: &flatback::history::Handle, store: &mut PostgresStore) -> Vec<(String, usize)> {
+    use flatback::history::figures::{self, Thresholds};
+    let (t, now) = (Thresholds::default(), 1_760_000_000_000 + 3_600_000);
+    let roster = handle.roster_figures(&t, now, 8).unwrap();
+    for (a, kept) in &roster {
+        let sessions = store.sessions(&SessionQuery::of(Who::Athlete(a.id.clone()))).unwrap();
+        let changes = store.load_changes(&a.id).unwrap();
+        assert_eq!(
+            **kept,
+            figures::athlete(&sessions, &a.load, &changes, &t, now, 8),
+            "{}",
+            a.name
+        );
+    }
+    roster.iter().map(|(a, f)| (a.name.clone(), f.sessions.len())).collect()
+}
+
+#[test]
+fn the_roster_figures_one_gateway_keeps_follow_what_another_writes() {
+    let pg = Postgres::start();
+    let handle = flatback::history::Handle::new(&config(&pg)).unwrap();
+    let mut g2 = open(&pg);
+    let ana = g2.add_athlete("Ana").unwrap();
+    g2.write(&session("g1", "m1", 10, Some(&ana.id), 3, 10)).unwrap();
+    assert_eq!(roster_checked(&handle, &mut g2), [("Ana".to_string(), 1)]);
+
+    // g2's mat: a session open, a rep, then two, then its end.
+    let on_g2 = session("g2", "m1", 100, Some(&ana.id), 1, 2);
+    g2.write(&on_g2[..2]).unwrap();
+    assert_eq!(roster_checked(&handle, &mut g2), [("Ana".to_string(), 2)]);
+    g2.write(&on_g2[2..3]).unwrap();
+    roster_checked(&handle, &mut g2);
+    g2.write(&on_g2[3..]).unwrap();
+    roster_checked(&handle, &mut g2);
+
+    // A guest session older than all of Ana's, claimed; a load change.
+    g2.write(&session("g2", "m9", 1, None, 1, 5)).unwrap();
+    let guest = SessionKey {
+        gateway: "g2".into(),
+        mat: "m9".into(),
+        start_seq: 1,
+    };
+    assert!(g2.claim(&guest, &ana.id).unwrap());
+    assert_eq!(roster_checked(&handle, &mut g2), [("Ana".to_string(), 3)]);
+    assert!(g2
+        .set_load(
+            &ana.id,
+            &Load {
+                text: "2 kg".into(),
+                kg: 2.0
+            },
+            1_760_000_000_000
+        )
+        .unwrap());
+    roster_checked(&handle, &mut g2);
+
+    // Removed on g2: gone from g1's roster.
+    assert!(g2.remove_athlete(&ana.id).unwrap());
+    assert!(roster_checked(&handle, &mut g2).is_empty());
+}
+
 #[test]
 fn the_database_away_for_a_set_loses_no_rep_and_doubles_none() {
     let mut pg = Postgres::start();

@@ -258,6 +258,19 @@ pub fn athlete(
     weeks_shown: usize,
 ) -> AthleteFigures {
     let sessions: Vec<SessionFigures> = sessions.iter().map(|s| session(s, t)).collect();
+    athlete_of_sessions(sessions, load, changes, t, now_ms, weeks_shown)
+}
+
+/// The same as [`athlete`] from each session's figures (oldest first), for
+/// who keeps those of sessions that no longer change.
+pub fn athlete_of_sessions(
+    sessions: Vec<SessionFigures>,
+    load: &Load,
+    changes: &[LoadChange],
+    t: &Thresholds,
+    now_ms: i64,
+    weeks_shown: usize,
+) -> AthleteFigures {
     let record = sessions
         .iter()
         .flat_map(|s| s.sets.iter().map(move |set| (s, set)))

@@ -162,6 +162,8 @@ pub struct Fingerprint {
     pub sessions: u64,
     /// The sum of the sessions' ends: moves when one ends.
     pub ended_sum: i64,
+    /// Sessions that have ended.
+    pub ended: u64,
     /// Reps of their sessions still open.
     pub open_reps: u64,
     pub load_changes: u64,

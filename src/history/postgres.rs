@@ -313,6 +313,81 @@ impl PostgresStore {
     }
 }
 
+impl PostgresStore {
+    /// The sessions `query` names, with their reps; with `ended_after`, only
+    /// those still open or ended after it.
+    fn sessions_where(&mut self, query: &SessionQuery, ended_after: Option<i64>) -> Result<Vec<SessionRecord>> {
+        // $1 is the athlete (NULL but for Who::Athlete); every form names it
+        // so that its type is known.
+        let who = match &query.who {
+            Who::Everyone => "$1::TEXT IS NULL",
+            Who::Athlete(_) => "s.athlete = $1::TEXT",
+            Who::Guests => "s.athlete IS NULL AND $1::TEXT IS NULL",
+        };
+        let athlete: Option<&str> = match &query.who {
+            Who::Athlete(id) => Some(id),
+            _ => None,
+        };
+        let filter = format!(
+            "{who} AND ($2::BIGINT IS NULL OR s.started_ms >= $2::BIGINT) AND ($3::TEXT IS NULL OR s.gateway = $3::TEXT) \
+             AND ($4::BIGINT IS NULL OR s.ended_ms IS NULL OR s.ended_ms > $4::BIGINT)"
+        );
+        let sessions_sql = format!(
+            "SELECT s.gateway, s.mat, s.start_seq, s.athlete, s.started_ms, s.ended_ms, s.load_text, s.load_kg \
+             FROM sessions s WHERE {filter} \
+             ORDER BY s.started_ms, s.gateway COLLATE \"C\", s.mat COLLATE \"C\", s.start_seq"
+        );
+        let reps_sql = format!(
+            "SELECT r.gateway, r.mat, r.start_seq, {REP_COLUMNS} FROM reps r \
+             JOIN sessions s ON s.gateway = r.gateway AND s.mat = r.mat AND s.start_seq = r.start_seq \
+             WHERE {filter} ORDER BY r.seq"
+        );
+        let (since, gateway) = (query.since_ms, query.gateway.as_deref());
+        self.run(true, |conn| {
+            // One snapshot for the sessions and their reps.
+            let mut tx = conn
+                .client
+                .build_transaction()
+                .read_only(true)
+                .isolation_level(postgres::IsolationLevel::RepeatableRead)
+                .start()?;
+            let mut sessions: Vec<SessionRecord> = tx
+                .query(sessions_sql.as_str(), &[&athlete, &since, &gateway, &ended_after])?
+                .iter()
+                .map(|r| SessionRecord {
+                    key: SessionKey {
+                        gateway: r.get(0),
+                        mat: r.get(1),
+                        start_seq: r.get::<_, i64>(2) as u64,
+                    },
+                    athlete: r.get(3),
+                    started_ms: r.get(4),
+                    ended_ms: r.get(5),
+                    load: Load {
+                        text: r.get(6),
+                        kg: r.get(7),
+                    },
+                    reps: Vec::new(),
+                })
+                .collect();
+            let index: HashMap<SessionKey, usize> =
+                sessions.iter().enumerate().map(|(i, s)| (s.key.clone(), i)).collect();
+            for r in tx.query(reps_sql.as_str(), &[&athlete, &since, &gateway, &ended_after])? {
+                let key = SessionKey {
+                    gateway: r.get(0),
+                    mat: r.get(1),
+                    start_seq: r.get::<_, i64>(2) as u64,
+                };
+                if let Some(&i) = index.get(&key) {
+                    sessions[i].reps.push(rep_row(&r, 3));
+                }
+            }
+            tx.commit()?;
+            Ok(sessions)
+        })
+    }
+}
+
 impl HistoryStore for PostgresStore {
     fn engine(&self) -> &'static str {
         "postgres"
@@ -438,73 +513,11 @@ impl HistoryStore for PostgresStore {
     }
 
     fn sessions(&mut self, query: &SessionQuery) -> Result<Vec<SessionRecord>> {
-        // $1 is the athlete (NULL but for Who::Athlete); every form names it
-        // so that its type is known.
-        let who = match &query.who {
-            Who::Everyone => "$1::TEXT IS NULL",
-            Who::Athlete(_) => "s.athlete = $1::TEXT",
-            Who::Guests => "s.athlete IS NULL AND $1::TEXT IS NULL",
-        };
-        let athlete: Option<&str> = match &query.who {
-            Who::Athlete(id) => Some(id),
-            _ => None,
-        };
-        let filter = format!(
-            "{who} AND ($2::BIGINT IS NULL OR s.started_ms >= $2::BIGINT) AND ($3::TEXT IS NULL OR s.gateway = $3::TEXT)"
-        );
-        let sessions_sql = format!(
-            "SELECT s.gateway, s.mat, s.start_seq, s.athlete, s.started_ms, s.ended_ms, s.load_text, s.load_kg \
-             FROM sessions s WHERE {filter} \
-             ORDER BY s.started_ms, s.gateway COLLATE \"C\", s.mat COLLATE \"C\", s.start_seq"
-        );
-        let reps_sql = format!(
-            "SELECT r.gateway, r.mat, r.start_seq, {REP_COLUMNS} FROM reps r \
-             JOIN sessions s ON s.gateway = r.gateway AND s.mat = r.mat AND s.start_seq = r.start_seq \
-             WHERE {filter} ORDER BY r.seq"
-        );
-        let (since, gateway) = (query.since_ms, query.gateway.as_deref());
-        self.run(true, |conn| {
-            // One snapshot for the sessions and their reps.
-            let mut tx = conn
-                .client
-                .build_transaction()
-                .read_only(true)
-                .isolation_level(postgres::IsolationLevel::RepeatableRead)
-                .start()?;
-            let mut sessions: Vec<SessionRecord> = tx
-                .query(sessions_sql.as_str(), &[&athlete, &since, &gateway])?
-                .iter()
-                .map(|r| SessionRecord {
-                    key: SessionKey {
-                        gateway: r.get(0),
-                        mat: r.get(1),
-                        start_seq: r.get::<_, i64>(2) as u64,
-                    },
-                    athlete: r.get(3),
-                    started_ms: r.get(4),
-                    ended_ms: r.get(5),
-                    load: Load {
-                        text: r.get(6),
-                        kg: r.get(7),
-                    },
-                    reps: Vec::new(),
-                })
-                .collect();
-            let index: HashMap<SessionKey, usize> =
-                sessions.iter().enumerate().map(|(i, s)| (s.key.clone(), i)).collect();
-            for r in tx.query(reps_sql.as_str(), &[&athlete, &since, &gateway])? {
-                let key = SessionKey {
-                    gateway: r.get(0),
-                    mat: r.get(1),
-                    start_seq: r.get::<_, i64>(2) as u64,
-                };
-                if let Some(&i) = index.get(&key) {
-                    sessions[i].reps.push(rep_row(&r, 3));
-                }
-            }
-            tx.commit()?;
-            Ok(sessions)
-        })
+        self.sessions_where(query, None)
+    }
+
+    fn sessions_ended_after(&mut self, athlete: &str, ended_after_ms: i64) -> Result<Vec<SessionRecord>> {
+        self.sessions_where(&SessionQuery::of(Who::Athlete(athlete.into())), Some(ended_after_ms))
     }
 
     fn fingerprints(&mut self) -> Result<Vec<(String, Fingerprint)>> {
@@ -518,6 +531,7 @@ impl HistoryStore for PostgresStore {
                         Fingerprint {
                             sessions: r.get::<_, i64>(1) as u64,
                             ended_sum: r.get(2),
+                            ended: r.get::<_, i64>(5) as u64,
                             open_reps: r.get::<_, i64>(3) as u64,
                             load_changes: r.get::<_, i64>(4) as u64,
                         },

@@ -122,6 +122,75 @@ impl SqliteStore {
     }
 }
 
+impl SqliteStore {
+    /// The sessions `query` names, with their reps; with `ended_after`, only
+    /// those still open or ended after it.
+    fn sessions_where(&mut self, query: &SessionQuery, ended_after: Option<i64>) -> Result<Vec<SessionRecord>> {
+        let (who, athlete) = match &query.who {
+            Who::Everyone => ("1", None),
+            Who::Athlete(id) => ("athlete = ?1", Some(id.as_str())),
+            Who::Guests => ("athlete IS NULL", None),
+        };
+        let sql = format!(
+            "SELECT gateway, mat, start_seq, athlete, started_ms, ended_ms, load_text, load_kg FROM sessions \
+             WHERE {who} AND (?2 IS NULL OR started_ms >= ?2) AND (?3 IS NULL OR gateway = ?3) \
+             AND (?4 IS NULL OR ended_ms IS NULL OR ended_ms > ?4) \
+             ORDER BY started_ms, gateway, mat, start_seq"
+        );
+        let mut q = self.db.prepare_cached(&sql).map_err(db_error)?;
+        let rows = q
+            .query_map(params![athlete, query.since_ms, query.gateway, ended_after], |r| {
+                Ok(SessionRecord {
+                    key: SessionKey {
+                        gateway: r.get(0)?,
+                        mat: r.get(1)?,
+                        start_seq: r.get::<_, i64>(2)? as u64,
+                    },
+                    athlete: r.get(3)?,
+                    started_ms: r.get(4)?,
+                    ended_ms: r.get(5)?,
+                    load: Load {
+                        text: r.get(6)?,
+                        kg: r.get(7)?,
+                    },
+                    reps: Vec::new(),
+                })
+            })
+            .map_err(db_error)?;
+        let mut sessions: Vec<SessionRecord> = rows.collect::<rusqlite::Result<_>>().map_err(db_error)?;
+        drop(q);
+        // Their reps in one pass (not a query per session), by the session's
+        // index, which ends in `seq`: they come in order.
+        let index: std::collections::HashMap<SessionKey, usize> =
+            sessions.iter().enumerate().map(|(i, s)| (s.key.clone(), i)).collect();
+        let sql = format!(
+            "SELECT r.seq, r.time_ms, r.set_no, r.rep_no, r.perfect, r.arched, r.rushed, r.bounce, r.descent_ms, \
+             r.ascent_ms, r.depth, r.gateway, r.mat, r.start_seq FROM sessions s JOIN reps r \
+             ON r.gateway = s.gateway AND r.mat = s.mat AND r.start_seq = s.start_seq \
+             WHERE {} AND (?2 IS NULL OR s.started_ms >= ?2) AND (?3 IS NULL OR s.gateway = ?3) \
+             AND (?4 IS NULL OR s.ended_ms IS NULL OR s.ended_ms > ?4) \
+             ORDER BY r.gateway, r.mat, r.start_seq, r.seq",
+            who.replace("athlete", "s.athlete")
+        );
+        let mut q = self.db.prepare_cached(&sql).map_err(db_error)?;
+        let mut rows = q
+            .query(params![athlete, query.since_ms, query.gateway, ended_after])
+            .map_err(db_error)?;
+        while let Some(r) = rows.next().map_err(db_error)? {
+            let key = SessionKey {
+                gateway: r.get(11).map_err(db_error)?,
+                mat: r.get(12).map_err(db_error)?,
+                start_seq: r.get::<_, i64>(13).map_err(db_error)? as u64,
+            };
+            let rep = rep_row(r).map_err(db_error)?;
+            if let Some(&i) = index.get(&key) {
+                sessions[i].reps.push(rep);
+            }
+        }
+        Ok(sessions)
+    }
+}
+
 impl HistoryStore for SqliteStore {
     fn engine(&self) -> &'static str {
         "sqlite"
@@ -242,66 +311,11 @@ impl HistoryStore for SqliteStore {
     }
 
     fn sessions(&mut self, query: &SessionQuery) -> Result<Vec<SessionRecord>> {
-        let (who, athlete) = match &query.who {
-            Who::Everyone => ("1", None),
-            Who::Athlete(id) => ("athlete = ?1", Some(id.as_str())),
-            Who::Guests => ("athlete IS NULL", None),
-        };
-        let sql = format!(
-            "SELECT gateway, mat, start_seq, athlete, started_ms, ended_ms, load_text, load_kg FROM sessions \
-             WHERE {who} AND (?2 IS NULL OR started_ms >= ?2) AND (?3 IS NULL OR gateway = ?3) \
-             ORDER BY started_ms, gateway, mat, start_seq"
-        );
-        let mut q = self.db.prepare_cached(&sql).map_err(db_error)?;
-        let rows = q
-            .query_map(params![athlete, query.since_ms, query.gateway], |r| {
-                Ok(SessionRecord {
-                    key: SessionKey {
-                        gateway: r.get(0)?,
-                        mat: r.get(1)?,
-                        start_seq: r.get::<_, i64>(2)? as u64,
-                    },
-                    athlete: r.get(3)?,
-                    started_ms: r.get(4)?,
-                    ended_ms: r.get(5)?,
-                    load: Load {
-                        text: r.get(6)?,
-                        kg: r.get(7)?,
-                    },
-                    reps: Vec::new(),
-                })
-            })
-            .map_err(db_error)?;
-        let mut sessions: Vec<SessionRecord> = rows.collect::<rusqlite::Result<_>>().map_err(db_error)?;
-        drop(q);
-        // Their reps in one pass (not a query per session), by the session's
-        // index, which ends in `seq`: they come in order.
-        let index: std::collections::HashMap<SessionKey, usize> =
-            sessions.iter().enumerate().map(|(i, s)| (s.key.clone(), i)).collect();
-        let sql = format!(
-            "SELECT r.seq, r.time_ms, r.set_no, r.rep_no, r.perfect, r.arched, r.rushed, r.bounce, r.descent_ms, \
-             r.ascent_ms, r.depth, r.gateway, r.mat, r.start_seq FROM sessions s JOIN reps r \
-             ON r.gateway = s.gateway AND r.mat = s.mat AND r.start_seq = s.start_seq \
-             WHERE {} AND (?2 IS NULL OR s.started_ms >= ?2) AND (?3 IS NULL OR s.gateway = ?3) \
-             ORDER BY r.gateway, r.mat, r.start_seq, r.seq",
-            who.replace("athlete", "s.athlete")
-        );
-        let mut q = self.db.prepare_cached(&sql).map_err(db_error)?;
-        let mut rows = q
-            .query(params![athlete, query.since_ms, query.gateway])
-            .map_err(db_error)?;
-        while let Some(r) = rows.next().map_err(db_error)? {
-            let key = SessionKey {
-                gateway: r.get(11).map_err(db_error)?,
-                mat: r.get(12).map_err(db_error)?,
-                start_seq: r.get::<_, i64>(13).map_err(db_error)? as u64,
-            };
-            let rep = rep_row(r).map_err(db_error)?;
-            if let Some(&i) = index.get(&key) {
-                sessions[i].reps.push(rep);
-            }
-        }
-        Ok(sessions)
+        self.sessions_where(query, None)
+    }
+
+    fn sessions_ended_after(&mut self, athlete: &str, ended_after_ms: i64) -> Result<Vec<SessionRecord>> {
+        self.sessions_where(&SessionQuery::of(Who::Athlete(athlete.into())), Some(ended_after_ms))
     }
 
     fn fingerprints(&mut self) -> Result<Vec<(String, Fingerprint)>> {
@@ -313,6 +327,7 @@ impl HistoryStore for SqliteStore {
                     Fingerprint {
                         sessions: r.get::<_, i64>(1)? as u64,
                         ended_sum: r.get(2)?,
+                        ended: r.get::<_, i64>(5)? as u64,
                         open_reps: r.get::<_, i64>(3)? as u64,
                         load_changes: r.get::<_, i64>(4)? as u64,
                     },

@@ -47,6 +47,11 @@ pub trait HistoryStore: Send {
 
     /// Sessions with their reps, oldest first.
     fn sessions(&mut self, query: &SessionQuery) -> Result<Vec<SessionRecord>>;
+    /// An athlete's sessions still open or ended after `ended_after_ms`,
+    /// with their reps, oldest first: all that can have moved since a read
+    /// whose latest end was `ended_after_ms` (an ended session's reps stay
+    /// as they are).
+    fn sessions_ended_after(&mut self, athlete: &str, ended_after_ms: i64) -> Result<Vec<SessionRecord>>;
     /// Every athlete's [`Fingerprint`] (athletes without a session are left
     /// out).
     fn fingerprints(&mut self) -> Result<Vec<(String, Fingerprint)>>;
@@ -71,5 +76,5 @@ pub fn open(config: &crate::config::HistoryConfig) -> Result<Option<Box<dyn Hist
 pub(super) const FINGERPRINTS: &str = "SELECT s.athlete, COUNT(*), CAST(COALESCE(SUM(s.ended_ms), 0) AS BIGINT), \
      (SELECT COUNT(*) FROM reps r JOIN sessions o ON r.gateway = o.gateway AND r.mat = o.mat AND r.start_seq = o.start_seq \
       WHERE o.athlete = s.athlete AND o.ended_ms IS NULL), \
-     (SELECT COUNT(*) FROM load_changes c WHERE c.athlete = s.athlete) \
+     (SELECT COUNT(*) FROM load_changes c WHERE c.athlete = s.athlete), COUNT(s.ended_ms) \
      FROM sessions s WHERE s.athlete IS NOT NULL GROUP BY s.athlete";

@@ -165,10 +165,25 @@ pub fn store_contract(store: &mut dyn HistoryStore) {
         .write(&[rep("g1", "m3", 101, 7_005_000, Some(&ana.id), (1, 1, true))])
         .unwrap();
     let open = print(store, &ana.id).unwrap();
-    assert_eq!((open.sessions, open.open_reps), (3, 1));
+    assert_eq!((open.sessions, open.open_reps, open.ended), (3, 1, 2));
+    // What moved since a read whose latest end was the second session's:
+    // the open session, with its rep.
+    let moved = |store: &mut dyn HistoryStore, after_ms: i64| {
+        let s = store.sessions_ended_after(&ana.id, after_ms).unwrap();
+        s.iter().map(|s| (s.key.start_seq, s.reps.len())).collect::<Vec<_>>()
+    };
+    assert_eq!(moved(store, 3_020_000), [(100, 1)]);
+    assert_eq!(moved(store, 1_055_000), [(20, 3), (100, 1)], "ended after, not at");
     store.write(&[end("g1", "m3", 102, 7_010_000, Some(&ana.id))]).unwrap();
     let ended = print(store, &ana.id).unwrap();
     assert_eq!((ended.open_reps, ended.ended_sum), (0, before.ended_sum + 7_010_000));
+    assert_eq!(ended.ended, 3);
+    assert_eq!(moved(store, 3_020_000), [(100, 1)], "ended since");
+    assert!(moved(store, 7_010_000).is_empty());
+    assert!(
+        store.sessions_ended_after(&bo.id, i64::MIN).unwrap().is_empty(),
+        "Bo has none"
+    );
     assert!(print(store, &bo.id).is_none(), "no session yet");
 
     // An athlete named only from the second rep on: the session is theirs.
