@@ -103,7 +103,7 @@ fn recording_through_the_sampler_writes_the_contract_format() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("live.csv.gz");
     let config = flatback::config::Config::default();
-    let three_sets = flatback::sources::Live::Sim {
+    let three_sets = flatback::sources::LiveInput::Sim {
         kind: flatback::sim::Kind::ThreeSets,
         seed: 1,
     };

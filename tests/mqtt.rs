@@ -371,7 +371,7 @@ fn commands_reset_counters_start_a_set_and_bad_ones_are_logged_and_ignored() {
 }
 
 /// Waits until the outbox in `dir` holds at least `n` events.
-fn wait_outbox(dir: &Path, n: usize) -> Vec<outbox::Record> {
+fn wait_outbox(dir: &Path, n: usize) -> Vec<outbox::OutboxRecord> {
     let until = Instant::now() + T;
     loop {
         let recs = outbox::inspect(dir).unwrap_or_default();

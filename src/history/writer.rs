@@ -17,7 +17,7 @@ use super::model::{HistoryEvent, HistoryKind, RepRecord};
 use super::Handle;
 use crate::backoff::Backoff;
 use crate::event::{Event, Phase};
-use crate::outbox::{Outbox, Record};
+use crate::outbox::{Outbox, OutboxRecord};
 use crate::wire::payload::parse_rfc3339_ms;
 
 /// Records per transaction.
@@ -27,7 +27,7 @@ const IDLE: Duration = Duration::from_millis(200);
 
 /// What of an outbox record the history keeps (`None`: nothing, such as an
 /// arch, or a record that does not read as an event).
-pub fn history_event(gateway: &str, record: &Record) -> Option<HistoryEvent> {
+pub fn history_event(gateway: &str, record: &OutboxRecord) -> Option<HistoryEvent> {
     let v: Value = serde_json::from_slice(&record.payload).ok()?;
     let athlete = v.get("athlete").and_then(Value::as_str).map(String::from);
     let time_ms = v.get("time").and_then(Value::as_str).and_then(parse_rfc3339_ms)?;
@@ -84,7 +84,7 @@ pub fn run(outbox: Outbox, gateway: String, history: Handle, stop: Arc<AtomicBoo
         let written = history.with(|s| s.write(&events));
         match written {
             Ok(()) => {
-                let next = batch.last().map_or(0, Record::next_offset);
+                let next = batch.last().map_or(0, OutboxRecord::next_offset);
                 outbox.store().history_done(next);
                 metrics
                     .history_written
@@ -120,8 +120,8 @@ fn wait_or_stop(d: Duration, stop: &AtomicBool) {
 mod tests {
     use super::*;
 
-    fn record(seq: u64, payload: &str) -> Record {
-        Record {
+    fn record(seq: u64, payload: &str) -> OutboxRecord {
+        OutboxRecord {
             offset: seq * 100,
             size: 100,
             mat: "m1".into(),

@@ -16,7 +16,7 @@
 
 pub mod store;
 
-pub use store::{Lost, Record, Recovery, Store, SyncMode};
+pub use store::{Lost, OutboxRecord, Recovery, Store, SyncMode};
 
 use std::cell::Cell;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -30,16 +30,16 @@ use crate::event::Event;
 use crate::metrics::{MatMetrics, Registry};
 use crate::repeated::Repeated;
 use crate::wire::payload::{self, OutboxFigures};
-use crate::wire::{Command, MatState};
+use crate::wire::{MatCommand, MatState};
 
 /// One mat, as the publisher sees it.
 struct MatSlot {
     id: String,
     state: Mutex<(MatState, u64)>,
     available: Mutex<(bool, u64)>,
-    commands: Mutex<Sender<Command>>,
+    commands: Mutex<Sender<MatCommand>>,
     finished: AtomicBool,
-    live: Mutex<Live>,
+    live: Mutex<LiveLook>,
 }
 
 /// A mat's session as recorded while it lasted (for the web view's
@@ -55,7 +55,7 @@ pub struct FinishedSession {
 /// A mat's live look, for the web view: its latest raw frame and what the
 /// detector made of it, handed over a few times a second (not per frame).
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct Live {
+pub struct LiveLook {
     /// Bumped on every hand-over (0: nothing yet).
     pub version: u64,
     /// The frame's time on the source's clock.
@@ -103,7 +103,7 @@ pub struct Outbox {
 pub struct MatLink {
     shared: Arc<OutboxShared>,
     index: usize,
-    commands: Receiver<Command>,
+    commands: Receiver<MatCommand>,
     lost: Cell<Repeated>,
 }
 
@@ -134,7 +134,7 @@ impl Outbox {
                 available: Mutex::new((false, 0)),
                 commands: Mutex::new(tx),
                 finished: AtomicBool::new(false),
-                live: Mutex::new(Live::default()),
+                live: Mutex::new(LiveLook::default()),
             });
             receivers.push(rx);
         }
@@ -210,7 +210,7 @@ impl Outbox {
 
     /// Mat `mat`'s live look, if it is one of this gateway's and its version
     /// is newer than `seen`.
-    pub fn live(&self, mat: &str, seen: u64) -> Option<Live> {
+    pub fn live(&self, mat: &str, seen: u64) -> Option<LiveLook> {
         let slot = self.shared.mats.iter().find(|m| m.id == mat)?;
         let live = slot.live.lock().unwrap_or_else(|p| p.into_inner());
         (live.version > seen).then(|| live.clone())
@@ -258,7 +258,7 @@ impl Outbox {
     }
 
     /// Hands a command to mat `mat`'s thread; false if there is no such mat.
-    pub fn command(&self, mat: &str, command: Command) -> bool {
+    pub fn command(&self, mat: &str, command: MatCommand) -> bool {
         match self.shared.mats.iter().find(|m| m.id == mat) {
             Some(slot) => {
                 let _ = slot.commands.lock().unwrap_or_else(|p| p.into_inner()).send(command);
@@ -308,7 +308,7 @@ impl MatLink {
     /// Hands the mat's live look over: `update` fills it in place (keep it
     /// short: the web view reads it under the same lock). Called a few times
     /// a second, not per frame.
-    pub fn set_live(&self, update: impl FnOnce(&mut Live)) {
+    pub fn set_live(&self, update: impl FnOnce(&mut LiveLook)) {
         let mut live = self.slot().live.lock().unwrap_or_else(|p| p.into_inner());
         update(&mut live);
         live.version += 1;
@@ -388,7 +388,7 @@ impl MatLink {
     }
 
     /// The next command received for this mat, if any.
-    pub fn try_command(&self) -> Option<Command> {
+    pub fn try_command(&self) -> Option<MatCommand> {
         self.commands.try_recv().ok()
     }
 
@@ -432,9 +432,9 @@ mod tests {
         state.arching = true;
         links[1].set_state(&state);
         assert_eq!(outbox.views()[1].state_version, 2, "a change bumps the version");
-        assert!(outbox.command("a", Command::ResetCounters));
-        assert!(!outbox.command("c", Command::ResetCounters));
-        assert_eq!(links[0].try_command(), Some(Command::ResetCounters));
+        assert!(outbox.command("a", MatCommand::ResetCounters));
+        assert!(!outbox.command("c", MatCommand::ResetCounters));
+        assert_eq!(links[0].try_command(), Some(MatCommand::ResetCounters));
         assert_eq!(links[1].try_command(), None);
         assert!(!outbox.all_finished());
         links[0].finish();

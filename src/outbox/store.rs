@@ -58,7 +58,7 @@ const STATE_FILE: &str = "state";
 
 /// One event in the outbox.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Record {
+pub struct OutboxRecord {
     /// Global offset: the record's id.
     pub offset: u64,
     /// Bytes on disk (header included).
@@ -69,7 +69,7 @@ pub struct Record {
     pub payload: Vec<u8>,
 }
 
-impl Record {
+impl OutboxRecord {
     /// Offset of the record after this one.
     pub fn next_offset(&self) -> u64 {
         self.offset + self.size
@@ -157,7 +157,7 @@ pub struct Store {
     sync_mode: SyncMode,
     end: u64,
     head: u64,
-    pending: VecDeque<Record>,
+    pending: VecDeque<OutboxRecord>,
     /// Acknowledged records that are not at the front yet.
     acked: BTreeSet<u64>,
     queued: BTreeMap<String, u64>,
@@ -220,7 +220,7 @@ fn encode(mat: &str, seq: u64, payload: &[u8]) -> Vec<u8> {
 
 /// Parses the records of a segment's bytes; returns them and the length of
 /// the valid prefix (everything after it is torn or corrupt).
-fn scan(bytes: &[u8], start: u64) -> (Vec<Record>, usize) {
+fn scan(bytes: &[u8], start: u64) -> (Vec<OutboxRecord>, usize) {
     let mut records = Vec::new();
     let mut pos = 0usize;
     while bytes.len() - pos >= HEADER {
@@ -242,7 +242,7 @@ fn scan(bytes: &[u8], start: u64) -> (Vec<Record>, usize) {
             break;
         };
         let seq = u64::from_le_bytes(body[1 + mat_len..1 + mat_len + 8].try_into().unwrap());
-        records.push(Record {
+        records.push(OutboxRecord {
             offset: start + pos as u64,
             size: (HEADER + len) as u64,
             mat: mat.to_string(),
@@ -288,7 +288,7 @@ fn sync_dir(dir: &Path) -> io::Result<()> {
 
 /// The records still waiting in an outbox directory, read without changing
 /// anything (for tests and tools; the daemon may be running).
-pub fn inspect(dir: &Path) -> io::Result<Vec<Record>> {
+pub fn inspect(dir: &Path) -> io::Result<Vec<OutboxRecord>> {
     let head = read_state(dir).map_or(0, |s| s.head);
     let mut out = Vec::new();
     for (start, path) in list_segments(dir)? {
@@ -490,7 +490,7 @@ impl Store {
                 self.short_of_space = false;
                 self.state.seqs.insert(mat.to_string(), seq);
                 *self.queued.entry(mat.to_string()).or_insert(0) += 1;
-                self.pending.push_back(Record {
+                self.pending.push_back(OutboxRecord {
                     offset,
                     size,
                     mat: mat.to_string(),
@@ -652,7 +652,7 @@ impl Store {
     }
 
     /// The first waiting record at or after `cursor`.
-    pub fn next(&self, cursor: u64) -> Option<&Record> {
+    pub fn next(&self, cursor: u64) -> Option<&OutboxRecord> {
         let i = self.pending.partition_point(|r| r.offset < cursor);
         self.pending.range(i..).find(|r| !self.acked.contains(&r.offset))
     }
@@ -753,7 +753,7 @@ impl Store {
     }
 
     /// Up to `max` records the history does not have yet, oldest first.
-    pub fn history_next(&self, max: usize) -> Vec<Record> {
+    pub fn history_next(&self, max: usize) -> Vec<OutboxRecord> {
         let Some(cursor) = self.history else {
             return Vec::new();
         };

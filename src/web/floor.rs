@@ -7,7 +7,7 @@
 //! applies them to the model, and compares each tile's JSON with the one
 //! sent before: only the tiles that changed go out, as one update, on a
 //! broadcast channel every browser's stream reads. A browser that falls
-//! behind skips to the whole floor ([`Floor::snapshot`]). The JSON leaves out
+//! behind skips to the whole floor ([`FloorFeed::snapshot`]). The JSON leaves out
 //! what changes with the clock alone (ages), so a tile is sent only when
 //! something about the mat changed.
 
@@ -19,7 +19,7 @@ use bytes::Bytes;
 use serde_json::{json, Value};
 use tokio::sync::broadcast;
 
-use crate::dashboard::{Dashboard, Link, Screen, Status, Tile, Tone};
+use crate::dashboard::{BrokerLink, Dashboard, Screen, Status, Tile, Tone};
 use crate::mqtt::subscriber::LinkEvent;
 use crate::wire::topics::{self, Subject};
 
@@ -30,7 +30,7 @@ const GATHER: Duration = Duration::from_millis(30);
 
 /// One update of the floor, as the browsers' streams send it.
 #[derive(Debug, Clone)]
-pub enum Update {
+pub enum FloorUpdate {
     /// The whole floor changed shape (a mat appeared, the broker link
     /// changed): every tile, in order.
     Floor(Bytes),
@@ -78,9 +78,9 @@ struct Model {
 }
 
 /// The floor shared between its thread and the web server.
-pub struct Floor {
+pub struct FloorFeed {
     model: Mutex<Model>,
-    updates: broadcast::Sender<Update>,
+    updates: broadcast::Sender<FloorUpdate>,
     started: Instant,
 }
 
@@ -128,11 +128,11 @@ fn tile_json(t: &Tile, own: bool, last: Option<&LastEvent>, athlete: Option<Stri
     })
 }
 
-fn link_json(link: &Link) -> Value {
+fn link_json(link: &BrokerLink) -> Value {
     match link {
-        Link::Connecting => json!({"state": "connecting"}),
-        Link::Connected => json!({"state": "connected"}),
-        Link::Lost(why) => json!({"state": "lost", "why": why}),
+        BrokerLink::Connecting => json!({"state": "connecting"}),
+        BrokerLink::Connected => json!({"state": "connected"}),
+        BrokerLink::Lost(why) => json!({"state": "lost", "why": why}),
     }
 }
 
@@ -172,13 +172,13 @@ impl Model {
     }
 }
 
-impl Floor {
+impl FloorFeed {
     /// The floor under `base`, as seen by gateway `gateway` whose own mats
     /// are `own`; `arch_threshold` is the share of the reference below which
     /// an arch starts.
-    pub fn new(base: &str, broker: &str, gateway: &str, own: &[String], arch_threshold: f64) -> Arc<Floor> {
+    pub fn new(base: &str, broker: &str, gateway: &str, own: &[String], arch_threshold: f64) -> Arc<FloorFeed> {
         let (updates, _) = broadcast::channel(BACKLOG);
-        Arc::new(Floor {
+        Arc::new(FloorFeed {
             model: Mutex::new(Model {
                 dashboard: Dashboard::new(base, broker, arch_threshold),
                 athletes: HashMap::new(),
@@ -187,7 +187,7 @@ impl Floor {
                 own: own.to_vec(),
                 last_events: HashMap::new(),
                 sent: Vec::new(),
-                link: link_json(&Link::Connecting),
+                link: link_json(&BrokerLink::Connecting),
             }),
             updates,
             started: Instant::now(),
@@ -204,7 +204,7 @@ impl Floor {
     }
 
     /// The whole floor now, and a receiver of the updates after it.
-    pub fn subscribe(&self) -> (Bytes, broadcast::Receiver<Update>) {
+    pub fn subscribe(&self) -> (Bytes, broadcast::Receiver<FloorUpdate>) {
         // Subscribed under the lock: no update falls between the two.
         let model = self.model();
         let rx = self.updates.subscribe();
@@ -230,11 +230,11 @@ impl Floor {
         for event in batch {
             match event {
                 LinkEvent::Subscribed => {
-                    model.dashboard.set_link(Link::Connected);
+                    model.dashboard.set_link(BrokerLink::Connected);
                     link_changed = true;
                 }
                 LinkEvent::Lost(why) => {
-                    model.dashboard.set_link(Link::Lost(why));
+                    model.dashboard.set_link(BrokerLink::Lost(why));
                     link_changed = true;
                 }
                 LinkEvent::Message { topic, payload } => {
@@ -271,7 +271,7 @@ impl Floor {
         if !same_shape || link_changed {
             model.sent = tiles;
             let floor = model.floor_bytes();
-            let _ = self.updates.send(Update::Floor(floor));
+            let _ = self.updates.send(FloorUpdate::Floor(floor));
             return;
         }
         let changed: Vec<Bytes> = tiles
@@ -293,12 +293,16 @@ impl Floor {
             out.extend_from_slice(b);
         }
         out.push(b']');
-        let _ = self.updates.send(Update::Tiles(Bytes::from(out)));
+        let _ = self.updates.send(FloorUpdate::Tiles(Bytes::from(out)));
     }
 
     /// Follows `link` until it ends: each message, with whatever else has
     /// arrived meanwhile, is one batch.
-    pub fn follow(self: Arc<Floor>, link: crate::mqtt::subscriber::MqttLink, stop: Arc<std::sync::atomic::AtomicBool>) {
+    pub fn follow(
+        self: Arc<FloorFeed>,
+        link: crate::mqtt::subscriber::MqttLink,
+        stop: Arc<std::sync::atomic::AtomicBool>,
+    ) {
         use std::sync::atomic::Ordering;
         use std::sync::mpsc::RecvTimeoutError;
         let mut last_update = Instant::now();
@@ -354,7 +358,7 @@ mod tests {
 
     #[test]
     fn own_mats_first_then_only_what_changed() {
-        let floor = Floor::new("flatback", "mqtt://x", "gw2", &["b".into()], 0.6);
+        let floor = FloorFeed::new("flatback", "mqtt://x", "gw2", &["b".into()], 0.6);
         let (first, mut rx) = floor.subscribe();
         assert_eq!(json_of(&first)["tiles"], json!([]));
         floor.apply([
@@ -362,7 +366,7 @@ mod tests {
             msg("flatback/gw1/a/status", "online"),
             msg("flatback/gw2/b/status", "online"),
         ]);
-        let Ok(Update::Floor(f)) = rx.try_recv() else {
+        let Ok(FloorUpdate::Floor(f)) = rx.try_recv() else {
             panic!("a new floor")
         };
         let f = json_of(&f);
@@ -381,7 +385,7 @@ mod tests {
             "flatback/gw1/a/event",
             r#"{"type":"arch","phase":"start","t_ms":5,"contact":0.4,"mat":"a","seq":7,"time":"2024-01-01T00:00:00.000Z"}"#,
         )]);
-        let Ok(Update::Tiles(t)) = rx.try_recv() else {
+        let Ok(FloorUpdate::Tiles(t)) = rx.try_recv() else {
             panic!("tiles")
         };
         let t = json_of(&t);

@@ -18,6 +18,6 @@ pub mod payload;
 pub mod state;
 pub mod topics;
 
-pub use commands::Command;
+pub use commands::MatCommand;
 pub use state::{Counters, MatState};
 pub use topics::{Subject, Topics};
