@@ -21,7 +21,7 @@ use flatback::detector::Detector;
 use flatback::event::{Event, Phase};
 use flatback::frame::{Frame, FrameSource};
 use flatback::hardware::{EmulatedGpio, PinEdge};
-use flatback::outbox::{Outbox, Store};
+use flatback::outbox::{Journal, Outbox};
 use flatback::sources::RecordingReader;
 
 const BUZZER: u8 = 22;
@@ -105,7 +105,7 @@ fn mat_of(text: &str, file: &Path) -> (Config, MatEntry) {
 /// makes for `mat` on `gpio`; the pins all off at the end.
 fn run_pipeline(file: &Path, config: &Config, mat: &MatEntry, gpio: &EmulatedGpio) {
     let dir = tempfile::tempdir().unwrap();
-    let (store, _) = Store::open(dir.path(), 1 << 20).unwrap();
+    let (store, _) = Journal::open(dir.path(), 1 << 20).unwrap();
     let (_outbox, mut links) = Outbox::new(store, std::slice::from_ref(&mat.id));
     let link = links.remove(0);
     let mut source = RecordingReader::open(file).unwrap();

@@ -15,7 +15,7 @@ use common::mosquitto::Broker;
 use common::mqtt::{write_config, Daemon, Msg, Subscriber};
 use flatback::detector::{Detector, DetectorConfig};
 use flatback::event::Event;
-use flatback::outbox::store as outbox;
+use flatback::outbox::journal as outbox;
 use flatback::sim::{Kind, Scenario, Simulator};
 use serde_json::Value;
 

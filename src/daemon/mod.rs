@@ -34,7 +34,7 @@ use anyhow::{Context, Result};
 
 use crate::config::Config;
 use crate::mqtt::Options;
-use crate::outbox::{Outbox, Store};
+use crate::outbox::{Journal, Outbox};
 use systemd::Notifier;
 
 /// How the daemon was asked to run.
@@ -111,7 +111,7 @@ pub fn run(config: &Config, options: &RunOptions, notifier: &Notifier) -> Result
     let ids: Vec<String> = mats.iter().map(|m| m.id.clone()).collect();
     let opts = Options::from_config(&config.mqtt).map_err(crate::config::ConfigError::from)?;
     let mqtt = &config.mqtt;
-    let (mut store, recovery) = Store::open(&mqtt.outbox_dir, mqtt.outbox_max_bytes)
+    let (mut store, recovery) = Journal::open(&mqtt.outbox_dir, mqtt.outbox_max_bytes)
         .with_context(|| format!("outbox {} (mqtt.outbox_dir)", mqtt.outbox_dir.display()))?;
     store.set_sync_mode(mqtt.outbox_sync);
     let history = history_handle(config)?;
@@ -136,7 +136,7 @@ pub fn run(config: &Config, options: &RunOptions, notifier: &Notifier) -> Result
     // with [athletes] home_assistant, their figures.
     let (athletes_ha, athletes_follower) = match history.clone() {
         Some(handle) => {
-            let (tx, rx) = tokio::sync::watch::channel(crate::wire::athletes::AthletesView {
+            let (tx, rx) = tokio::sync::watch::channel(crate::wire::athlete_entities::AthletesView {
                 roster: handle.roster(),
                 ..Default::default()
             });
@@ -235,7 +235,7 @@ pub fn run(config: &Config, options: &RunOptions, notifier: &Notifier) -> Result
         // The publisher closed the outbox before the writer's last batch:
         // its head (what both have) is written again, or a restart would
         // publish those events a second time.
-        if let Err(e) = closing.store().close() {
+        if let Err(e) = closing.journal().close() {
             tracing::warn!("outbox: cannot close cleanly: {e}");
         }
     }

@@ -1,7 +1,7 @@
 //! The history writer: the events the outbox keeps safe, into the store.
 //!
 //! The outbox keeps every record until both the broker and the history have
-//! it ([`crate::outbox::Store::follow_history`]), so a database that is away
+//! it ([`crate::outbox::Journal::follow_history`]), so a database that is away
 //! (PostgreSQL down for an hour, a locked SQLite file) costs time, not reps:
 //! the writer retries with backoff and carries on from its cursor. A batch is
 //! one transaction; the store writes each gateway, mat and `seq` once, so a
@@ -67,7 +67,7 @@ pub fn run(outbox: Outbox, gateway: String, history: Handle, stop: Arc<AtomicBoo
             }
         }
         let (batch, (waiting, dropped)) = {
-            let store = outbox.store();
+            let store = outbox.journal();
             (store.history_next(BATCH), store.history_backlog())
         };
         metrics.history_waiting.store(waiting, Ordering::Relaxed);
@@ -85,7 +85,7 @@ pub fn run(outbox: Outbox, gateway: String, history: Handle, stop: Arc<AtomicBoo
         match written {
             Ok(()) => {
                 let next = batch.last().map_or(0, OutboxRecord::next_offset);
-                outbox.store().history_done(next);
+                outbox.journal().history_done(next);
                 metrics
                     .history_written
                     .fetch_add(events.len() as u64, Ordering::Relaxed);

@@ -30,7 +30,7 @@ use std::time::{Duration, Instant};
 use crate::backoff::Jitter;
 use crate::history::RosterEntry;
 use crate::outbox::MatView;
-use crate::wire::athletes::{AthleteSensors, AthletesView};
+use crate::wire::athlete_entities::{AthleteSensors, AthletesView};
 use crate::wire::commands::{self, MatCommand};
 use crate::wire::discovery::{self, Identity};
 use crate::wire::payload::{self, OutboxFigures, OFFLINE, ONLINE};

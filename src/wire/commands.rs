@@ -8,7 +8,7 @@
 //! "name": OPTION}` with one of the options of Home Assistant's athlete
 //! select (a display name, or "Guest"): the select sends its option's text,
 //! and the gateway turns it into the id from the roster it knows
-//! ([`crate::wire::athletes::options`]), so ids stay the only thing the mat
+//! ([`crate::wire::athlete_entities::options`]), so ids stay the only thing the mat
 //! is told.
 
 use std::fmt;
@@ -126,7 +126,7 @@ pub fn parse_in(payload: &[u8], roster: &[RosterEntry]) -> Result<MatCommand, Co
                 return Err(CommandError::Athlete("\"athlete\" or \"name\", not both".into()));
             }
             (None, Some(option)) if c.command == "athlete" => {
-                return super::athletes::options(roster)
+                return super::athlete_entities::options(roster)
                     .into_iter()
                     .find(|o| o.label == option)
                     .map(|o| MatCommand::Athlete(o.id))

@@ -10,7 +10,7 @@
 
 use serde_json::{json, Map, Value};
 
-use super::athletes::{self, AthleteSensors};
+use super::athlete_entities::{self, AthleteSensors};
 use super::commands::MatCommand;
 use super::topics::Topics;
 use crate::history::RosterEntry;
@@ -287,7 +287,7 @@ pub fn mat_configs(id: &Identity, mat: &str) -> Vec<DiscoveryConfig> {
 /// options in the template. Re-published whenever the roster changes.
 pub fn athlete_select(id: &Identity, mat: &str, roster: &[RosterEntry]) -> DiscoveryConfig {
     let t = id.topics;
-    let options = athletes::options(roster);
+    let options = athlete_entities::options(roster);
     let labels: Vec<&str> = options.iter().map(|o| o.label.as_str()).collect();
     let by_id: Map<String, Value> = options
         .iter()
@@ -308,7 +308,7 @@ pub fn athlete_select(id: &Identity, mat: &str, roster: &[RosterEntry]) -> Disco
                 "command_template": "{\"command\":\"athlete\",\"name\":{{ value | tojson }}}",
                 "options": labels,
                 "state_topic": t.mat_state(mat),
-                "value_template": format!("{{{{ {map}.get(value_json.athlete, '{}') }}}}", athletes::GUEST),
+                "value_template": format!("{{{{ {map}.get(value_json.athlete, '{}') }}}}", athlete_entities::GUEST),
                 "retain": false,
                 "icon": "mdi:account-switch",
             }),

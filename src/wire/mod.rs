@@ -9,9 +9,9 @@
 //! - [`state`]: the mat's state and counters, followed from events;
 //! - [`commands`]: the commands a mat takes, parsed and validated;
 //! - [`discovery`]: Home Assistant's discovery configs;
-//! - [`athletes`]: the athlete select's options and athletes' sensors.
+//! - [`athlete_entities`]: the athlete select's options and athletes' sensors.
 
-pub mod athletes;
+pub mod athlete_entities;
 pub mod commands;
 pub mod discovery;
 pub mod payload;
