@@ -23,7 +23,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use flatback::event::{Event, RepEvent};
+use flatback::contract::event::{Event, RepEvent};
 use flatback::mqtt::{publisher, MqttConfig, Options};
 use flatback::outbox::{Journal, Outbox, SyncMode};
 use rumqttc::{Client, Event as MqttEvent, MqttOptions, Packet, QoS};

@@ -14,12 +14,12 @@ use std::path::Path;
 use std::sync::atomic::AtomicBool;
 
 use flatback::config::{Config, MatEntry, MatSourceKind};
-use flatback::cue;
+use flatback::contract::event::{Event, Phase};
+use flatback::contract::frame::{Frame, FrameSource};
+use flatback::daemon::cue;
 use flatback::daemon::descent::DescentTracker;
 use flatback::daemon::pipeline::Pipeline;
 use flatback::detector::Detector;
-use flatback::event::{Event, Phase};
-use flatback::frame::{Frame, FrameSource};
 use flatback::hardware::{EmulatedGpio, PinEdge};
 use flatback::outbox::{Journal, Outbox};
 use flatback::sources::RecordingReader;
@@ -82,7 +82,7 @@ fn reference(file: &Path, config: &Config) -> Reference {
     // The same events as `flatback replay`.
     let mut source = RecordingReader::open(file).unwrap();
     let mut det = Detector::new(source.grid(), config.detector.clone()).unwrap();
-    let replayed = flatback::replay::collect(&mut source, &mut det).unwrap();
+    let replayed = flatback::tools::replay::collect(&mut source, &mut det).unwrap();
     assert_eq!(all, replayed, "{}", file.display());
     let starts = replayed
         .iter()

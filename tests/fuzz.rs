@@ -29,7 +29,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use flatback::config::Config;
-use flatback::frame::{Frame, FrameSource, Grid};
+use flatback::contract::frame::{Frame, FrameSource, Grid};
 use flatback::sources::recording::RecordingReader;
 use flatback::wire::commands::{self, MatCommand};
 

@@ -7,13 +7,13 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Result};
 use embedded_hal::digital::OutputPin;
 
-use crate::cli::{CheckArgs, SourceKind};
+use crate::cmd::cli::{CheckArgs, SourceKind};
 use crate::config::cue::Role;
 use crate::config::{Config, MatEntry};
-use crate::cue::{CuePins, Levels, Show};
+use crate::daemon::cue::{CuePins, Levels, Show};
 use crate::hardware::{EmulatedGpio, RppalGpio, Wiring};
-use crate::inspect::{self, Display};
 use crate::sources::{self, LiveInput};
+use crate::tools::inspect::{self, Display};
 
 pub fn run(args: &CheckArgs, config: &Config) -> Result<()> {
     if args.cue {

@@ -6,9 +6,9 @@ use std::sync::atomic::Ordering;
 
 use anyhow::{bail, Context, Result};
 
-use crate::cli::{RecordArgs, SimArgs, SourceKind};
+use crate::cmd::cli::{RecordArgs, SimArgs, SourceKind};
 use crate::config::Config;
-use crate::frame::{Frame, FrameSource};
+use crate::contract::frame::{Frame, FrameSource};
 use crate::sim::{Kind, Scenario, Simulator};
 use crate::sources::{self, LiveInput, RecordingWriter};
 

@@ -13,14 +13,25 @@
 //! - [`watchdog`]: READY once every mat made progress, WATCHDOG while every
 //!   mat keeps making it;
 //! - [`signals`]: the one wait for SIGTERM and SIGINT;
-//! - [`systemd`]: sd_notify and journald detection.
+//! - [`systemd`]: sd_notify and journald detection;
+//! - [`cue`]: the cue at the mat, driven by its pipeline on the frame: a
+//!   buzzer when the back lifts, a green/red LED, tempo ticks (GPIO);
+//! - [`metrics`]: the gateway's figures (Prometheus' text, `/health`'s
+//!   judgement), bumped by the mats, the outbox and the publisher;
+//! - [`backoff`]: the one backoff of every retry (sources, the publisher,
+//!   the history writer, the watcher), with jitter;
+//! - [`repeated`]: warnings that repeat, logged once then as a count.
 //!
 //! The mats hand events to the outbox ([`crate::outbox`]); the publisher
 //! ([`crate::mqtt::publisher`]) takes them to the broker on tokio.
 
+pub mod backoff;
 pub mod config_checks;
+pub mod cue;
 pub mod descent;
+pub mod metrics;
 pub mod pipeline;
+pub mod repeated;
 pub mod signals;
 pub mod supervise;
 pub mod systemd;

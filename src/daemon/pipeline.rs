@@ -23,10 +23,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use super::descent::DescentTracker;
-use crate::cue::{Look, MatCue};
+use crate::contract::event::{Event, Phase};
+use crate::contract::frame::{Frame, FrameSource, SourceError};
+use crate::daemon::cue::{Look, MatCue};
 use crate::detector::{Detector, DetectorConfig};
-use crate::event::{Event, Phase};
-use crate::frame::{Frame, FrameSource, SourceError};
 use crate::outbox::MatLink;
 use crate::wire::{MatCommand, MatState};
 
@@ -241,7 +241,7 @@ pub struct Pipeline {
     descent: DescentTracker,
     /// The buzzer and LED at the mat (`[mats.cue]`), driven on the frame.
     cue: Option<MatCue>,
-    /// When the live look is handed over next ([`crate::metrics::now_ms`]).
+    /// When the live look is handed over next ([`crate::daemon::metrics::now_ms`]).
     next_live_ms: u64,
     /// The session recorded for the web view's pictures, when it draws them.
     #[cfg(feature = "plot")]
@@ -259,7 +259,10 @@ pub struct Pipeline {
 }
 
 impl Pipeline {
-    pub fn new(grid: crate::frame::Grid, config: &DetectorConfig) -> Result<Pipeline, crate::config::Invalid> {
+    pub fn new(
+        grid: crate::contract::frame::Grid,
+        config: &DetectorConfig,
+    ) -> Result<Pipeline, crate::config::Invalid> {
         Ok(Pipeline {
             detector: Detector::new(grid, config.clone())?,
             tracker: MatTracker::new(),
@@ -464,7 +467,7 @@ impl Pipeline {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::SetEvent;
+    use crate::contract::event::SetEvent;
 
     fn rep(set: u32, rep: u32, perfect: bool) -> Event {
         Event::test_rep(set, rep, perfect, 3456)
@@ -602,7 +605,7 @@ mod tests {
             t_ms: 0,
             row: 1,
             col: 2,
-            fault: crate::event::TaxelFault::StuckLow,
+            fault: crate::contract::event::TaxelFault::StuckLow,
             ok,
         };
         t.on_event(&fault(false));

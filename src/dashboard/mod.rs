@@ -19,7 +19,7 @@
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
-use crate::event::{Event, Phase};
+use crate::contract::event::{Event, Phase};
 use crate::wire::topics::{self, Subject, Topics};
 use crate::wire::{MatCommand, MatState};
 
@@ -558,7 +558,7 @@ impl Mat {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::{ArchEvent, SetEvent};
+    use crate::contract::event::{ArchEvent, SetEvent};
 
     fn event_json(e: &Event, mat: &str, seq: u64) -> Vec<u8> {
         let mut v = serde_json::to_value(e).unwrap();
@@ -831,7 +831,7 @@ mod tests {
             t_ms: 1,
             row: 1,
             col: 2,
-            fault: crate::event::TaxelFault::StuckLow,
+            fault: crate::contract::event::TaxelFault::StuckLow,
             ok: false,
         };
         assert_eq!(plain_fields(&e), "health taxel=r1c2 fault=stuck_low ok=false t_ms=1");

@@ -15,8 +15,8 @@ use serde_json::Value;
 
 use super::model::{HistoryEvent, HistoryKind, RepRecord};
 use super::Handle;
-use crate::backoff::Backoff;
-use crate::event::{Event, Phase};
+use crate::contract::event::{Event, Phase};
+use crate::daemon::backoff::Backoff;
 use crate::outbox::{Outbox, OutboxRecord};
 use crate::wire::payload::parse_rfc3339_ms;
 

@@ -31,9 +31,9 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use super::options::Options;
 use super::session::{EventQueue, Incoming, Publish, PublisherSession, Qos, QueuedEvent, Request, SessionConfig};
-use crate::backoff::{Backoff, Jitter};
+use crate::daemon::backoff::{Backoff, Jitter};
+use crate::daemon::repeated::Repeated;
 use crate::outbox::{Journal, Outbox};
-use crate::repeated::Repeated;
 use crate::wire::athlete_entities::AthletesView;
 use crate::wire::payload::OutboxFigures;
 

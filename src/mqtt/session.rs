@@ -27,7 +27,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::time::{Duration, Instant};
 
-use crate::backoff::Jitter;
+use crate::daemon::backoff::Jitter;
 use crate::history::RosterEntry;
 use crate::outbox::MatView;
 use crate::wire::athlete_entities::{AthleteSensors, AthletesView};

@@ -8,7 +8,7 @@
 //! - commands for a mat wait in its channel until its thread takes them;
 //! - each mat's live look (its latest raw frame and the detector's view of
 //!   it, a few times a second) sits in a slot of its own for the web view;
-//! - the gateway's figures ([`crate::metrics`]) are bumped on the way.
+//! - the gateway's figures ([`crate::daemon::metrics`]) are bumped on the way.
 //!
 //! Mat threads never wait for the network: `emit` appends to the journal (a
 //! disk write; synced by a background thread, group commit) and wakes the
@@ -26,9 +26,9 @@ use std::time::SystemTime;
 
 use tokio::sync::Notify;
 
-use crate::event::Event;
-use crate::metrics::{MatMetrics, Registry};
-use crate::repeated::Repeated;
+use crate::contract::event::Event;
+use crate::daemon::metrics::{MatMetrics, Registry};
+use crate::daemon::repeated::Repeated;
 use crate::wire::payload::{self, OutboxFigures};
 use crate::wire::{MatCommand, MatState};
 
@@ -404,7 +404,7 @@ impl MatLink {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::Phase;
+    use crate::contract::event::Phase;
 
     #[test]
     fn mats_put_events_state_and_availability_in_and_commands_come_out() {

@@ -24,7 +24,7 @@ pub use replayed::Replayed;
 pub use simulated::SimulatedMat;
 
 use crate::config::{Config, MatEntry, MatSourceKind};
-use crate::frame::{FrameSource, Grid};
+use crate::contract::frame::{FrameSource, Grid};
 use crate::hardware::{HardwareConfig, HardwareError, Wiring, WiringError};
 use crate::sampler::{FrameReceiver, Sampler, SamplerConfig, StartError};
 use crate::sim::{Kind, Scenario, UnknownKind};

@@ -18,7 +18,7 @@
 //!   `[web] token_file` ([`token`]);
 //! - the athletes (issue 20, [`athletes`]): the coach's roster and each
 //!   athlete's history, their own page (`/me/<secret>`), who is on the mat;
-//! - `/metrics` (Prometheus text) and `/health`, from [`crate::metrics`].
+//! - `/metrics` (Prometheus text) and `/health`, from [`crate::daemon::metrics`].
 //!
 //! [`server`] is the HTTP side (hyper, HTTP/1.1, bounded).
 
@@ -37,7 +37,7 @@ use anyhow::{Context, Result};
 use bytes::Bytes;
 
 use crate::config::Config;
-use crate::metrics::Registry;
+use crate::daemon::metrics::Registry;
 use crate::mqtt::subscriber::{self, MqttLink};
 use crate::mqtt::Options;
 use crate::outbox::{LiveLook, Outbox};

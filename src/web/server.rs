@@ -229,7 +229,7 @@ async fn handle(web: &Arc<Web>, req: Request<Incoming>) -> Response<Body> {
             )
         }
         ["health"] => {
-            let h = web.metrics().health(crate::metrics::now_ms());
+            let h = web.metrics().health(crate::daemon::metrics::now_ms());
             if h.ok {
                 text(StatusCode::OK, "ok\n")
             } else {

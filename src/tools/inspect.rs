@@ -6,7 +6,7 @@
 use std::io::{self, Write};
 use std::time::{Duration, Instant};
 
-use crate::frame::{Frame, FrameSource, Grid};
+use crate::contract::frame::{Frame, FrameSource, Grid};
 use crate::sampler::{FrameReceiver, Sampler, SamplerStats};
 
 /// Frames a channel is watched before it is judged.
