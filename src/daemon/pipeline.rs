@@ -24,7 +24,7 @@ use std::time::Instant;
 
 use super::descent::DescentTracker;
 use crate::contract::event::{Event, Phase};
-use crate::contract::frame::{Frame, FrameSource, SourceError};
+use crate::contract::frame::{Frame, FrameSource, Grid, SourceError};
 use crate::daemon::cue::{Look, MatCue};
 use crate::detector::{Detector, DetectorConfig};
 use crate::outbox::MatLink;
@@ -259,10 +259,7 @@ pub struct Pipeline {
 }
 
 impl Pipeline {
-    pub fn new(
-        grid: crate::contract::frame::Grid,
-        config: &DetectorConfig,
-    ) -> Result<Pipeline, crate::config::Invalid> {
+    pub fn new(grid: Grid, config: &DetectorConfig) -> Result<Pipeline, crate::config::Invalid> {
         Ok(Pipeline {
             detector: Detector::new(grid, config.clone())?,
             tracker: MatTracker::new(),
