@@ -28,7 +28,7 @@ use process::{cpu_s, memory_mb, spawn};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use flatback::event::RepEvent;
+use flatback::contract::event::RepEvent;
 use flatback::history::figures::{self, Thresholds};
 use flatback::history::model::{HistoryEvent, HistoryKind, SessionQuery};
 use flatback::history::sqlite::SqliteStore;

@@ -23,9 +23,9 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use flatback::event::{Event, RepEvent};
+use flatback::contract::event::{Event, RepEvent};
 use flatback::mqtt::{publisher, MqttConfig, Options};
-use flatback::outbox::{Outbox, Store, SyncMode};
+use flatback::outbox::{Journal, Outbox, SyncMode};
 use rumqttc::{Client, Event as MqttEvent, MqttOptions, Packet, QoS};
 
 const LATENCY_EVENTS: u64 = 2000;
@@ -71,7 +71,7 @@ fn run(broker: &mosquitto::Broker, mode: SyncMode) {
         ..MqttConfig::default()
     };
     let opts = Options::from_config(&config).unwrap();
-    let (mut store, _) = Store::open(&config.outbox_dir, config.outbox_max_bytes).unwrap();
+    let (mut store, _) = Journal::open(&config.outbox_dir, config.outbox_max_bytes).unwrap();
     store.set_sync_mode(mode);
     let (gateway, mut links) = Outbox::new(store, &["m1".to_string()]);
     let link = links.remove(0);

@@ -34,12 +34,12 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use flatback::config::Config;
+use flatback::contract::event::Event;
+use flatback::contract::frame::{Frame, FrameSource, Grid};
 use flatback::detector::Detector;
-use flatback::event::Event;
-use flatback::frame::{Frame, FrameSource, Grid};
-use flatback::replay;
 use flatback::sim::{Kind, Scenario, Simulator};
 use flatback::sources::recording::{RecordingReader, RecordingWriter};
+use flatback::tools::replay;
 
 const DETECTOR_AIM: f64 = 2e6;
 const REPLAY_GZ_AIM: f64 = 500e3;
@@ -339,7 +339,7 @@ fn write_recording(path: &Path, grid: Grid, frames: &[Frame]) {
     writer.close().expect("close recording");
 }
 
-/// What `flatback replay FILE` does (src/cli.rs `replay_cmd`), with a sink
+/// What `flatback replay FILE` does (src/cmd/replay.rs `run`), with a sink
 /// for stdout: open, detect, one JSON line per event, buffered.
 fn replay_file(path: &Path) -> u64 {
     let mut source = RecordingReader::open(path).expect("open recording");

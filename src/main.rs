@@ -6,7 +6,7 @@ use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::EnvFilter;
 
-use flatback::{cli::Cli, cmd};
+use flatback::cmd::{self, cli::Cli};
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();

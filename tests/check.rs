@@ -99,17 +99,17 @@ fn check_has_help() {
 
 #[test]
 fn recording_through_the_sampler_writes_the_contract_format() {
-    use flatback::frame::{Frame, FrameSource};
+    use flatback::contract::frame::{Frame, FrameSource};
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("live.csv.gz");
     let config = flatback::config::Config::default();
-    let three_sets = flatback::sources::Live::Sim {
+    let three_sets = flatback::sources::LiveInput::Sim {
         kind: flatback::sim::Kind::ThreeSets,
         seed: 1,
     };
     flatback::cmd::record::live(&config, &three_sets, Some(1.0), &file).unwrap();
     let mut r = flatback::sources::recording::RecordingReader::open(&file).unwrap();
-    assert_eq!(r.grid(), flatback::frame::Grid::REFERENCE);
+    assert_eq!(r.grid(), flatback::contract::frame::Grid::REFERENCE);
     let mut f = Frame::zeroed(r.grid());
     let (mut n, mut last) = (0, None);
     while r.next_into(&mut f).unwrap() {

@@ -79,10 +79,10 @@ fn record_writes_a_recording_and_its_truth() {
         serde_json::from_str(&std::fs::read_to_string(dir.path().join("sim.truth.json")).unwrap()).unwrap();
     assert!(truth.duration_ms <= 20_000);
     let mut r = flatback::sources::recording::RecordingReader::open(&file).unwrap();
-    let mut f = flatback::frame::Frame::zeroed(r.grid());
+    let mut f = flatback::contract::frame::Frame::zeroed(r.grid());
     let mut n = 0;
     let mut last = 0;
-    use flatback::frame::FrameSource;
+    use flatback::contract::frame::FrameSource;
     while r.next_into(&mut f).unwrap() {
         n += 1;
         last = f.t_us;

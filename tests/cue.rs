@@ -14,14 +14,14 @@ use std::path::Path;
 use std::sync::atomic::AtomicBool;
 
 use flatback::config::{Config, MatEntry, MatSourceKind};
-use flatback::cue;
+use flatback::contract::event::{Event, Phase};
+use flatback::contract::frame::{Frame, FrameSource};
+use flatback::daemon::cue;
 use flatback::daemon::descent::DescentTracker;
 use flatback::daemon::pipeline::Pipeline;
 use flatback::detector::Detector;
-use flatback::event::{Event, Phase};
-use flatback::frame::{Frame, FrameSource};
 use flatback::hardware::{EmulatedGpio, PinEdge};
-use flatback::outbox::{Outbox, Store};
+use flatback::outbox::{Journal, Outbox};
 use flatback::sources::RecordingReader;
 
 const BUZZER: u8 = 22;
@@ -82,7 +82,7 @@ fn reference(file: &Path, config: &Config) -> Reference {
     // The same events as `flatback replay`.
     let mut source = RecordingReader::open(file).unwrap();
     let mut det = Detector::new(source.grid(), config.detector.clone()).unwrap();
-    let replayed = flatback::replay::collect(&mut source, &mut det).unwrap();
+    let replayed = flatback::tools::replay::collect(&mut source, &mut det).unwrap();
     assert_eq!(all, replayed, "{}", file.display());
     let starts = replayed
         .iter()
@@ -105,7 +105,7 @@ fn mat_of(text: &str, file: &Path) -> (Config, MatEntry) {
 /// makes for `mat` on `gpio`; the pins all off at the end.
 fn run_pipeline(file: &Path, config: &Config, mat: &MatEntry, gpio: &EmulatedGpio) {
     let dir = tempfile::tempdir().unwrap();
-    let (store, _) = Store::open(dir.path(), 1 << 20).unwrap();
+    let (store, _) = Journal::open(dir.path(), 1 << 20).unwrap();
     let (_outbox, mut links) = Outbox::new(store, std::slice::from_ref(&mat.id));
     let link = links.remove(0);
     let mut source = RecordingReader::open(file).unwrap();

@@ -3,12 +3,12 @@
 //! The bars are issue 3's acceptance bars (see each test).
 
 use flatback::config::Config;
+use flatback::contract::event::Event;
+use flatback::contract::frame::FrameSource;
 use flatback::detector::Detector;
-use flatback::event::Event;
-use flatback::frame::FrameSource;
-use flatback::replay;
-use flatback::score::Score;
 use flatback::sim::{Kind, Scenario, Simulator};
+use flatback::tools::replay;
+use flatback::tools::score::Score;
 
 fn run(scenario: &Scenario) -> (Vec<Event>, Score) {
     let mut sim = Simulator::new(scenario);
@@ -133,7 +133,7 @@ fn deterministic_and_allocation_free_interface() {
 /// `shared/eval/score.py`. Cases run on every core.
 #[test]
 fn three_hundred_field_cases_meet_the_bars_of_issue_14() {
-    use flatback::eval::{self, EvalReport, BARS};
+    use flatback::tools::eval::{self, EvalReport, BARS};
     let report = eval::evaluate(7000..7300, &Config::default().detector, eval::cores(), false).unwrap();
     eprintln!("{report}");
     for effect in [

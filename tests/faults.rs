@@ -420,7 +420,7 @@ fn a_replay_mat_whose_recording_is_bad_backs_off_and_publishes_no_session() {
     // A good header (it passes the check at start), then a broken line:
     // the source fails at line 2, before its first frame, every time it
     // is opened.
-    let header = flatback::frame::Grid::REFERENCE
+    let header = flatback::contract::frame::Grid::REFERENCE
         .taxel_names()
         .fold("t_us".to_string(), |s, n| s + "," + &n);
     let rec = dir.path().join("bad.csv");

@@ -29,9 +29,9 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use flatback::config::Config;
-use flatback::frame::{Frame, FrameSource, Grid};
+use flatback::contract::frame::{Frame, FrameSource, Grid};
 use flatback::sources::recording::RecordingReader;
-use flatback::wire::commands::{self, Command};
+use flatback::wire::commands::{self, MatCommand};
 
 /// xorshift64*: small, deterministic, good enough to pick mutations.
 struct Rng(u64);
@@ -432,7 +432,7 @@ fn the_command_and_topic_parsers_never_panic_and_accept_only_the_commands() {
                     if text != c.name() && !(text.starts_with('{') && text.contains(&json)) {
                         return Err(format!("{text:?} accepted as {}", c.name()));
                     }
-                    if !Command::ALL.contains(&c) {
+                    if !MatCommand::ALL.contains(&c) {
                         return Err(format!("{c:?} is not one of the commands"));
                     }
                 }

@@ -17,7 +17,7 @@ use yaml_rust2::{Yaml, YamlLoader};
 
 const DOMAINS: [&str; 4] = ["binary_sensor", "sensor", "event", "button"];
 
-fn discovery(mat: &str) -> Vec<discovery::Config> {
+fn discovery(mat: &str) -> Vec<discovery::DiscoveryConfig> {
     let topics = Topics::new("flatback", "gym1", "homeassistant");
     let identity = discovery::Identity {
         topics: &topics,

@@ -13,9 +13,9 @@ use std::time::{Duration, Instant};
 
 use common::mosquitto::Broker;
 use common::mqtt::{write_config, Daemon, Msg, Subscriber};
+use flatback::contract::event::Event;
 use flatback::detector::{Detector, DetectorConfig};
-use flatback::event::Event;
-use flatback::outbox::store as outbox;
+use flatback::outbox::journal as outbox;
 use flatback::sim::{Kind, Scenario, Simulator};
 use serde_json::Value;
 
@@ -32,11 +32,11 @@ fn add_athlete(config: &Path, name: &str) -> String {
 fn expected(kind: Kind, seed: u64) -> Vec<Event> {
     let mut sim = Simulator::new(&Scenario::new(kind, seed));
     let mut det = Detector::new(Grid4, DetectorConfig::default()).unwrap();
-    flatback::replay::collect(&mut sim, &mut det).unwrap()
+    flatback::tools::replay::collect(&mut sim, &mut det).unwrap()
 }
 
 #[allow(non_upper_case_globals)]
-const Grid4: flatback::frame::Grid = flatback::frame::Grid::REFERENCE;
+const Grid4: flatback::contract::frame::Grid = flatback::contract::frame::Grid::REFERENCE;
 
 /// The events on `topic`, first arrivals only: checks that seqs come in
 /// order from 1 without a gap (a repeated seq is a QoS 1 duplicate and is
@@ -388,7 +388,7 @@ fn commands_reset_counters_start_a_set_and_bad_ones_are_logged_and_ignored() {
 }
 
 /// Waits until the outbox in `dir` holds at least `n` events.
-fn wait_outbox(dir: &Path, n: usize) -> Vec<outbox::Record> {
+fn wait_outbox(dir: &Path, n: usize) -> Vec<outbox::OutboxRecord> {
     let until = Instant::now() + T;
     loop {
         let recs = outbox::inspect(dir).unwrap_or_default();

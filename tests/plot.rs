@@ -9,9 +9,9 @@ mod common;
 
 use std::path::Path;
 
+use flatback::contract::event::{Event, Phase, RepEvent};
+use flatback::contract::frame::{Frame, FrameSource};
 use flatback::detector::{Detector, DetectorConfig};
-use flatback::event::{Event, Phase, RepEvent};
-use flatback::frame::{Frame, FrameSource};
 use flatback::plot::read::{attrs, points, section, texts, translate};
 use flatback::plot::svg::{PLOT_W, REPS_H, REPS_Y, X0};
 use flatback::sources::recording::RecordingReader;
@@ -28,7 +28,7 @@ fn png_size(png: &[u8]) -> (u32, u32) {
 fn detected(recording: &Path) -> Vec<Event> {
     let mut source = RecordingReader::open(recording).unwrap();
     let mut detector = Detector::new(source.grid(), DetectorConfig::default()).unwrap();
-    flatback::replay::collect(&mut source, &mut detector).unwrap()
+    flatback::tools::replay::collect(&mut source, &mut detector).unwrap()
 }
 
 fn count(svg: &str, needle: &str) -> usize {

@@ -13,14 +13,14 @@
 
 use proptest::prelude::*;
 
+use flatback::contract::event::{Event, Phase};
+use flatback::contract::frame::{Frame, FrameSource, Grid};
 use flatback::detector::{
     ArchChange, ContactLoss, Detector, DetectorConfig, Loads, Posture, RepCounter, TaxelConditioner,
 };
-use flatback::event::{Event, Phase};
-use flatback::frame::{Frame, FrameSource, Grid};
-use flatback::replay;
 use flatback::sim::rng::Rng;
 use flatback::sim::{Build, Kind, Scenario, Simulator};
+use flatback::tools::replay;
 
 const FULL: u16 = 1023;
 const GRID: Grid = Grid::REFERENCE;

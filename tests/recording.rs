@@ -6,7 +6,7 @@ mod common;
 use std::io::Write;
 use std::path::Path;
 
-use flatback::frame::{Frame, FrameSource, Grid};
+use flatback::contract::frame::{Frame, FrameSource, Grid};
 use flatback::sim::{Kind, Scenario, Simulator};
 use flatback::sources::recording::{RecordingReader, RecordingWriter};
 

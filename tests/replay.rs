@@ -137,17 +137,17 @@ fn recordings_with_truth() -> Vec<(std::path::PathBuf, flatback::sim::Truth)> {
 #[test]
 fn arched_reps_are_emitted_at_the_bottom() {
     use flatback::config::Config;
+    use flatback::contract::event::Event;
+    use flatback::contract::frame::FrameSource;
     use flatback::detector::Detector;
-    use flatback::event::Event;
-    use flatback::frame::FrameSource;
-    use flatback::score::{align, REP_WINDOW};
     use flatback::sources::recording::RecordingReader;
+    use flatback::tools::score::{align, REP_WINDOW};
 
     let (mut arched, mut early) = (0, Vec::new());
     for (rec, truth) in recordings_with_truth() {
         let mut source = RecordingReader::open(&rec).unwrap();
         let mut det = Detector::new(source.grid(), Config::default().detector).unwrap();
-        let events = flatback::replay::collect(&mut source, &mut det).unwrap();
+        let events = flatback::tools::replay::collect(&mut source, &mut det).unwrap();
         let reps: Vec<_> = truth.reps().collect();
         let emitted: Vec<i64> = events
             .iter()

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use flatback::frame::{Frame, FrameSource, Grid};
+use flatback::contract::frame::{Frame, FrameSource, Grid};
 use flatback::hardware::{EmulatedMat, HardwareConfig};
 use flatback::sampler::{Sampler, SamplerConfig, SamplerStats};
 

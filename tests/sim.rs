@@ -5,7 +5,7 @@ use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
 use std::io::Write;
 
-use flatback::frame::{Frame, FrameSource};
+use flatback::contract::frame::{Frame, FrameSource};
 use flatback::sim::{Kind, Scenario, Simulator, Stuck, Truth};
 
 /// Writes recordings (CSV) and truth of every kind to `$FLATBACK_SIM_DUMP`,
@@ -307,7 +307,7 @@ fn twelve_bits_and_other_grids() {
     assert!((m12 / m10 - 4.0).abs() < 0.2, "{m10} {m12}");
 
     // A 6x5 mat: the lumbar region lies on the middle rows.
-    let grid = flatback::frame::Grid::new(6, 5);
+    let grid = flatback::contract::frame::Grid::new(6, 5);
     let mut sim = Simulator::new(&Scenario::new(Kind::Fatigue, 22).with_grid(grid).clean_acquisition());
     let truth = sim.truth().clone();
     let fr = frames(&mut sim);

@@ -17,9 +17,9 @@ use std::time::{Duration, Instant};
 
 use common::mosquitto::Broker;
 use common::mqtt::{write_config, Daemon, Subscriber};
+use flatback::contract::event::Event;
 use flatback::dashboard::{Dashboard, Status};
 use flatback::detector::{Detector, DetectorConfig};
-use flatback::event::Event;
 use flatback::mqtt::subscriber::{self, LinkEvent, MqttLink};
 use flatback::mqtt::MqttConfig;
 use flatback::mqtt::Options;
@@ -33,8 +33,8 @@ fn expected(kind: Kind, seed: u64, seconds: f64) -> Vec<Event> {
     let mut scenario = Scenario::new(kind, seed);
     scenario.duration_s = Some(seconds);
     let mut sim = Simulator::new(&scenario);
-    let mut detector = Detector::new(flatback::frame::Grid::REFERENCE, DetectorConfig::default()).unwrap();
-    flatback::replay::collect(&mut sim, &mut detector).unwrap()
+    let mut detector = Detector::new(flatback::contract::frame::Grid::REFERENCE, DetectorConfig::default()).unwrap();
+    flatback::tools::replay::collect(&mut sim, &mut detector).unwrap()
 }
 
 /// Lines of a child's pipe, read on a thread of their own.

@@ -3,7 +3,7 @@
 
 use anyhow::{bail, Context, Result};
 
-use crate::cli::AthleteAction;
+use crate::cmd::cli::AthleteAction;
 use crate::config::Config;
 use crate::history::{self, Athlete, HistoryStore};
 

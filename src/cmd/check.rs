@@ -7,21 +7,21 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Result};
 use embedded_hal::digital::OutputPin;
 
-use crate::cli::{CheckArgs, SourceKind};
+use crate::cmd::cli::{CheckArgs, SourceKind};
 use crate::config::cue::Role;
 use crate::config::{Config, MatEntry};
-use crate::cue::{CuePins, Levels, Show};
+use crate::daemon::cue::{CuePins, Levels, Show};
 use crate::hardware::{EmulatedGpio, RppalGpio, Wiring};
-use crate::inspect::{self, Display};
-use crate::sources::{self, Live};
+use crate::sources::{self, LiveInput};
+use crate::tools::inspect::{self, Display};
 
 pub fn run(args: &CheckArgs, config: &Config) -> Result<()> {
     if args.cue {
         return cue(args, config);
     }
     let live = match args.source {
-        SourceKind::Spi => Live::Spi,
-        SourceKind::Sim => Live::Sim {
+        SourceKind::Spi => LiveInput::Spi,
+        SourceKind::Sim => LiveInput::Sim {
             kind: args.kind.parse().map_err(|e| anyhow::anyhow!("--kind: {e}"))?,
             seed: args.seed,
         },
@@ -39,7 +39,7 @@ pub fn run(args: &CheckArgs, config: &Config) -> Result<()> {
 }
 
 /// What is being read: the chips, their selects, the grid, the rate.
-pub fn title(wiring: &Wiring, live: &Live, rate_hz: f64) -> String {
+pub fn title(wiring: &Wiring, live: &LiveInput, rate_hz: f64) -> String {
     let chips: Vec<String> = wiring.adcs.iter().map(|a| format!("SPI{} CE{}", a.bus, a.cs)).collect();
     let hardware = format!(
         "{} x{} on {}, {} grid{}",
@@ -50,8 +50,8 @@ pub fn title(wiring: &Wiring, live: &Live, rate_hz: f64) -> String {
         if wiring.matrix.is_some() { ", row-scanned" } else { "" }
     );
     match live {
-        Live::Spi => format!("{hardware}, target {rate_hz} Hz"),
-        Live::Sim { kind, seed } => {
+        LiveInput::Spi => format!("{hardware}, target {rate_hz} Hz"),
+        LiveInput::Sim { kind, seed } => {
             format!("simulated {kind} (seed {seed}) through emulated {hardware}, target {rate_hz} Hz")
         }
     }

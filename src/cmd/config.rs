@@ -2,7 +2,7 @@
 
 use anyhow::Result;
 
-use crate::cli::ConfigAction;
+use crate::cmd::cli::ConfigAction;
 use crate::config::{Config, DEFAULT_TOML};
 
 /// `config` is the file of `config check`, loaded and checked already.

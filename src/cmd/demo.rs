@@ -19,7 +19,7 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 
 use crate::broker::{self, Chosen};
-use crate::cli::DemoArgs;
+use crate::cmd::cli::DemoArgs;
 use crate::config::{Config, MatEntry, MatSourceKind};
 use crate::daemon::{RunOptions, Stop};
 use crate::watch::WatchOptions;

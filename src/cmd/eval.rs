@@ -2,14 +2,14 @@
 
 use anyhow::Result;
 
-use crate::cli::EvalArgs;
+use crate::cmd::cli::EvalArgs;
 use crate::config::Config;
 
 pub fn run(args: &EvalArgs) -> Result<()> {
-    let report = crate::eval::evaluate(
+    let report = crate::tools::eval::evaluate(
         args.seed..args.seed + args.cases,
         &Config::default().detector,
-        crate::eval::cores(),
+        crate::tools::eval::cores(),
         args.verbose,
     );
     print!("{}", report?);

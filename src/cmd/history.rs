@@ -5,7 +5,7 @@ use std::io::Write;
 use anyhow::Result;
 
 use super::athlete::open_store;
-use crate::cli::HistoryAction;
+use crate::cmd::cli::HistoryAction;
 use crate::config::Config;
 use crate::history::export;
 use crate::history::model::{SessionQuery, Who};

@@ -1,7 +1,9 @@
-//! One file per subcommand; [`run`] sends the command line to it.
+//! The command line: clap's definitions ([`cli`]), then one file per
+//! subcommand; [`run`] sends the command line to it.
 
 pub mod athlete;
 pub mod check;
+pub mod cli;
 pub mod config;
 #[cfg(feature = "demo")]
 pub mod demo;
@@ -19,7 +21,7 @@ pub mod watch;
 
 use anyhow::Result;
 
-use crate::cli::Command;
+use crate::cmd::cli::Command;
 use crate::config::{Config, ConfigError};
 
 /// sysexits.h: configuration error. systemd does not restart on it
@@ -34,7 +36,7 @@ pub fn load_config(command: &Command) -> Result<Config, ConfigError> {
         command,
         Command::Run(_)
             | Command::Config {
-                action: crate::cli::ConfigAction::Check { .. }
+                action: crate::cmd::cli::ConfigAction::Check { .. }
             }
     );
     match command.config_file() {

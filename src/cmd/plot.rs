@@ -2,7 +2,7 @@
 
 use anyhow::Result;
 
-use crate::cli::PlotArgs;
+use crate::cmd::cli::PlotArgs;
 use crate::config::Config;
 
 pub fn run(args: &PlotArgs, config: &Config) -> Result<()> {

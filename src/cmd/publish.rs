@@ -3,7 +3,7 @@
 
 use anyhow::Result;
 
-use crate::cli::PublishArgs;
+use crate::cmd::cli::PublishArgs;
 use crate::config::{Config, MatEntry, MatSourceKind};
 use crate::daemon::{self, systemd::Notifier, RunOptions};
 

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use anyhow::Result;
 
-use crate::cli::PurgeArgs;
+use crate::cmd::cli::PurgeArgs;
 use crate::config::Config;
 use crate::mqtt::Options;
 

@@ -6,16 +6,16 @@ use std::sync::atomic::Ordering;
 
 use anyhow::{bail, Context, Result};
 
-use crate::cli::{RecordArgs, SimArgs, SourceKind};
+use crate::cmd::cli::{RecordArgs, SimArgs, SourceKind};
 use crate::config::Config;
-use crate::frame::{Frame, FrameSource};
+use crate::contract::frame::{Frame, FrameSource};
 use crate::sim::{Kind, Scenario, Simulator};
-use crate::sources::{self, Live, RecordingWriter};
+use crate::sources::{self, LiveInput, RecordingWriter};
 
 pub fn run(args: &RecordArgs, config: &Config) -> Result<()> {
     match args.source {
         SourceKind::Sim => simulated(&args.sim, args.seconds, &args.file),
-        SourceKind::Spi => live(config, &Live::Spi, args.seconds, &args.file),
+        SourceKind::Spi => live(config, &LiveInput::Spi, args.seconds, &args.file),
     }
 }
 
@@ -79,7 +79,7 @@ fn simulated(sim: &SimArgs, seconds: Option<f64>, file: &Path) -> Result<()> {
 /// The mat (or the simulator through emulated chips) through the real
 /// sampler into `file`, until `seconds` of frames or SIGINT/SIGTERM.
 /// Whatever was recorded is kept, even when the mat fails.
-pub fn live(config: &Config, live: &Live, seconds: Option<f64>, file: &Path) -> Result<()> {
+pub fn live(config: &Config, live: &LiveInput, seconds: Option<f64>, file: &Path) -> Result<()> {
     let stop = crate::daemon::signals::flag().context("signal handler")?;
     let (sampler, mut rx, wiring) = sources::sample(config, live)?;
     let grid = wiring.grid;

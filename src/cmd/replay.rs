@@ -4,12 +4,12 @@ use std::io::{self, BufWriter, Write};
 
 use anyhow::{Context, Result};
 
-use crate::cli::ReplayArgs;
+use crate::cmd::cli::ReplayArgs;
 use crate::config::Config;
+use crate::contract::frame::FrameSource;
 use crate::detector::Detector;
-use crate::frame::FrameSource;
-use crate::replay;
 use crate::sources::RecordingReader;
+use crate::tools::replay;
 
 pub fn run(args: &ReplayArgs, config: &Config) -> Result<()> {
     let mut source = RecordingReader::open(&args.recording)?;

@@ -2,7 +2,7 @@
 
 use anyhow::{Context, Result};
 
-use crate::cli::RunArgs;
+use crate::cmd::cli::RunArgs;
 use crate::config::Config;
 use crate::daemon::{self, systemd::Notifier, RunOptions};
 

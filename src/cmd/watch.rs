@@ -2,7 +2,7 @@
 
 use anyhow::{bail, Result};
 
-use crate::cli::WatchArgs;
+use crate::cmd::cli::WatchArgs;
 use crate::config::Config;
 
 pub fn run(args: &WatchArgs, config: Config) -> Result<()> {

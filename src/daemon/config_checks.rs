@@ -14,7 +14,7 @@
 use std::path::Path;
 
 use crate::config::{Config, Invalid, MatSourceKind};
-use crate::frame::FrameSource;
+use crate::contract::frame::FrameSource;
 use crate::hardware::HardwareConfig;
 use crate::sources::{grid_of, RecordingReader};
 

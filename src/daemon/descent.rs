@@ -110,8 +110,8 @@ impl DescentTracker {
 mod tests {
     use super::*;
     use crate::config::Config;
+    use crate::contract::frame::{Frame, FrameSource};
     use crate::detector::Detector;
-    use crate::frame::{Frame, FrameSource};
     use crate::sim::{Kind, Scenario, Simulator};
 
     /// Descent starts (ms) found over a simulated recording, with its truth.

@@ -13,14 +13,25 @@
 //! - [`watchdog`]: READY once every mat made progress, WATCHDOG while every
 //!   mat keeps making it;
 //! - [`signals`]: the one wait for SIGTERM and SIGINT;
-//! - [`systemd`]: sd_notify and journald detection.
+//! - [`systemd`]: sd_notify and journald detection;
+//! - [`cue`]: the cue at the mat, driven by its pipeline on the frame: a
+//!   buzzer when the back lifts, a green/red LED, tempo ticks (GPIO);
+//! - [`metrics`]: the gateway's figures (Prometheus' text, `/health`'s
+//!   judgement), bumped by the mats, the outbox and the publisher;
+//! - [`backoff`]: the one backoff of every retry (sources, the publisher,
+//!   the history writer, the watcher), with jitter;
+//! - [`repeated`]: warnings that repeat, logged once then as a count.
 //!
 //! The mats hand events to the outbox ([`crate::outbox`]); the publisher
 //! ([`crate::mqtt::publisher`]) takes them to the broker on tokio.
 
+pub mod backoff;
 pub mod config_checks;
+pub mod cue;
 pub mod descent;
+pub mod metrics;
 pub mod pipeline;
+pub mod repeated;
 pub mod signals;
 pub mod supervise;
 pub mod systemd;
@@ -34,7 +45,7 @@ use anyhow::{Context, Result};
 
 use crate::config::Config;
 use crate::mqtt::Options;
-use crate::outbox::{Outbox, Store};
+use crate::outbox::{Journal, Outbox};
 use systemd::Notifier;
 
 /// How the daemon was asked to run.
@@ -111,7 +122,7 @@ pub fn run(config: &Config, options: &RunOptions, notifier: &Notifier) -> Result
     let ids: Vec<String> = mats.iter().map(|m| m.id.clone()).collect();
     let opts = Options::from_config(&config.mqtt).map_err(crate::config::ConfigError::from)?;
     let mqtt = &config.mqtt;
-    let (mut store, recovery) = Store::open(&mqtt.outbox_dir, mqtt.outbox_max_bytes)
+    let (mut store, recovery) = Journal::open(&mqtt.outbox_dir, mqtt.outbox_max_bytes)
         .with_context(|| format!("outbox {} (mqtt.outbox_dir)", mqtt.outbox_dir.display()))?;
     store.set_sync_mode(mqtt.outbox_sync);
     let history = history_handle(config)?;
@@ -136,7 +147,7 @@ pub fn run(config: &Config, options: &RunOptions, notifier: &Notifier) -> Result
     // with [athletes] home_assistant, their figures.
     let (athletes_ha, athletes_follower) = match history.clone() {
         Some(handle) => {
-            let (tx, rx) = tokio::sync::watch::channel(crate::wire::athletes::AthletesView {
+            let (tx, rx) = tokio::sync::watch::channel(crate::wire::athlete_entities::AthletesView {
                 roster: handle.roster(),
                 ..Default::default()
             });
@@ -235,7 +246,7 @@ pub fn run(config: &Config, options: &RunOptions, notifier: &Notifier) -> Result
         // The publisher closed the outbox before the writer's last batch:
         // its head (what both have) is written again, or a restart would
         // publish those events a second time.
-        if let Err(e) = closing.store().close() {
+        if let Err(e) = closing.journal().close() {
             tracing::warn!("outbox: cannot close cleanly: {e}");
         }
     }

@@ -23,12 +23,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use super::descent::DescentTracker;
-use crate::cue::{Look, MatCue};
+use crate::contract::event::{Event, Phase};
+use crate::contract::frame::{Frame, FrameSource, Grid, SourceError};
+use crate::daemon::cue::{Look, MatCue};
 use crate::detector::{Detector, DetectorConfig};
-use crate::event::{Event, Phase};
-use crate::frame::{Frame, FrameSource, SourceError};
 use crate::outbox::MatLink;
-use crate::wire::{Command, MatState};
+use crate::wire::{MatCommand, MatState};
 
 /// How often the mat's live look (its raw frame, for the web view's grid)
 /// is handed over, milliseconds of wall time.
@@ -144,19 +144,19 @@ impl MatTracker {
     }
 
     /// Applies a command at `t_us` (the current frame's time).
-    pub fn command(&mut self, c: Command, t_us: u64, occupied: bool) -> Action {
+    pub fn command(&mut self, c: MatCommand, t_us: u64, occupied: bool) -> Action {
         match c {
-            Command::ResetCounters => {
+            MatCommand::ResetCounters => {
                 self.state.counters.reset_totals();
                 Action::None
             }
-            Command::Athlete(id) => {
+            MatCommand::Athlete(id) => {
                 tracing::info!(athlete = id.as_deref().unwrap_or("nobody"), "athlete on the mat");
                 self.state.athlete = id;
                 self.vacant_since_us = (!occupied).then_some(t_us);
                 Action::None
             }
-            Command::NewSet | Command::Rereference => {
+            MatCommand::NewSet | MatCommand::Rereference => {
                 if !occupied {
                     tracing::info!(command = %c, "nobody on the mat: nothing to restart");
                     return Action::None;
@@ -241,7 +241,7 @@ pub struct Pipeline {
     descent: DescentTracker,
     /// The buzzer and LED at the mat (`[mats.cue]`), driven on the frame.
     cue: Option<MatCue>,
-    /// When the live look is handed over next ([`crate::metrics::now_ms`]).
+    /// When the live look is handed over next ([`crate::daemon::metrics::now_ms`]).
     next_live_ms: u64,
     /// The session recorded for the web view's pictures, when it draws them.
     #[cfg(feature = "plot")]
@@ -259,7 +259,7 @@ pub struct Pipeline {
 }
 
 impl Pipeline {
-    pub fn new(grid: crate::frame::Grid, config: &DetectorConfig) -> Result<Pipeline, crate::config::Invalid> {
+    pub fn new(grid: Grid, config: &DetectorConfig) -> Result<Pipeline, crate::config::Invalid> {
         Ok(Pipeline {
             detector: Detector::new(grid, config.clone())?,
             tracker: MatTracker::new(),
@@ -464,7 +464,7 @@ impl Pipeline {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::SetEvent;
+    use crate::contract::event::SetEvent;
 
     fn rep(set: u32, rep: u32, perfect: bool) -> Event {
         Event::test_rep(set, rep, perfect, 3456)
@@ -487,7 +487,7 @@ mod tests {
             (2, 1, 1, 2, 1)
         );
         assert_eq!(s.last_descent_s, Some(3.5));
-        assert_eq!(t.command(Command::ResetCounters, 0, true), Action::None);
+        assert_eq!(t.command(MatCommand::ResetCounters, 0, true), Action::None);
         let c = t.state().counters;
         assert_eq!((c.reps, c.perfect_reps, c.set), (0, 0, 1));
     }
@@ -498,7 +498,7 @@ mod tests {
         assert!(t.on_event(&session(Phase::Start)).is_some());
         t.on_event(&rep(1, 1, true));
         t.on_event(&rep(1, 2, true));
-        assert_eq!(t.command(Command::NewSet, 5_000_000, true), Action::RestartDetector);
+        assert_eq!(t.command(MatCommand::NewSet, 5_000_000, true), Action::RestartDetector);
         // The old detector's finish: the set goes out, the session end not.
         let set = Event::Set(SetEvent {
             t_ms: 5000,
@@ -532,18 +532,18 @@ mod tests {
     fn a_restart_with_nobody_back_ends_the_session_after_all() {
         let mut t = MatTracker::new();
         t.on_event(&session(Phase::Start));
-        t.command(Command::Rereference, 1_000_000, true);
+        t.command(MatCommand::Rereference, 1_000_000, true);
         assert_eq!(t.on_event(&session(Phase::End)), None);
         t.restarted();
         assert!(t.on_frame(2_000_000, false, false, 1.0).is_none());
         let end = t.on_frame(1_000_000 + RESTART_GRACE_US + 1, false, false, 1.0);
         assert!(matches!(end, Some(Event::Session { phase: Phase::End, .. })), "{end:?}");
         assert!(!t.state().occupied);
-        assert_eq!(t.command(Command::NewSet, 9_000_000, false), Action::None);
+        assert_eq!(t.command(MatCommand::NewSet, 9_000_000, false), Action::None);
     }
 
-    fn athlete(id: Option<&str>) -> Command {
-        Command::Athlete(id.map(String::from))
+    fn athlete(id: Option<&str>) -> MatCommand {
+        MatCommand::Athlete(id.map(String::from))
     }
 
     #[test]
@@ -602,7 +602,7 @@ mod tests {
             t_ms: 0,
             row: 1,
             col: 2,
-            fault: crate::event::TaxelFault::StuckLow,
+            fault: crate::contract::event::TaxelFault::StuckLow,
             ok,
         };
         t.on_event(&fault(false));

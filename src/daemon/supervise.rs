@@ -7,8 +7,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use super::pipeline::Pipeline;
-use crate::backoff::Backoff;
 use crate::config::{Config, MatEntry};
+use crate::daemon::backoff::Backoff;
 use crate::outbox::MatLink;
 use crate::sources::{self, Opened};
 
@@ -35,7 +35,7 @@ pub fn mat(config: &Config, mat: &MatEntry, speed: f64, link: &MatLink, stop: &A
         .tracker_mut()
         .set_athlete_grace(Duration::from_secs_f64(config.athletes.grace_s));
     // The buzzer and LED: a mat runs without them rather than not at all.
-    match crate::cue::for_mat(mat, &crate::cue::emulated_gpio()) {
+    match crate::daemon::cue::for_mat(mat, &crate::daemon::cue::emulated_gpio()) {
         Ok(cue) => pipeline.set_cue(cue),
         Err(e) => tracing::error!(mat = mat.id, "no cue at the mat: {e}"),
     }

@@ -19,9 +19,9 @@
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
-use crate::event::{Event, Phase};
+use crate::contract::event::{Event, Phase};
 use crate::wire::topics::{self, Subject, Topics};
-use crate::wire::{Command, MatState};
+use crate::wire::{MatCommand, MatState};
 
 pub use crate::wire::Counters;
 
@@ -183,7 +183,7 @@ pub struct Tile {
 
 /// The broker connection, as the header shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Link {
+pub enum BrokerLink {
     Connecting,
     Connected,
     Lost(String),
@@ -194,7 +194,7 @@ pub enum Link {
 pub struct Screen {
     pub broker: String,
     pub base: String,
-    pub link: Link,
+    pub link: BrokerLink,
     pub arch_threshold: f64,
     pub tiles: Vec<Tile>,
     /// A passing message for the footer (e.g. a reset sent).
@@ -241,7 +241,7 @@ pub struct Dashboard {
     base: String,
     broker: String,
     arch_threshold: f64,
-    link: Link,
+    link: BrokerLink,
     gateways: HashMap<String, Availability>,
     mats: BTreeMap<MatKey, Mat>,
     selected: Option<MatKey>,
@@ -256,7 +256,7 @@ impl Dashboard {
             base: base.trim_end_matches('/').to_string(),
             broker: broker.to_string(),
             arch_threshold,
-            link: Link::Connecting,
+            link: BrokerLink::Connecting,
             gateways: HashMap::new(),
             mats: BTreeMap::new(),
             selected: None,
@@ -268,7 +268,7 @@ impl Dashboard {
         &self.base
     }
 
-    pub fn set_link(&mut self, link: Link) {
+    pub fn set_link(&mut self, link: BrokerLink) {
         self.link = link;
     }
 
@@ -397,7 +397,7 @@ impl Dashboard {
         let key = self.selected.as_ref()?;
         Some(Outgoing {
             topic: Topics::new(&self.base, &key.gateway, "").mat_command(&key.mat),
-            payload: Command::ResetCounters.name().to_string(),
+            payload: MatCommand::ResetCounters.name().to_string(),
         })
     }
 
@@ -415,7 +415,7 @@ impl Dashboard {
         };
         // Without the broker nothing is known to be live: every mat shows
         // as offline until the retained topics come back.
-        let link_lost = matches!(self.link, Link::Lost(_));
+        let link_lost = matches!(self.link, BrokerLink::Lost(_));
         let tiles = self
             .mats
             .iter()
@@ -558,7 +558,7 @@ impl Mat {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::{ArchEvent, SetEvent};
+    use crate::contract::event::{ArchEvent, SetEvent};
 
     fn event_json(e: &Event, mat: &str, seq: u64) -> Vec<u8> {
         let mut v = serde_json::to_value(e).unwrap();
@@ -771,9 +771,9 @@ mod tests {
         // Losing the broker greys every mat until it is back.
         assert_eq!(tile(&d.screen(5), "mat1").key.gateway, "gw1");
         assert_ne!(d.screen(5).tiles[2].status, Status::Offline);
-        d.set_link(Link::Lost("connection refused".into()));
+        d.set_link(BrokerLink::Lost("connection refused".into()));
         assert!(d.screen(6).tiles.iter().all(|t| t.status == Status::Offline));
-        d.set_link(Link::Connected);
+        d.set_link(BrokerLink::Connected);
         assert_ne!(d.screen(7).tiles[2].status, Status::Offline);
     }
 
@@ -831,7 +831,7 @@ mod tests {
             t_ms: 1,
             row: 1,
             col: 2,
-            fault: crate::event::TaxelFault::StuckLow,
+            fault: crate::contract::event::TaxelFault::StuckLow,
             ok: false,
         };
         assert_eq!(plain_fields(&e), "health taxel=r1c2 fault=stuck_low ok=false t_ms=1");
@@ -945,7 +945,7 @@ mod tests {
         assert_eq!(reset.topic, t.mat_command("mat1"));
         assert_eq!(
             commands::parse_message(reset.payload.as_bytes(), false),
-            Ok(commands::Command::ResetCounters)
+            Ok(commands::MatCommand::ResetCounters)
         );
         // The gateway's Last Will.
         d.apply(&t.gateway_status(), payload::OFFLINE.as_bytes(), 1);

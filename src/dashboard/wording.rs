@@ -2,7 +2,7 @@
 //! and a tone) and in `flatback watch --plain` (its type and key fields).
 //! The model ([`super::Dashboard`]) calls it; it keeps no state.
 
-use crate::event::{Event, Phase};
+use crate::contract::event::{Event, Phase};
 
 use super::Tone;
 
@@ -46,11 +46,11 @@ pub fn short_text(e: &Event) -> String {
     }
 }
 
-fn fault_name(f: crate::event::TaxelFault) -> &'static str {
+fn fault_name(f: crate::contract::event::TaxelFault) -> &'static str {
     match f {
-        crate::event::TaxelFault::StuckLow => "stuck_low",
-        crate::event::TaxelFault::StuckHigh => "stuck_high",
-        crate::event::TaxelFault::Glitchy => "glitchy",
+        crate::contract::event::TaxelFault::StuckLow => "stuck_low",
+        crate::contract::event::TaxelFault::StuckHigh => "stuck_high",
+        crate::contract::event::TaxelFault::Glitchy => "glitchy",
     }
 }
 

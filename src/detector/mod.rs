@@ -24,8 +24,8 @@ pub use contact_loss::{ArchChange, ContactLoss, Posture};
 pub use rep_counter::{Loads, RepCounter};
 pub use taxels::{HealthChange, TaxelConditioner};
 
-use crate::event::{ArchEvent, Event, Phase};
-use crate::frame::{Frame, Grid};
+use crate::contract::event::{ArchEvent, Event, Phase};
+use crate::contract::frame::{Frame, Grid};
 
 /// Someone is on the mat when at least this share of the healthy taxels is
 /// loaded (and at least `MIN_LOADED` of them).

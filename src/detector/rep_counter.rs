@@ -9,7 +9,7 @@
 //! from and to the rest level, so they never complete a rep.
 
 use super::{low_pass, DetectorConfig};
-use crate::event::{Event, RepEvent, SetEvent};
+use crate::contract::event::{Event, RepEvent, SetEvent};
 
 /// Seesaw rise over the rest level that means the legs are off the floor.
 const LIFT: f32 = 0.08;

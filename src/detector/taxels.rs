@@ -15,7 +15,7 @@
 //! health changes at most once a minute, and glitches never leave a row with
 //! fewer than half of its taxels.
 
-use crate::event::TaxelFault;
+use crate::contract::event::TaxelFault;
 
 /// FSR conductance is roughly force^0.9; the divider gives
 /// counts = full * G / (G + 1) (G in units of 1/Rm). Inverting both gives a

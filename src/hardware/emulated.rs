@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use mcp3x08::emulator::{volts_for_count, AnalogInputs, BusCounters, Emulator};
 use mcp3x08::Chip;
 
-use crate::frame::Grid;
+use crate::contract::frame::Grid;
 
 use super::scanner::{GridScanner, RowDriver};
 use super::wiring::Wiring;

@@ -17,7 +17,7 @@ pub mod scanner;
 pub mod wiring;
 
 pub use emulated::{EmulatedGpio, EmulatedMat, EmulatedPin, PinEdge};
-pub use rppal_bus::{GpioOutput, GpioRows, HardwareError, RppalBus, RppalGpio};
+pub use rppal_bus::{GpioRows, HardwareError, RppalBus, RppalGpio, RppalPin};
 pub use scanner::{GridScanner, RowDriver};
 pub use wiring::{HardwareConfig, Wiring, WiringError};
 

@@ -175,9 +175,9 @@ impl RppalGpio {
 }
 
 impl OutputPins for RppalGpio {
-    type Pin = GpioOutput;
+    type Pin = RppalPin;
 
-    fn output(&mut self, bcm: u8) -> Result<GpioOutput, HardwareError> {
+    fn output(&mut self, bcm: u8) -> Result<RppalPin, HardwareError> {
         let gpio = match self.gpio.take() {
             Some(g) => g,
             None => Gpio::new().map_err(explain_gpio_error)?,
@@ -185,18 +185,18 @@ impl OutputPins for RppalGpio {
         let pin = gpio.get(bcm).map_err(explain_gpio_error);
         self.gpio = Some(gpio);
         // rppal puts the pin back as it found it when dropped.
-        Ok(GpioOutput(pin?.into_output_low()))
+        Ok(RppalPin(pin?.into_output_low()))
     }
 }
 
 /// A GPIO output of the Pi, as an embedded-hal pin.
-pub struct GpioOutput(rppal::gpio::OutputPin);
+pub struct RppalPin(rppal::gpio::OutputPin);
 
-impl embedded_hal::digital::ErrorType for GpioOutput {
+impl embedded_hal::digital::ErrorType for RppalPin {
     type Error = std::convert::Infallible;
 }
 
-impl embedded_hal::digital::OutputPin for GpioOutput {
+impl embedded_hal::digital::OutputPin for RppalPin {
     fn set_low(&mut self) -> Result<(), Self::Error> {
         self.0.set_low();
         Ok(())

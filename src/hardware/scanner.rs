@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use mcp3x08::{Chip, Mcp3x08, ScanBus, MAX_SCAN};
 
-use crate::frame::Grid;
+use crate::contract::frame::Grid;
 use crate::sampler::{GridScan, ScanError};
 
 use super::wiring::{AdcWiring, Wiring};

@@ -17,7 +17,7 @@ use std::fmt;
 use mcp3x08::{Chip, Input, ScanPlan, MAX_SCAN};
 
 pub use crate::config::hardware::{AdcConfig, HardwareConfig, InputMode, Layout, MatrixConfig};
-use crate::frame::Grid;
+use crate::contract::frame::Grid;
 
 /// What is wrong with the `[hardware]` section.
 #[derive(Debug, Clone, PartialEq, Eq)]

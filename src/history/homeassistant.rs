@@ -23,7 +23,7 @@ use super::model::{SessionQuery, Who};
 use super::Handle;
 use crate::config::AthletesConfig;
 use crate::outbox::Outbox;
-use crate::wire::athletes::{AthleteSensors, AthletesView};
+use crate::wire::athlete_entities::{AthleteSensors, AthletesView};
 
 /// How often the roster and the mats are looked at.
 const EVERY: Duration = Duration::from_secs(1);

@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::event::RepEvent;
+use crate::contract::event::RepEvent;
 
 /// An athlete of the roster.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

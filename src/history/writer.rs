@@ -1,7 +1,7 @@
 //! The history writer: the events the outbox keeps safe, into the store.
 //!
 //! The outbox keeps every record until both the broker and the history have
-//! it ([`crate::outbox::Store::follow_history`]), so a database that is away
+//! it ([`crate::outbox::Journal::follow_history`]), so a database that is away
 //! (PostgreSQL down for an hour, a locked SQLite file) costs time, not reps:
 //! the writer retries with backoff and carries on from its cursor. A batch is
 //! one transaction; the store writes each gateway, mat and `seq` once, so a
@@ -15,9 +15,9 @@ use serde_json::Value;
 
 use super::model::{HistoryEvent, HistoryKind, RepRecord};
 use super::Handle;
-use crate::backoff::Backoff;
-use crate::event::{Event, Phase};
-use crate::outbox::{Outbox, Record};
+use crate::contract::event::{Event, Phase};
+use crate::daemon::backoff::Backoff;
+use crate::outbox::{Outbox, OutboxRecord};
 use crate::wire::payload::parse_rfc3339_ms;
 
 /// Records per transaction.
@@ -27,7 +27,7 @@ const IDLE: Duration = Duration::from_millis(200);
 
 /// What of an outbox record the history keeps (`None`: nothing, such as an
 /// arch, or a record that does not read as an event).
-pub fn history_event(gateway: &str, record: &Record) -> Option<HistoryEvent> {
+pub fn history_event(gateway: &str, record: &OutboxRecord) -> Option<HistoryEvent> {
     let v: Value = serde_json::from_slice(&record.payload).ok()?;
     let athlete = v.get("athlete").and_then(Value::as_str).map(String::from);
     let time_ms = v.get("time").and_then(Value::as_str).and_then(parse_rfc3339_ms)?;
@@ -67,7 +67,7 @@ pub fn run(outbox: Outbox, gateway: String, history: Handle, stop: Arc<AtomicBoo
             }
         }
         let (batch, (waiting, dropped)) = {
-            let store = outbox.store();
+            let store = outbox.journal();
             (store.history_next(BATCH), store.history_backlog())
         };
         metrics.history_waiting.store(waiting, Ordering::Relaxed);
@@ -84,8 +84,8 @@ pub fn run(outbox: Outbox, gateway: String, history: Handle, stop: Arc<AtomicBoo
         let written = history.with(|s| s.write(&events));
         match written {
             Ok(()) => {
-                let next = batch.last().map_or(0, Record::next_offset);
-                outbox.store().history_done(next);
+                let next = batch.last().map_or(0, OutboxRecord::next_offset);
+                outbox.journal().history_done(next);
                 metrics
                     .history_written
                     .fetch_add(events.len() as u64, Ordering::Relaxed);
@@ -120,8 +120,8 @@ fn wait_or_stop(d: Duration, stop: &AtomicBool) {
 mod tests {
     use super::*;
 
-    fn record(seq: u64, payload: &str) -> Record {
-        Record {
+    fn record(seq: u64, payload: &str) -> OutboxRecord {
+        OutboxRecord {
             offset: seq * 100,
             size: 100,
             mat: "m1".into(),

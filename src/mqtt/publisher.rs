@@ -31,10 +31,10 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use super::options::Options;
 use super::session::{EventQueue, Incoming, Publish, PublisherSession, Qos, QueuedEvent, Request, SessionConfig};
-use crate::backoff::{Backoff, Jitter};
-use crate::outbox::{Outbox, Store};
-use crate::repeated::Repeated;
-use crate::wire::athletes::AthletesView;
+use crate::daemon::backoff::{Backoff, Jitter};
+use crate::daemon::repeated::Repeated;
+use crate::outbox::{Journal, Outbox};
+use crate::wire::athlete_entities::AthletesView;
 use crate::wire::payload::OutboxFigures;
 
 /// Most events in flight (sent, not yet acknowledged).
@@ -53,9 +53,9 @@ pub struct Finished {
 }
 
 /// The store as the session reads it.
-struct StoreQueue<'a>(std::sync::MutexGuard<'a, Store>);
+struct JournalQueue<'a>(std::sync::MutexGuard<'a, Journal>);
 
-impl EventQueue for StoreQueue<'_> {
+impl EventQueue for JournalQueue<'_> {
     fn next(&self, cursor: u64) -> Option<QueuedEvent> {
         self.0.next(cursor).map(|r| QueuedEvent {
             offset: r.offset,
@@ -237,7 +237,7 @@ impl Logic {
                 self.waiting.clear();
                 let views = self.outbox.views();
                 let reqs = {
-                    let queue = StoreQueue(self.outbox.store());
+                    let queue = JournalQueue(self.outbox.journal());
                     self.session.connected(Instant::now(), session_present, &views, &queue)
                 };
                 self.submit(reqs);
@@ -272,7 +272,7 @@ impl Logic {
             MqttEvent::Outgoing(Outgoing::Publish(pkid)) => self.session.outgoing(pkid),
             MqttEvent::Outgoing(Outgoing::AwaitAck(pkid)) => self.session.await_ack(pkid),
             MqttEvent::Incoming(Packet::PubAck(ack)) => {
-                let mut queue = StoreQueue(self.outbox.store());
+                let mut queue = JournalQueue(self.outbox.journal());
                 self.session.puback(ack.pkid, &mut queue);
             }
             MqttEvent::Incoming(Packet::SubAck(s))
@@ -347,7 +347,7 @@ impl Logic {
         if self.waiting.is_empty() {
             let views = self.outbox.views();
             let reqs = {
-                let queue = StoreQueue(self.outbox.store());
+                let queue = JournalQueue(self.outbox.journal());
                 self.session.poll(now, &views, &queue)
             };
             self.submit(reqs);
@@ -356,7 +356,7 @@ impl Logic {
         }
         if now >= self.persisted_at + PERSIST_EVERY {
             self.persisted_at = now;
-            if let Err(e) = self.outbox.store().persist(false) {
+            if let Err(e) = self.outbox.journal().persist(false) {
                 tracing::warn!("outbox: cannot write its state: {e}");
             }
         }

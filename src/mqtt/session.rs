@@ -27,11 +27,11 @@
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::time::{Duration, Instant};
 
-use crate::backoff::Jitter;
+use crate::daemon::backoff::Jitter;
 use crate::history::RosterEntry;
 use crate::outbox::MatView;
-use crate::wire::athletes::{AthleteSensors, AthletesView};
-use crate::wire::commands::{self, Command};
+use crate::wire::athlete_entities::{AthleteSensors, AthletesView};
+use crate::wire::commands::{self, MatCommand};
 use crate::wire::discovery::{self, Identity};
 use crate::wire::payload::{self, OutboxFigures, OFFLINE, ONLINE};
 use crate::wire::Topics;
@@ -107,7 +107,7 @@ pub trait EventQueue {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Incoming {
     /// A command for one of this gateway's mats, to carry out.
-    Command { mat: String, command: Command },
+    Command { mat: String, command: MatCommand },
     /// A message refused, its topic, the kind of refusal and why (to log,
     /// rate-limited per kind).
     Refused {
@@ -125,7 +125,7 @@ struct Pending {
     topic: String,
     payload: Vec<u8>,
     mat: String,
-    command: Command,
+    command: MatCommand,
 }
 
 /// A retained check under way: the commands it decides, the marker that
@@ -1051,7 +1051,7 @@ mod tests {
             s.message("fb/gw/marker", &marker, false, now, &mats),
             [Incoming::Command {
                 mat: "m1".into(),
-                command: Command::ResetCounters
+                command: MatCommand::ResetCounters
             }]
         );
     }
@@ -1097,7 +1097,7 @@ mod tests {
             s.message("fb/gw/marker", &first, false, now, &mats),
             [Incoming::Command {
                 mat: "m1".into(),
-                command: Command::ResetCounters
+                command: MatCommand::ResetCounters
             }],
             "only the command the check saw"
         );
@@ -1107,7 +1107,7 @@ mod tests {
             s.message("fb/gw/marker", &second, false, now, &mats),
             [Incoming::Command {
                 mat: "m1".into(),
-                command: Command::NewSet
+                command: MatCommand::NewSet
             }]
         );
     }
@@ -1213,7 +1213,7 @@ mod tests {
             s.message("fb/gw/marker", &marker, false, t0, &mats),
             [Incoming::Command {
                 mat: "m1".into(),
-                command: Command::Athlete(Some("a-2".into()))
+                command: MatCommand::Athlete(Some("a-2".into()))
             }]
         );
         let unknown = s.message(

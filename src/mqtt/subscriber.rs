@@ -12,7 +12,7 @@ use std::time::Duration;
 use anyhow::Result;
 use rumqttc::{Client, ConnectionError, Event, MqttOptions, Packet, QoS, SubscribeFilter};
 
-use crate::backoff::Backoff;
+use crate::daemon::backoff::Backoff;
 
 /// What the connection reports.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,22 +1,22 @@
 //! The outbox: what the mats hand to the publisher, and what the publisher
 //! hands back.
 //!
-//! - events go into the [`store`] on disk ([`MatLink::emit`]) and leave it
+//! - events go into the [`journal`] on disk ([`MatLink::emit`]) and leave it
 //!   only when the broker has acknowledged them;
 //! - each mat's latest state and availability sit in a slot, versioned, for
 //!   the publisher to publish on change (rate-limited);
 //! - commands for a mat wait in its channel until its thread takes them;
 //! - each mat's live look (its latest raw frame and the detector's view of
 //!   it, a few times a second) sits in a slot of its own for the web view;
-//! - the gateway's figures ([`crate::metrics`]) are bumped on the way.
+//! - the gateway's figures ([`crate::daemon::metrics`]) are bumped on the way.
 //!
-//! Mat threads never wait for the network: `emit` appends to the store (a
+//! Mat threads never wait for the network: `emit` appends to the journal (a
 //! disk write; synced by a background thread, group commit) and wakes the
 //! publisher.
 
-pub mod store;
+pub mod journal;
 
-pub use store::{Lost, Record, Recovery, Store, SyncMode};
+pub use journal::{Journal, Lost, OutboxRecord, Recovery, SyncMode};
 
 use std::cell::Cell;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -26,20 +26,20 @@ use std::time::SystemTime;
 
 use tokio::sync::Notify;
 
-use crate::event::Event;
-use crate::metrics::{MatMetrics, Registry};
-use crate::repeated::Repeated;
+use crate::contract::event::Event;
+use crate::daemon::metrics::{MatMetrics, Registry};
+use crate::daemon::repeated::Repeated;
 use crate::wire::payload::{self, OutboxFigures};
-use crate::wire::{Command, MatState};
+use crate::wire::{MatCommand, MatState};
 
 /// One mat, as the publisher sees it.
 struct MatSlot {
     id: String,
     state: Mutex<(MatState, u64)>,
     available: Mutex<(bool, u64)>,
-    commands: Mutex<Sender<Command>>,
+    commands: Mutex<Sender<MatCommand>>,
     finished: AtomicBool,
-    live: Mutex<Live>,
+    live: Mutex<LiveLook>,
 }
 
 /// A mat's session as recorded while it lasted (for the web view's
@@ -55,7 +55,7 @@ pub struct FinishedSession {
 /// A mat's live look, for the web view: its latest raw frame and what the
 /// detector made of it, handed over a few times a second (not per frame).
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct Live {
+pub struct LiveLook {
     /// Bumped on every hand-over (0: nothing yet).
     pub version: u64,
     /// The frame's time on the source's clock.
@@ -76,7 +76,7 @@ pub struct Live {
 }
 
 struct OutboxShared {
-    store: Mutex<Store>,
+    journal: Mutex<Journal>,
     wake: Notify,
     mats: Vec<MatSlot>,
     metrics: Arc<Registry>,
@@ -88,12 +88,12 @@ struct OutboxShared {
 }
 
 impl OutboxShared {
-    fn store(&self) -> MutexGuard<'_, Store> {
-        self.store.lock().unwrap_or_else(|p| p.into_inner())
+    fn journal(&self) -> MutexGuard<'_, Journal> {
+        self.journal.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 
-/// The publisher's end: the store and every mat's slot. Cheap to clone.
+/// The publisher's end: the journal and every mat's slot. Cheap to clone.
 #[derive(Clone)]
 pub struct Outbox {
     shared: Arc<OutboxShared>,
@@ -103,7 +103,7 @@ pub struct Outbox {
 pub struct MatLink {
     shared: Arc<OutboxShared>,
     index: usize,
-    commands: Receiver<Command>,
+    commands: Receiver<MatCommand>,
     lost: Cell<Repeated>,
 }
 
@@ -121,9 +121,9 @@ pub struct MatView {
 }
 
 impl Outbox {
-    /// The outbox over `store` with these mats (ids checked by the caller);
+    /// The outbox over `journal` with these mats (ids checked by the caller);
     /// returns the mats' links in the same order.
-    pub fn new(store: Store, mats: &[String]) -> (Outbox, Vec<MatLink>) {
+    pub fn new(journal: Journal, mats: &[String]) -> (Outbox, Vec<MatLink>) {
         let mut slots = Vec::new();
         let mut receivers = Vec::new();
         for id in mats {
@@ -134,12 +134,12 @@ impl Outbox {
                 available: Mutex::new((false, 0)),
                 commands: Mutex::new(tx),
                 finished: AtomicBool::new(false),
-                live: Mutex::new(Live::default()),
+                live: Mutex::new(LiveLook::default()),
             });
             receivers.push(rx);
         }
         let shared = Arc::new(OutboxShared {
-            store: Mutex::new(store),
+            journal: Mutex::new(journal),
             wake: Notify::new(),
             mats: slots,
             metrics: Arc::new(Registry::new(mats)),
@@ -147,7 +147,7 @@ impl Outbox {
             sync: (Mutex::new((false, false)), Condvar::new()),
         });
         // Group commit: one sync for whatever was appended meanwhile, off
-        // the mats' threads and outside the store's lock.
+        // the mats' threads and outside the journal's lock.
         let syncer = shared.clone();
         let _ = std::thread::Builder::new()
             .name("outbox-sync".into())
@@ -160,7 +160,7 @@ impl Outbox {
                 let stop = flags.1;
                 flags.0 = false;
                 drop(flags);
-                let handle = syncer.store().take_sync();
+                let handle = syncer.journal().take_sync();
                 if let Some(f) = handle {
                     if let Err(e) = f.sync_data() {
                         tracing::error!("outbox: cannot sync to disk: {e}");
@@ -187,9 +187,9 @@ impl Outbox {
         self.shared.mats.iter().map(|m| m.id.clone()).collect()
     }
 
-    /// The store, locked (keep it short: the mats append through it).
-    pub fn store(&self) -> MutexGuard<'_, Store> {
-        self.shared.store()
+    /// The journal, locked (keep it short: the mats append through it).
+    pub fn journal(&self) -> MutexGuard<'_, Journal> {
+        self.shared.journal()
     }
 
     /// The gateway's figures.
@@ -201,8 +201,8 @@ impl Outbox {
     /// events), read now.
     pub fn refresh_metrics(&self) {
         let (queued, dropped) = {
-            let store = self.shared.store();
-            (store.queued(), store.dropped())
+            let journal = self.shared.journal();
+            (journal.queued(), journal.dropped())
         };
         self.shared.metrics.outbox_queued.store(queued, Ordering::Relaxed);
         self.shared.metrics.outbox_dropped.store(dropped, Ordering::Relaxed);
@@ -210,7 +210,7 @@ impl Outbox {
 
     /// Mat `mat`'s live look, if it is one of this gateway's and its version
     /// is newer than `seen`.
-    pub fn live(&self, mat: &str, seen: u64) -> Option<Live> {
+    pub fn live(&self, mat: &str, seen: u64) -> Option<LiveLook> {
         let slot = self.shared.mats.iter().find(|m| m.id == mat)?;
         let live = slot.live.lock().unwrap_or_else(|p| p.into_inner());
         (live.version > seen).then(|| live.clone())
@@ -224,7 +224,7 @@ impl Outbox {
 
     /// Events waiting for the broker's acknowledgement.
     pub fn queued(&self) -> u64 {
-        self.shared.store().queued()
+        self.shared.journal().queued()
     }
 
     /// Resolves when a mat has put something in (an event, a state, its
@@ -235,7 +235,7 @@ impl Outbox {
 
     /// Every mat's slot now, with its outbox figures.
     pub fn views(&self) -> Vec<MatView> {
-        let store = self.shared.store();
+        let journal = self.shared.journal();
         self.shared
             .mats
             .iter()
@@ -249,8 +249,8 @@ impl Outbox {
                     available,
                     available_version,
                     figures: OutboxFigures {
-                        queued_events: store.queued_for(&m.id),
-                        dropped_events: store.dropped_for(&m.id),
+                        queued_events: journal.queued_for(&m.id),
+                        dropped_events: journal.dropped_for(&m.id),
                     },
                 }
             })
@@ -258,7 +258,7 @@ impl Outbox {
     }
 
     /// Hands a command to mat `mat`'s thread; false if there is no such mat.
-    pub fn command(&self, mat: &str, command: Command) -> bool {
+    pub fn command(&self, mat: &str, command: MatCommand) -> bool {
         match self.shared.mats.iter().find(|m| m.id == mat) {
             Some(slot) => {
                 let _ = slot.commands.lock().unwrap_or_else(|p| p.into_inner()).send(command);
@@ -273,14 +273,14 @@ impl Outbox {
         self.shared.mats.iter().all(|m| m.finished.load(Ordering::Acquire))
     }
 
-    /// Syncs and closes the store cleanly; stops the background syncer.
+    /// Syncs and closes the journal cleanly; stops the background syncer.
     pub fn close(&self) {
         {
             let (m, cv) = &self.shared.sync;
             m.lock().unwrap_or_else(|p| p.into_inner()).1 = true;
             cv.notify_all();
         }
-        if let Err(e) = self.shared.store().close() {
+        if let Err(e) = self.shared.journal().close() {
             tracing::warn!("outbox: cannot close cleanly: {e}");
         }
     }
@@ -308,14 +308,14 @@ impl MatLink {
     /// Hands the mat's live look over: `update` fills it in place (keep it
     /// short: the web view reads it under the same lock). Called a few times
     /// a second, not per frame.
-    pub fn set_live(&self, update: impl FnOnce(&mut Live)) {
+    pub fn set_live(&self, update: impl FnOnce(&mut LiveLook)) {
         let mut live = self.slot().live.lock().unwrap_or_else(|p| p.into_inner());
         update(&mut live);
         live.version += 1;
     }
 
-    /// Puts an event in the store for delivery; returns its `seq`. Never
-    /// waits for the network. An event the store cannot write is lost: its
+    /// Puts an event in the journal for delivery; returns its `seq`. Never
+    /// waits for the network. An event the journal cannot write is lost: its
     /// seq is spent and it is counted in `dropped_events` (the warning is
     /// rate-limited).
     pub fn emit(&self, event: &Event) -> Option<u64> {
@@ -330,7 +330,7 @@ impl MatLink {
             .0
             .athlete
             .clone();
-        let result = self.shared.store().append(mat, |seq| {
+        let result = self.shared.journal().append(mat, |seq| {
             payload::event_envelope(event, mat, seq, now, athlete.as_deref()).into_bytes()
         });
         {
@@ -388,7 +388,7 @@ impl MatLink {
     }
 
     /// The next command received for this mat, if any.
-    pub fn try_command(&self) -> Option<Command> {
+    pub fn try_command(&self) -> Option<MatCommand> {
         self.commands.try_recv().ok()
     }
 
@@ -404,13 +404,13 @@ impl MatLink {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::Phase;
+    use crate::contract::event::Phase;
 
     #[test]
     fn mats_put_events_state_and_availability_in_and_commands_come_out() {
         let dir = tempfile::tempdir().unwrap();
-        let (store, _) = Store::open(dir.path(), 1 << 20).unwrap();
-        let (outbox, links) = Outbox::new(store, &["a".into(), "b".into()]);
+        let (journal, _) = Journal::open(dir.path(), 1 << 20).unwrap();
+        let (outbox, links) = Outbox::new(journal, &["a".into(), "b".into()]);
         assert_eq!(outbox.views()[0].available_version, 0, "nothing said yet");
         let seq = links[1].emit(&Event::Session {
             t_ms: 5,
@@ -432,9 +432,9 @@ mod tests {
         state.arching = true;
         links[1].set_state(&state);
         assert_eq!(outbox.views()[1].state_version, 2, "a change bumps the version");
-        assert!(outbox.command("a", Command::ResetCounters));
-        assert!(!outbox.command("c", Command::ResetCounters));
-        assert_eq!(links[0].try_command(), Some(Command::ResetCounters));
+        assert!(outbox.command("a", MatCommand::ResetCounters));
+        assert!(!outbox.command("c", MatCommand::ResetCounters));
+        assert_eq!(links[0].try_command(), Some(MatCommand::ResetCounters));
         assert_eq!(links[1].try_command(), None);
         assert!(!outbox.all_finished());
         links[0].finish();

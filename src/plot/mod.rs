@@ -19,9 +19,9 @@ use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 
+use crate::contract::event::Event;
+use crate::contract::frame::{Frame, FrameSource};
 use crate::detector::{Detector, DetectorConfig};
-use crate::event::Event;
-use crate::frame::{Frame, FrameSource};
 use crate::sources::RecordingReader;
 use svg::PlotData;
 use trace::Trace;

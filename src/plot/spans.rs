@@ -3,7 +3,7 @@
 //!
 //! Times are ms on the recording clock, spans half-open `(from, to)`.
 
-use crate::event::{Event, Phase, RepEvent, SetEvent};
+use crate::contract::event::{Event, Phase, RepEvent, SetEvent};
 
 /// When someone was on the mat: from each `session` start to its end. A
 /// session still open at the end of the events runs to `t1_ms`, an end

@@ -13,8 +13,8 @@
 
 use std::fmt::Write;
 
-use crate::event::{Event, Phase, RepEvent};
-use crate::frame::Grid;
+use crate::contract::event::{Event, Phase, RepEvent};
+use crate::contract::frame::Grid;
 
 use super::spans::{self, SetReps};
 use super::trace::Bucket;
@@ -1116,7 +1116,7 @@ fn heatmap(s: &PlotData, o: &mut String) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::{ArchEvent, Phase, SetEvent};
+    use crate::contract::event::{ArchEvent, Phase, SetEvent};
     use crate::plot::read::{attrs, points, section, texts, translate};
 
     fn rep(t_ms: u64, set: u32, n: u32, perfect: bool) -> Event {

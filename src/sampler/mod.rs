@@ -31,7 +31,7 @@ use std::thread::JoinHandle;
 use ringbuf::traits::{Consumer, Observer, Producer, Split};
 use ringbuf::{HeapCons, HeapProd, HeapRb};
 
-use crate::frame::{Frame, FrameSource, Grid, SourceError};
+use crate::contract::frame::{Frame, FrameSource, Grid, SourceError};
 use histogram::JitterHistogram;
 
 /// Most taxels a sampled frame holds (frames in the ring are fixed-size).

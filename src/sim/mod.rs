@@ -8,7 +8,7 @@
 //! the plan (a pure function of time) plus a fixed-size per-taxel state.
 //!
 //! ```
-//! use flatback::frame::{Frame, FrameSource};
+//! use flatback::contract::frame::{Frame, FrameSource};
 //! use flatback::sim::{Kind, Scenario, Simulator};
 //! let mut sim = Simulator::new(&Scenario::new(Kind::Fatigue, 7).with_duration(20.0));
 //! let mut frame = Frame::zeroed(sim.grid());
@@ -28,7 +28,7 @@ pub use scenario::{Build, Field, Kind, Scenario, UnknownKind};
 pub use sensor::Stuck;
 pub use truth::Truth;
 
-use crate::frame::{Frame, FrameSource, Grid, SourceError};
+use crate::contract::frame::{Frame, FrameSource, Grid, SourceError};
 use plan::SimPlan;
 use rng::Rng;
 use sensor::Sensor;

@@ -3,7 +3,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-use crate::frame::Grid;
+use crate::contract::frame::Grid;
 
 use super::rng::Rng;
 

@@ -1,7 +1,7 @@
 //! The mat: region loads spread over the taxels, FSR and divider, creep,
 //! hysteresis, ADC noise, glitches and broken taxels.
 
-use crate::frame::Grid;
+use crate::contract::frame::Grid;
 
 use super::body::MatLoads;
 use super::rng::Rng;

@@ -1,6 +1,6 @@
 //! Ground truth of a recording, in the shape of `shared/data/dev/*.truth.json`.
 //!
-//! The simulator writes it; `crate::score` reads it to score the detector.
+//! The simulator writes it; `crate::tools::score` reads it to score the detector.
 //! All times are milliseconds on the recording's clock.
 
 use serde::{Deserialize, Serialize};

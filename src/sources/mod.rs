@@ -24,7 +24,7 @@ pub use replayed::Replayed;
 pub use simulated::SimulatedMat;
 
 use crate::config::{Config, MatEntry, MatSourceKind};
-use crate::frame::{FrameSource, Grid};
+use crate::contract::frame::{FrameSource, Grid};
 use crate::hardware::{HardwareConfig, HardwareError, Wiring, WiringError};
 use crate::sampler::{FrameReceiver, Sampler, SamplerConfig, StartError};
 use crate::sim::{Kind, Scenario, UnknownKind};
@@ -108,7 +108,7 @@ pub fn open(config: &Config, mat: &MatEntry, speed: f64) -> Result<Opened, OpenE
 
 /// What the sampler scans for `flatback check` and `flatback record`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Live {
+pub enum LiveInput {
     /// The mat's SPI ADCs, wired as `[hardware]` says.
     Spi,
     /// The simulator's scenario, read through emulated chips wired the same
@@ -118,12 +118,12 @@ pub enum Live {
 
 /// Starts the sampler on the configured mat, or on the simulator read through
 /// emulated chips wired the same way; returns the wiring too.
-pub fn sample(config: &Config, live: &Live) -> Result<(Sampler, FrameReceiver, Wiring), OpenError> {
+pub fn sample(config: &Config, live: &LiveInput) -> Result<(Sampler, FrameReceiver, Wiring), OpenError> {
     let wiring = config.hardware.wiring(grid_of(config))?;
     let settings = sampler_config(&config.hardware);
     let (sampler, rx) = match live {
-        Live::Spi => Sampler::start(crate::hardware::open(&wiring, config.hardware.spi_clock_hz)?, settings)?,
-        Live::Sim { kind, seed } => {
+        LiveInput::Spi => Sampler::start(crate::hardware::open(&wiring, config.hardware.spi_clock_hz)?, settings)?,
+        LiveInput::Sim { kind, seed } => {
             let scenario = Scenario::new(*kind, *seed)
                 .with_rate(config.hardware.rate_hz.clamp(50.0, 2000.0))
                 .with_grid(wiring.grid)

@@ -2,7 +2,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::frame::{Frame, FrameSource, Grid, SourceError};
+use crate::contract::frame::{Frame, FrameSource, Grid, SourceError};
 
 /// Wraps a source so that each frame is delivered when its timestamp comes
 /// due on the wall clock (scaled by `speed`).

@@ -19,7 +19,7 @@ use flate2::read::MultiGzDecoder;
 use flate2::write::GzEncoder;
 use flate2::Compression;
 
-use crate::frame::{Frame, FrameSource, Grid, SourceError};
+use crate::contract::frame::{Frame, FrameSource, Grid, SourceError};
 
 /// What is wrong with a recording, and where.
 #[derive(Debug)]

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use super::recording::{RecordingError, RecordingReader};
-use crate::frame::{Frame, FrameSource, Grid, SourceError};
+use crate::contract::frame::{Frame, FrameSource, Grid, SourceError};
 
 pub struct Replayed {
     path: PathBuf,

@@ -15,7 +15,7 @@
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
-use crate::frame::{Frame, FrameSource, Grid, SourceError};
+use crate::contract::frame::{Frame, FrameSource, Grid, SourceError};
 use crate::hardware::{EmulatedMat, GridScanner, Wiring};
 use crate::sampler::{GridScan, ScanError};
 use crate::sim::{Scenario, Simulator};

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use ratatui::crossterm::event::{self, Event as TermEvent, KeyCode, KeyEventKind, KeyModifiers};
 
-use crate::dashboard::{Dashboard, Link, Move};
+use crate::dashboard::{BrokerLink, Dashboard, Move};
 use crate::mqtt::subscriber::{self, LinkEvent, MqttLink};
 use crate::mqtt::{MqttConfig, Options};
 use crate::wire::topics;
@@ -115,8 +115,8 @@ fn dashboard_loop(link: MqttLink, mut dashboard: Dashboard, bell: bool, stop: &A
             let mut ring = false;
             while let Some(event) = link.try_recv() {
                 match event {
-                    LinkEvent::Subscribed => dashboard.set_link(Link::Connected),
-                    LinkEvent::Lost(why) => dashboard.set_link(Link::Lost(why)),
+                    LinkEvent::Subscribed => dashboard.set_link(BrokerLink::Connected),
+                    LinkEvent::Lost(why) => dashboard.set_link(BrokerLink::Lost(why)),
                     LinkEvent::Message { topic, payload } => {
                         ring |= dashboard.apply(&topic, &payload, now).arch_started;
                     }

@@ -13,7 +13,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, BorderType, Paragraph, Widget};
 use ratatui::Frame;
 
-use crate::dashboard::{Link, Screen, Status, Tile, Tone};
+use crate::dashboard::{BrokerLink, Screen, Status, Tile, Tone};
 
 /// The smallest tile that still shows the bar, the counters and an event.
 pub const MIN_TILE_W: u16 = 24;
@@ -157,9 +157,9 @@ fn header_line(screen: &Screen) -> Line<'static> {
         ));
     }
     let (text, color) = match &screen.link {
-        Link::Connecting => ("  ○ connecting".to_string(), Color::Yellow),
-        Link::Connected => ("  ● connected".to_string(), Color::Green),
-        Link::Lost(why) => (format!("  ○ broker lost: {why}"), Color::Red),
+        BrokerLink::Connecting => ("  ○ connecting".to_string(), Color::Yellow),
+        BrokerLink::Connected => ("  ● connected".to_string(), Color::Green),
+        BrokerLink::Lost(why) => (format!("  ○ broker lost: {why}"), Color::Red),
     };
     spans.push(Span::styled(text, Style::new().fg(color)));
     Line::from(spans)

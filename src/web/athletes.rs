@@ -34,7 +34,7 @@ use super::Web;
 use crate::history::figures::{self, AthleteFigures, Floor, SessionFigures};
 use crate::history::model::{LoadChange, SessionQuery};
 use crate::history::{secret, Athlete, Handle, HistoryStore, Load, Plan, SessionKey, SessionRecord, StoreError, Who};
-use crate::wire::Command;
+use crate::wire::MatCommand;
 
 /// The coach's cookie: the token, hex-encoded.
 pub const COOKIE: &str = "flatback_coach";
@@ -1029,7 +1029,7 @@ async fn assign(web: &Web, req: Request<Incoming>, history: &Handle, mat: &str) 
         athlete = athlete.as_deref().unwrap_or("nobody"),
         "athlete from the web view"
     );
-    web.outbox.command(mat, Command::Athlete(athlete.clone()));
+    web.outbox.command(mat, MatCommand::Athlete(athlete.clone()));
     match local(form.get("next")) {
         Some(n) => see_other(n),
         None => json(StatusCode::OK, serde_json::json!({ "mat": mat, "athlete": athlete })),
@@ -1177,7 +1177,7 @@ async fn me_assign(web: &Web, secret: &str, mat: &str) -> Response<Body> {
         return error(StatusCode::NOT_FOUND, "not a mat of this gateway");
     }
     tracing::info!(mat, athlete = %athlete.id, "athlete from their own page");
-    web.outbox.command(mat, Command::Athlete(Some(athlete.id.clone())));
+    web.outbox.command(mat, MatCommand::Athlete(Some(athlete.id.clone())));
     see_other(&format!("/me/{}?on={mat}", athlete.secret))
 }
 

@@ -9,7 +9,7 @@
 //! broadcast channel every browser's stream reads. A change of a contact
 //! alone waits up to [`CONTACT_EVERY`] for company: contacts move on almost
 //! every state message, and each update costs a write per browser. A
-//! browser that falls behind skips to the whole floor ([`Floor::snapshot`]).
+//! browser that falls behind skips to the whole floor ([`FloorFeed::snapshot`]).
 //! The JSON leaves out what changes with the clock alone (ages), so a tile
 //! is sent only when something about the mat changed.
 
@@ -21,7 +21,7 @@ use bytes::Bytes;
 use serde_json::{json, Value};
 use tokio::sync::broadcast;
 
-use crate::dashboard::{Dashboard, Link, Screen, Status, Tile, Tone};
+use crate::dashboard::{BrokerLink, Dashboard, Screen, Status, Tile, Tone};
 use crate::mqtt::subscriber::LinkEvent;
 use crate::wire::topics::{self, Subject};
 
@@ -37,7 +37,7 @@ const CONTACT_EVERY: Duration = Duration::from_millis(200);
 
 /// One update of the floor, as the browsers' streams send it.
 #[derive(Debug, Clone)]
-pub enum Update {
+pub enum FloorUpdate {
     /// The whole floor changed shape (a mat appeared, the broker link
     /// changed): every tile, in order.
     Floor(Bytes),
@@ -123,9 +123,9 @@ fn due(changed: &[(&TileJson, &TileJson)], since_last: Duration) -> bool {
 }
 
 /// The floor shared between its thread and the web server.
-pub struct Floor {
+pub struct FloorFeed {
     model: Mutex<Model>,
-    updates: broadcast::Sender<Update>,
+    updates: broadcast::Sender<FloorUpdate>,
     started: Instant,
 }
 
@@ -173,11 +173,11 @@ fn tile_facts(t: &Tile, own: bool, last: Option<&LastEvent>, athlete: Option<Str
     })
 }
 
-fn link_json(link: &Link) -> Value {
+fn link_json(link: &BrokerLink) -> Value {
     match link {
-        Link::Connecting => json!({"state": "connecting"}),
-        Link::Connected => json!({"state": "connected"}),
-        Link::Lost(why) => json!({"state": "lost", "why": why}),
+        BrokerLink::Connecting => json!({"state": "connecting"}),
+        BrokerLink::Connected => json!({"state": "connected"}),
+        BrokerLink::Lost(why) => json!({"state": "lost", "why": why}),
     }
 }
 
@@ -217,13 +217,13 @@ impl Model {
     }
 }
 
-impl Floor {
+impl FloorFeed {
     /// The floor under `base`, as seen by gateway `gateway` whose own mats
     /// are `own`; `arch_threshold` is the share of the reference below which
     /// an arch starts.
-    pub fn new(base: &str, broker: &str, gateway: &str, own: &[String], arch_threshold: f64) -> Arc<Floor> {
+    pub fn new(base: &str, broker: &str, gateway: &str, own: &[String], arch_threshold: f64) -> Arc<FloorFeed> {
         let (updates, _) = broadcast::channel(BACKLOG);
-        Arc::new(Floor {
+        Arc::new(FloorFeed {
             model: Mutex::new(Model {
                 dashboard: Dashboard::new(base, broker, arch_threshold),
                 athletes: HashMap::new(),
@@ -233,7 +233,7 @@ impl Floor {
                 last_events: HashMap::new(),
                 sent: Vec::new(),
                 last_sent: Instant::now(),
-                link: link_json(&Link::Connecting),
+                link: link_json(&BrokerLink::Connecting),
             }),
             updates,
             started: Instant::now(),
@@ -250,7 +250,7 @@ impl Floor {
     }
 
     /// The whole floor now, and a receiver of the updates after it.
-    pub fn subscribe(&self) -> (Bytes, broadcast::Receiver<Update>) {
+    pub fn subscribe(&self) -> (Bytes, broadcast::Receiver<FloorUpdate>) {
         // Subscribed under the lock: no update falls between the two.
         let model = self.model();
         let rx = self.updates.subscribe();
@@ -278,11 +278,11 @@ impl Floor {
         for event in batch {
             match event {
                 LinkEvent::Subscribed => {
-                    model.dashboard.set_link(Link::Connected);
+                    model.dashboard.set_link(BrokerLink::Connected);
                     link_changed = true;
                 }
                 LinkEvent::Lost(why) => {
-                    model.dashboard.set_link(Link::Lost(why));
+                    model.dashboard.set_link(BrokerLink::Lost(why));
                     link_changed = true;
                 }
                 LinkEvent::Message { topic, payload } => {
@@ -319,7 +319,7 @@ impl Floor {
             model.sent = tiles;
             let floor = model.floor_bytes();
             model.last_sent = Instant::now();
-            let _ = self.updates.send(Update::Floor(floor));
+            let _ = self.updates.send(FloorUpdate::Floor(floor));
             return false;
         }
         let changed: Vec<(&TileJson, &TileJson)> = tiles
@@ -342,13 +342,17 @@ impl Floor {
         out.push(b']');
         model.sent = tiles;
         model.last_sent = Instant::now();
-        let _ = self.updates.send(Update::Tiles(Bytes::from(out)));
+        let _ = self.updates.send(FloorUpdate::Tiles(Bytes::from(out)));
         false
     }
 
     /// Follows `link` until it ends: each message, with whatever else has
     /// arrived meanwhile, is one batch.
-    pub fn follow(self: Arc<Floor>, link: crate::mqtt::subscriber::MqttLink, stop: Arc<std::sync::atomic::AtomicBool>) {
+    pub fn follow(
+        self: Arc<FloorFeed>,
+        link: crate::mqtt::subscriber::MqttLink,
+        stop: Arc<std::sync::atomic::AtomicBool>,
+    ) {
         use std::sync::atomic::Ordering;
         use std::sync::mpsc::RecvTimeoutError;
         let mut last_update = Instant::now();
@@ -416,7 +420,7 @@ mod tests {
 
     #[test]
     fn own_mats_first_then_only_what_changed() {
-        let floor = Floor::new("flatback", "mqtt://x", "gw2", &["b".into()], 0.6);
+        let floor = FloorFeed::new("flatback", "mqtt://x", "gw2", &["b".into()], 0.6);
         let (first, mut rx) = floor.subscribe();
         assert_eq!(json_of(&first)["tiles"], json!([]));
         floor.apply([
@@ -424,7 +428,7 @@ mod tests {
             msg("flatback/gw1/a/status", "online"),
             msg("flatback/gw2/b/status", "online"),
         ]);
-        let Ok(Update::Floor(f)) = rx.try_recv() else {
+        let Ok(FloorUpdate::Floor(f)) = rx.try_recv() else {
             panic!("a new floor")
         };
         let f = json_of(&f);
@@ -443,7 +447,7 @@ mod tests {
             "flatback/gw1/a/event",
             r#"{"type":"arch","phase":"start","t_ms":5,"contact":0.4,"mat":"a","seq":7,"time":"2024-01-01T00:00:00.000Z"}"#,
         )]);
-        let Ok(Update::Tiles(t)) = rx.try_recv() else {
+        let Ok(FloorUpdate::Tiles(t)) = rx.try_recv() else {
             panic!("tiles")
         };
         let t = json_of(&t);
@@ -470,7 +474,7 @@ mod tests {
 
     #[test]
     fn a_contact_alone_waits_its_turn_anything_else_goes_at_once() {
-        let floor = Floor::new("flatback", "mqtt://x", "gw", &["a".into()], 0.6);
+        let floor = FloorFeed::new("flatback", "mqtt://x", "gw", &["a".into()], 0.6);
         let (_, mut rx) = floor.subscribe();
         let state = |contact: u32, reps: u32| {
             msg(
@@ -485,7 +489,7 @@ mod tests {
             msg("flatback/gw/a/status", "online"),
             state(90, 0),
         ]);
-        assert!(matches!(rx.try_recv(), Ok(Update::Floor(_))));
+        assert!(matches!(rx.try_recv(), Ok(FloorUpdate::Floor(_))));
         assert_eq!(json_of(&floor.tile("gw", "a").unwrap())["contact"], 0.9);
         // The contact alone, right after an update: it waits.
         assert!(floor.apply([state(80, 0)]), "the change is held");
@@ -493,7 +497,7 @@ mod tests {
         assert_eq!(json_of(&floor.tile("gw", "a").unwrap())["contact"], 0.9);
         // A rep goes out at once, with the contact that waited.
         assert!(!floor.apply([state(70, 1)]));
-        let Ok(Update::Tiles(t)) = rx.try_recv() else {
+        let Ok(FloorUpdate::Tiles(t)) = rx.try_recv() else {
             panic!("tiles")
         };
         let t = json_of(&t);

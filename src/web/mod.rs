@@ -18,7 +18,7 @@
 //!   `[web] token_file` ([`token`]);
 //! - the athletes (issue 20, [`athletes`]): the coach's roster and each
 //!   athlete's history, their own page (`/me/<secret>`), who is on the mat;
-//! - `/metrics` (Prometheus text) and `/health`, from [`crate::metrics`].
+//! - `/metrics` (Prometheus text) and `/health`, from [`crate::daemon::metrics`].
 //!
 //! [`server`] is the HTTP side (hyper, HTTP/1.1, bounded).
 
@@ -37,11 +37,11 @@ use anyhow::{Context, Result};
 use bytes::Bytes;
 
 use crate::config::Config;
-use crate::metrics::Registry;
+use crate::daemon::metrics::Registry;
 use crate::mqtt::subscriber::{self, MqttLink};
 use crate::mqtt::Options;
-use crate::outbox::{Live, Outbox};
-use floor::Floor;
+use crate::outbox::{LiveLook, Outbox};
+use floor::FloorFeed;
 use pictures::Pictures;
 use token::Token;
 
@@ -51,7 +51,7 @@ pub struct Web {
     pub gateway: String,
     pub own: Vec<String>,
     pub outbox: Outbox,
-    pub floor: Arc<Floor>,
+    pub floor: Arc<FloorFeed>,
     pub token: Option<Token>,
     pub pictures: Arc<Pictures>,
     /// `/api/info`, built once.
@@ -86,7 +86,7 @@ impl Drop for Running {
 }
 
 /// A mat's live look as the pages read it.
-pub fn live_json(live: &Live) -> String {
+pub fn live_json(live: &LiveLook) -> String {
     serde_json::json!({
         "t_ms": live.t_ms,
         "rows": live.rows,
@@ -136,7 +136,7 @@ pub async fn start(
     let address = listener.local_addr().unwrap_or(address);
     let gateway = mqtt.topics.gateway().to_string();
     let own = outbox.mat_ids();
-    let floor = Floor::new(
+    let floor = FloorFeed::new(
         &config.mqtt.base_topic,
         &mqtt.broker.to_string(),
         &gateway,

@@ -108,8 +108,8 @@ mod recorder {
 
     use super::{Picture, Pictures, MAX_EVENTS, MAX_FRAMES, RECORD_HZ};
     use crate::config::DetectorConfig;
-    use crate::event::{Event, Phase};
-    use crate::frame::{Frame, Grid};
+    use crate::contract::event::{Event, Phase};
+    use crate::contract::frame::{Frame, Grid};
     use crate::outbox::FinishedSession;
     use crate::sources::recording::RecordingWriter;
 

@@ -26,9 +26,9 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 use tokio::sync::{broadcast, mpsc, Semaphore};
 
-use super::floor::Update;
+use super::floor::FloorUpdate;
 use super::{assets, Web};
-use crate::wire::Command;
+use crate::wire::MatCommand;
 
 pub type Body = BoxBody<Bytes, Infallible>;
 
@@ -229,7 +229,7 @@ async fn handle(web: &Arc<Web>, req: Request<Incoming>) -> Response<Body> {
             )
         }
         ["health"] => {
-            let h = web.metrics().health(crate::metrics::now_ms());
+            let h = web.metrics().health(crate::daemon::metrics::now_ms());
             if h.ok {
                 text(StatusCode::OK, "ok\n")
             } else {
@@ -309,7 +309,7 @@ fn command(web: &Web, req: &Request<Incoming>, mat: &str, name: &str) -> Respons
         );
         return r;
     }
-    let Some(command) = Command::ALL.into_iter().find(|c| c.name() == name) else {
+    let Some(command) = MatCommand::ALL.into_iter().find(|c| c.name() == name) else {
         return error(
             StatusCode::NOT_FOUND,
             "unknown command: reset_counters, new_set or rereference",
@@ -389,8 +389,8 @@ fn floor_stream(web: &Arc<Web>) -> Response<Body> {
         loop {
             let out = tokio::select! {
                 u = updates.recv() => match u {
-                    Ok(Update::Floor(b)) => sse("floor", &b),
-                    Ok(Update::Tiles(b)) => sse("tiles", &b),
+                    Ok(FloorUpdate::Floor(b)) => sse("floor", &b),
+                    Ok(FloorUpdate::Tiles(b)) => sse("tiles", &b),
                     // Behind: the whole floor as it is now.
                     Err(broadcast::error::RecvError::Lagged(_)) => sse("floor", &web.floor.snapshot()),
                     Err(broadcast::error::RecvError::Closed) => return,

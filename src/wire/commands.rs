@@ -8,7 +8,7 @@
 //! "name": OPTION}` with one of the options of Home Assistant's athlete
 //! select (a display name, or "Guest"): the select sends its option's text,
 //! and the gateway turns it into the id from the roster it knows
-//! ([`crate::wire::athletes::options`]), so ids stay the only thing the mat
+//! ([`crate::wire::athlete_entities::options`]), so ids stay the only thing the mat
 //! is told.
 
 use std::fmt;
@@ -17,7 +17,7 @@ use crate::history::RosterEntry;
 
 /// What a mat can be told to do.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum Command {
+pub enum MatCommand {
     /// Zero the reps, perfect reps and arches counters.
     ResetCounters,
     /// Close the set in progress now; the next reps start a new set.
@@ -28,24 +28,24 @@ pub enum Command {
     Athlete(Option<String>),
 }
 
-impl Command {
-    pub const ALL: [Command; 3] = [Command::ResetCounters, Command::NewSet, Command::Rereference];
+impl MatCommand {
+    pub const ALL: [MatCommand; 3] = [MatCommand::ResetCounters, MatCommand::NewSet, MatCommand::Rereference];
 
     pub fn name(&self) -> &'static str {
         match self {
-            Command::ResetCounters => "reset_counters",
-            Command::NewSet => "new_set",
-            Command::Rereference => "rereference",
-            Command::Athlete(_) => "athlete",
+            MatCommand::ResetCounters => "reset_counters",
+            MatCommand::NewSet => "new_set",
+            MatCommand::Rereference => "rereference",
+            MatCommand::Athlete(_) => "athlete",
         }
     }
 
-    fn from_name(name: &str) -> Option<Command> {
-        Command::ALL.into_iter().find(|c| c.name() == name)
+    fn from_name(name: &str) -> Option<MatCommand> {
+        MatCommand::ALL.into_iter().find(|c| c.name() == name)
     }
 }
 
-impl fmt::Display for Command {
+impl fmt::Display for MatCommand {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())
     }
@@ -105,13 +105,13 @@ fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<Strin
 
 /// Parses and validates a command payload (no roster: an athlete named by
 /// their display name is refused).
-pub fn parse(payload: &[u8]) -> Result<Command, CommandError> {
+pub fn parse(payload: &[u8]) -> Result<MatCommand, CommandError> {
     parse_in(payload, &[])
 }
 
 /// Parses and validates a command payload; an athlete named by an option of
 /// the athlete select is looked up in `roster`.
-pub fn parse_in(payload: &[u8], roster: &[RosterEntry]) -> Result<Command, CommandError> {
+pub fn parse_in(payload: &[u8], roster: &[RosterEntry]) -> Result<MatCommand, CommandError> {
     if payload.len() > 256 {
         return Err(CommandError::TooLong(payload.len()));
     }
@@ -126,10 +126,10 @@ pub fn parse_in(payload: &[u8], roster: &[RosterEntry]) -> Result<Command, Comma
                 return Err(CommandError::Athlete("\"athlete\" or \"name\", not both".into()));
             }
             (None, Some(option)) if c.command == "athlete" => {
-                return super::athletes::options(roster)
+                return super::athlete_entities::options(roster)
                     .into_iter()
                     .find(|o| o.label == option)
-                    .map(|o| Command::Athlete(o.id))
+                    .map(|o| MatCommand::Athlete(o.id))
                     .ok_or_else(|| {
                         CommandError::Athlete(format!("no athlete named {:?} in the roster", clip(&option)))
                     });
@@ -141,8 +141,8 @@ pub fn parse_in(payload: &[u8], roster: &[RosterEntry]) -> Result<Command, Comma
         (text.to_string(), None)
     };
     match (name.as_str(), athlete) {
-        ("athlete", Some(None)) => Ok(Command::Athlete(None)),
-        ("athlete", Some(Some(id))) if crate::history::secret::is_athlete_id(&id) => Ok(Command::Athlete(Some(id))),
+        ("athlete", Some(None)) => Ok(MatCommand::Athlete(None)),
+        ("athlete", Some(Some(id))) if crate::history::secret::is_athlete_id(&id) => Ok(MatCommand::Athlete(Some(id))),
         ("athlete", Some(Some(id))) => Err(CommandError::Athlete(format!(
             "{:?} is not an athlete id (letters, digits, - and _)",
             clip(&id)
@@ -154,18 +154,18 @@ pub fn parse_in(payload: &[u8], roster: &[RosterEntry]) -> Result<Command, Comma
             "\"athlete\" belongs to the athlete command, not {}",
             clip(&name)
         ))),
-        _ => Command::from_name(&name).ok_or_else(|| CommandError::Unknown(clip(&name))),
+        _ => MatCommand::from_name(&name).ok_or_else(|| CommandError::Unknown(clip(&name))),
     }
 }
 
 /// Parses a command message: a retained one is refused (it would replay on
 /// every reconnect).
-pub fn parse_message(payload: &[u8], retained: bool) -> Result<Command, CommandError> {
+pub fn parse_message(payload: &[u8], retained: bool) -> Result<MatCommand, CommandError> {
     parse_message_in(payload, retained, &[])
 }
 
 /// [`parse_message`], with the roster that athletes' names are looked up in.
-pub fn parse_message_in(payload: &[u8], retained: bool, roster: &[RosterEntry]) -> Result<Command, CommandError> {
+pub fn parse_message_in(payload: &[u8], retained: bool, roster: &[RosterEntry]) -> Result<MatCommand, CommandError> {
     let command = parse_in(payload, roster)?;
     if retained {
         return Err(CommandError::Retained);
@@ -184,7 +184,7 @@ mod tests {
 
     #[test]
     fn names_and_json() {
-        for c in Command::ALL {
+        for c in MatCommand::ALL {
             assert_eq!(parse(c.name().as_bytes()), Ok(c.clone()));
             assert_eq!(parse(format!(" {}\n", c.name()).as_bytes()), Ok(c.clone()));
             assert_eq!(parse(format!("{{\"command\":\"{}\"}}", c.name()).as_bytes()), Ok(c));
@@ -195,11 +195,11 @@ mod tests {
     fn the_athlete_command_names_an_id_or_nobody() {
         assert_eq!(
             parse(br#"{"command":"athlete","athlete":"a-1f2e3d4c"}"#),
-            Ok(Command::Athlete(Some("a-1f2e3d4c".into())))
+            Ok(MatCommand::Athlete(Some("a-1f2e3d4c".into())))
         );
         assert_eq!(
             parse(br#"{"command":"athlete","athlete":null}"#),
-            Ok(Command::Athlete(None))
+            Ok(MatCommand::Athlete(None))
         );
         assert!(matches!(
             parse(br#"{"command":"athlete"}"#),
@@ -234,11 +234,11 @@ mod tests {
         ];
         assert_eq!(
             parse_in(br#"{"command":"athlete","name":"Bo"}"#, &roster),
-            Ok(Command::Athlete(Some("a-00000002".into())))
+            Ok(MatCommand::Athlete(Some("a-00000002".into())))
         );
         assert_eq!(
             parse_in(br#"{"command":"athlete","name":"Guest"}"#, &roster),
-            Ok(Command::Athlete(None))
+            Ok(MatCommand::Athlete(None))
         );
         let unknown = parse_in(br#"{"command":"athlete","name":"Cy"}"#, &roster).unwrap_err();
         assert!(
@@ -286,7 +286,7 @@ mod tests {
         ));
         assert_eq!(parse(&[b'a'; 300]), Err(CommandError::TooLong(300)));
         assert_eq!(parse_message(b"new_set", true), Err(CommandError::Retained));
-        assert_eq!(parse_message(b"new_set", false), Ok(Command::NewSet));
+        assert_eq!(parse_message(b"new_set", false), Ok(MatCommand::NewSet));
         let msg = parse(b"explode").unwrap_err().to_string();
         assert!(msg.contains("explode") && msg.contains("reset_counters"), "{msg}");
     }

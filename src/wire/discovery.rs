@@ -10,8 +10,8 @@
 
 use serde_json::{json, Map, Value};
 
-use super::athletes::{self, AthleteSensors};
-use super::commands::Command;
+use super::athlete_entities::{self, AthleteSensors};
+use super::commands::MatCommand;
 use super::topics::Topics;
 use crate::history::RosterEntry;
 
@@ -25,7 +25,7 @@ pub struct Identity<'a> {
 
 /// An entity's discovery message.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Config {
+pub struct DiscoveryConfig {
     pub topic: String,
     pub payload: Value,
 }
@@ -75,7 +75,7 @@ struct Entity<'a> {
     extra: Value,
 }
 
-fn entity(id: &Identity, mat: Option<&str>, e: Entity) -> Config {
+fn entity(id: &Identity, mat: Option<&str>, e: Entity) -> DiscoveryConfig {
     let t = id.topics;
     let (object, unique, device, availability) = match mat {
         Some(m) => (
@@ -103,7 +103,7 @@ fn entity(id: &Identity, mat: Option<&str>, e: Entity) -> Config {
     if let Value::Object(extra) = e.extra {
         p.extend(extra);
     }
-    Config {
+    DiscoveryConfig {
         topic: t.discovery_config(e.component, &object),
         payload: Value::Object(p),
     }
@@ -114,7 +114,7 @@ fn sensor(key: &str, field: &str, extra: Value) -> (String, String, Value) {
 }
 
 /// The gateway's own entities: the outbox figures.
-pub fn gateway_configs(id: &Identity) -> Vec<Config> {
+pub fn gateway_configs(id: &Identity) -> Vec<DiscoveryConfig> {
     let state = id.topics.gateway_state();
     [
         ("queued_events", "Queued events", "measurement"),
@@ -143,7 +143,7 @@ pub fn gateway_configs(id: &Identity) -> Vec<Config> {
 }
 
 /// Every entity of one mat.
-pub fn mat_configs(id: &Identity, mat: &str) -> Vec<Config> {
+pub fn mat_configs(id: &Identity, mat: &str) -> Vec<DiscoveryConfig> {
     let t = id.topics;
     let state = t.mat_state(mat);
     let mut out = Vec::new();
@@ -257,9 +257,9 @@ pub fn mat_configs(id: &Identity, mat: &str) -> Vec<Config> {
         },
     ));
     for (command, name, icon) in [
-        (Command::ResetCounters, "Reset counters", "mdi:counter"),
-        (Command::NewSet, "New set", "mdi:playlist-plus"),
-        (Command::Rereference, "Re-reference", "mdi:target"),
+        (MatCommand::ResetCounters, "Reset counters", "mdi:counter"),
+        (MatCommand::NewSet, "New set", "mdi:playlist-plus"),
+        (MatCommand::Rereference, "Re-reference", "mdi:target"),
     ] {
         out.push(entity(
             id,
@@ -285,9 +285,9 @@ pub fn mat_configs(id: &Identity, mat: &str) -> Vec<Config> {
 /// sends `{"command":"athlete","name":OPTION}` to the mat's command topic,
 /// and its state follows the mat's `athlete` id through a map of ids to
 /// options in the template. Re-published whenever the roster changes.
-pub fn athlete_select(id: &Identity, mat: &str, roster: &[RosterEntry]) -> Config {
+pub fn athlete_select(id: &Identity, mat: &str, roster: &[RosterEntry]) -> DiscoveryConfig {
     let t = id.topics;
-    let options = athletes::options(roster);
+    let options = athlete_entities::options(roster);
     let labels: Vec<&str> = options.iter().map(|o| o.label.as_str()).collect();
     let by_id: Map<String, Value> = options
         .iter()
@@ -308,7 +308,7 @@ pub fn athlete_select(id: &Identity, mat: &str, roster: &[RosterEntry]) -> Confi
                 "command_template": "{\"command\":\"athlete\",\"name\":{{ value | tojson }}}",
                 "options": labels,
                 "state_topic": t.mat_state(mat),
-                "value_template": format!("{{{{ {map}.get(value_json.athlete, '{}') }}}}", athletes::GUEST),
+                "value_template": format!("{{{{ {map}.get(value_json.athlete, '{}') }}}}", athlete_entities::GUEST),
                 "retain": false,
                 "icon": "mdi:account-switch",
             }),
@@ -353,7 +353,7 @@ fn athlete_sensor_specs() -> Vec<(&'static str, &'static str, Value)> {
 /// An athlete's device and its entities (`[athletes] home_assistant`): the
 /// device is named by the display name (HA's business: events and states
 /// carry ids only), one per gateway and athlete, linked to the gateway.
-pub fn athlete_configs(id: &Identity, athlete: &RosterEntry) -> Vec<Config> {
+pub fn athlete_configs(id: &Identity, athlete: &RosterEntry) -> Vec<DiscoveryConfig> {
     let t = id.topics;
     let state = t.athlete_state(&athlete.id);
     let device = json!({
@@ -378,7 +378,7 @@ pub fn athlete_configs(id: &Identity, athlete: &RosterEntry) -> Vec<Config> {
         if let Value::Object(extra) = extra {
             p.extend(extra);
         }
-        out.push(Config {
+        out.push(DiscoveryConfig {
             topic: t.discovery_config(component, &format!("athlete_{}_{key}", athlete.id)),
             payload: Value::Object(p),
         });
@@ -402,7 +402,7 @@ pub fn athlete_state(sensors: &AthleteSensors) -> String {
 }
 
 /// Every config of the gateway and its mats.
-pub fn all_configs(id: &Identity, mats: &[String]) -> Vec<Config> {
+pub fn all_configs(id: &Identity, mats: &[String]) -> Vec<DiscoveryConfig> {
     let mut v = gateway_configs(id);
     for m in mats {
         v.extend(mat_configs(id, m));
@@ -494,7 +494,7 @@ mod tests {
         let ev = by_uid("flatback_gw1_mat1_event");
         assert_eq!(ev.payload["event_types"], json!(["rep", "arch", "set"]));
         assert_eq!(ev.payload["state_topic"], "flatback/gw1/mat1/event");
-        for c in Command::ALL {
+        for c in MatCommand::ALL {
             let b = by_uid(&format!("flatback_gw1_mat1_{}", c.name()));
             assert_eq!(b.payload["command_topic"], "flatback/gw1/mat1/command");
             assert_eq!(b.payload["payload_press"], c.name());
@@ -538,7 +538,7 @@ mod tests {
         let sent = template.replace("{{ value | tojson }}", &Value::from(option).to_string());
         assert_eq!(
             super::super::commands::parse_in(sent.as_bytes(), &roster()),
-            Ok(Command::Athlete(Some("a-00000001".into())))
+            Ok(MatCommand::Athlete(Some("a-00000001".into())))
         );
         // The state: ids to options, a JSON object as the template's dict.
         let value = p["value_template"].as_str().unwrap();

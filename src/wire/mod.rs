@@ -9,15 +9,15 @@
 //! - [`state`]: the mat's state and counters, followed from events;
 //! - [`commands`]: the commands a mat takes, parsed and validated;
 //! - [`discovery`]: Home Assistant's discovery configs;
-//! - [`athletes`]: the athlete select's options and athletes' sensors.
+//! - [`athlete_entities`]: the athlete select's options and athletes' sensors.
 
-pub mod athletes;
+pub mod athlete_entities;
 pub mod commands;
 pub mod discovery;
 pub mod payload;
 pub mod state;
 pub mod topics;
 
-pub use commands::Command;
+pub use commands::MatCommand;
 pub use state::{Counters, MatState};
 pub use topics::{Subject, Topics};

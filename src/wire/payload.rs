@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::state::MatState;
-use crate::event::Event;
+use crate::contract::event::Event;
 
 /// The availability payloads.
 pub const ONLINE: &str = "online";
@@ -126,7 +126,7 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::{ArchEvent, Phase, RepEvent};
+    use crate::contract::event::{ArchEvent, Phase, RepEvent};
     use crate::wire::state::Counters;
     use std::time::Duration;
 

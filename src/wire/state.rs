@@ -5,7 +5,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::event::{Event, Phase};
+use crate::contract::event::{Event, Phase};
 
 /// The counters a coach reads: this set, and the totals since the last reset.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -121,7 +121,7 @@ impl MatState {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::{ArchEvent, SetEvent};
+    use crate::contract::event::{ArchEvent, SetEvent};
 
     fn rep(set: u32, rep: u32, perfect: bool) -> Event {
         Event::test_rep(set, rep, perfect, 3000)

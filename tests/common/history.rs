@@ -2,7 +2,7 @@
 //! file (tests/history.rs) and on a real PostgreSQL server
 //! (tests/history_postgres.rs).
 
-use flatback::event::RepEvent;
+use flatback::contract::event::RepEvent;
 use flatback::history::model::{HistoryKind, SessionQuery};
 use flatback::history::{HistoryEvent, HistoryStore, Load, Plan, RepRecord, SessionKey, Who};
 

@@ -2,7 +2,7 @@
 //! `shared/eval/score.py` (contract section 5), so that our own tests can
 //! score the detector on hundreds of simulated cases without Python.
 
-use crate::event::{Event, Phase};
+use crate::contract::event::{Event, Phase};
 use crate::sim::Truth;
 
 /// A `rep` event matches a true rep within this window (ms) of the true end

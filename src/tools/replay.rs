@@ -1,8 +1,8 @@
 //! Runs the detector over a frame source as fast as the CPU allows.
 
+use crate::contract::event::Event;
+use crate::contract::frame::{Frame, FrameSource, SourceError};
 use crate::detector::Detector;
-use crate::event::Event;
-use crate::frame::{Frame, FrameSource, SourceError};
 
 /// Counts of a finished run.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

@@ -1,5 +1,5 @@
 //! `flatback eval`: the detector scored on simulated cases, with the rules
-//! of `shared/eval/score.py` ([`crate::score`]), by kind and by field effect.
+//! of `shared/eval/score.py` ([`crate::tools::score`]), by kind and by field effect.
 //!
 //! Case `seed` is [`Scenario::random`]`(seed)`, so `flatback record --source
 //! sim --case SEED` writes the very recording scored here. Cases run on every
@@ -12,10 +12,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use crate::contract::event::Event;
+use crate::contract::frame::{Frame, FrameSource};
 use crate::detector::{Detector, DetectorConfig};
-use crate::event::Event;
-use crate::frame::{Frame, FrameSource};
-use crate::score::Score;
+use crate::tools::score::Score;
 
 use crate::sim::{Kind, Scenario, Simulator};
 
@@ -88,7 +88,7 @@ pub enum CaseError {
     #[error(transparent)]
     Config(#[from] crate::config::Invalid),
     #[error(transparent)]
-    Source(#[from] crate::frame::SourceError),
+    Source(#[from] crate::contract::frame::SourceError),
 }
 
 /// A case that could not be scored, and its seed.

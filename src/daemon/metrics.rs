@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use crate::event::Event;
+use crate::contract::event::Event;
 
 /// Event types, in the order of their counters.
 pub const EVENT_TYPES: [&str; 6] = ["session", "arch", "rep", "set", "progress", "health"];
@@ -381,7 +381,7 @@ fn escape(v: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::Phase;
+    use crate::contract::event::Phase;
 
     #[test]
     fn health_needs_frames_from_every_mat_and_an_outbox_that_takes_events() {

@@ -1,4 +1,4 @@
-//! The store of the outbox: every event goes to disk before it goes to the broker, and
+//! The outbox's journal on disk: every event goes to disk before it goes to the broker, and
 //! leaves only when the broker has acknowledged it (PUBACK).
 //!
 //! Layout of the outbox directory:
@@ -35,7 +35,7 @@
 //! after a boot that ended with the outbox open every mat's `seq` skips
 //! ahead by [`SEQ_SKIP_AFTER_POWER_LOSS`], so that no `seq` is given twice.
 //!
-//! The head in the state is written lazily (see [`Store::persist`]): after a
+//! The head in the state is written lazily (see [`Journal::persist`]): after a
 //! crash, some acknowledged events may be sent again. MQTT QoS 1 allows
 //! duplicates anyway; `seq` lets consumers drop them.
 
@@ -58,7 +58,7 @@ const STATE_FILE: &str = "state";
 
 /// One event in the outbox.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Record {
+pub struct OutboxRecord {
     /// Global offset: the record's id.
     pub offset: u64,
     /// Bytes on disk (header included).
@@ -69,7 +69,7 @@ pub struct Record {
     pub payload: Vec<u8>,
 }
 
-impl Record {
+impl OutboxRecord {
     /// Offset of the record after this one.
     pub fn next_offset(&self) -> u64 {
         self.offset + self.size
@@ -144,7 +144,7 @@ impl Segment {
 
 /// The outbox of one gateway.
 #[derive(Debug)]
-pub struct Store {
+pub struct Journal {
     dir: PathBuf,
     segment_bytes: u64,
     segments: VecDeque<Segment>,
@@ -157,7 +157,7 @@ pub struct Store {
     sync_mode: SyncMode,
     end: u64,
     head: u64,
-    pending: VecDeque<Record>,
+    pending: VecDeque<OutboxRecord>,
     /// Acknowledged records that are not at the front yet.
     acked: BTreeSet<u64>,
     queued: BTreeMap<String, u64>,
@@ -220,7 +220,7 @@ fn encode(mat: &str, seq: u64, payload: &[u8]) -> Vec<u8> {
 
 /// Parses the records of a segment's bytes; returns them and the length of
 /// the valid prefix (everything after it is torn or corrupt).
-fn scan(bytes: &[u8], start: u64) -> (Vec<Record>, usize) {
+fn scan(bytes: &[u8], start: u64) -> (Vec<OutboxRecord>, usize) {
     let mut records = Vec::new();
     let mut pos = 0usize;
     while bytes.len() - pos >= HEADER {
@@ -242,7 +242,7 @@ fn scan(bytes: &[u8], start: u64) -> (Vec<Record>, usize) {
             break;
         };
         let seq = u64::from_le_bytes(body[1 + mat_len..1 + mat_len + 8].try_into().unwrap());
-        records.push(Record {
+        records.push(OutboxRecord {
             offset: start + pos as u64,
             size: (HEADER + len) as u64,
             mat: mat.to_string(),
@@ -288,7 +288,7 @@ fn sync_dir(dir: &Path) -> io::Result<()> {
 
 /// The records still waiting in an outbox directory, read without changing
 /// anything (for tests and tools; the daemon may be running).
-pub fn inspect(dir: &Path) -> io::Result<Vec<Record>> {
+pub fn inspect(dir: &Path) -> io::Result<Vec<OutboxRecord>> {
     let head = read_state(dir).map_or(0, |s| s.head);
     let mut out = Vec::new();
     for (start, path) in list_segments(dir)? {
@@ -311,10 +311,10 @@ fn list_segments(dir: &Path) -> io::Result<Vec<(u64, PathBuf)>> {
     Ok(v)
 }
 
-impl Store {
+impl Journal {
     /// Opens (creating it if needed) the outbox in `dir`, bounded to
     /// `max_bytes` on disk, and recovers what a previous run left.
-    pub fn open(dir: &Path, max_bytes: u64) -> io::Result<(Store, Recovery)> {
+    pub fn open(dir: &Path, max_bytes: u64) -> io::Result<(Journal, Recovery)> {
         fs::create_dir_all(dir)?;
         let bound = fitting_bound(dir, max_bytes);
         if bound < max_bytes {
@@ -403,7 +403,7 @@ impl Store {
             history_dropped: state.history_dropped,
         };
         let active_sync = active.as_ref().map(File::try_clone).transpose()?;
-        let mut outbox = Store {
+        let mut outbox = Journal {
             dir: dir.to_path_buf(),
             segment_bytes,
             segments,
@@ -490,7 +490,7 @@ impl Store {
                 self.short_of_space = false;
                 self.state.seqs.insert(mat.to_string(), seq);
                 *self.queued.entry(mat.to_string()).or_insert(0) += 1;
-                self.pending.push_back(Record {
+                self.pending.push_back(OutboxRecord {
                     offset,
                     size,
                     mat: mat.to_string(),
@@ -652,7 +652,7 @@ impl Store {
     }
 
     /// The first waiting record at or after `cursor`.
-    pub fn next(&self, cursor: u64) -> Option<&Record> {
+    pub fn next(&self, cursor: u64) -> Option<&OutboxRecord> {
         let i = self.pending.partition_point(|r| r.offset < cursor);
         self.pending.range(i..).find(|r| !self.acked.contains(&r.offset))
     }
@@ -745,7 +745,7 @@ impl Store {
     }
 
     /// From now on records stay until the history has them too
-    /// ([`Store::history_done`]), starting where the last run's history
+    /// ([`Journal::history_done`]), starting where the last run's history
     /// writer stopped (or at the oldest record kept).
     pub fn follow_history(&mut self) {
         let head = self.pending.front().map_or(self.end, |r| r.offset).min(self.head);
@@ -753,7 +753,7 @@ impl Store {
     }
 
     /// Up to `max` records the history does not have yet, oldest first.
-    pub fn history_next(&self, max: usize) -> Vec<Record> {
+    pub fn history_next(&self, max: usize) -> Vec<OutboxRecord> {
         let Some(cursor) = self.history else {
             return Vec::new();
         };
@@ -871,7 +871,7 @@ mod tests {
         format!("{{\"mat\":\"{mat}\",\"seq\":{seq}}}").into_bytes()
     }
 
-    fn fill(o: &mut Store, mats: &[&str], n: usize) -> Vec<Appended> {
+    fn fill(o: &mut Journal, mats: &[&str], n: usize) -> Vec<Appended> {
         (0..n)
             .map(|i| {
                 let m = mats[i % mats.len()];
@@ -889,7 +889,7 @@ mod tests {
     #[test]
     fn records_stay_until_both_the_broker_and_the_history_have_them() {
         let dir = tempfile::tempdir().unwrap();
-        let (mut o, _) = Store::open(dir.path(), 1 << 20).unwrap();
+        let (mut o, _) = Journal::open(dir.path(), 1 << 20).unwrap();
         o.follow_history();
         let a = fill(&mut o, &["a"], 6);
         // The broker has them all; the history the first two.
@@ -905,7 +905,7 @@ mod tests {
         o.persist(true).unwrap();
         drop(o);
         // A restart: the four the history lacks are still there, and only those.
-        let (mut o, rec) = Store::open(dir.path(), 1 << 20).unwrap();
+        let (mut o, rec) = Journal::open(dir.path(), 1 << 20).unwrap();
         assert_eq!(rec.pending, 4);
         o.follow_history();
         assert_eq!(
@@ -923,14 +923,14 @@ mod tests {
         assert_eq!(o.queued(), 0);
         o.persist(true).unwrap();
         drop(o);
-        let (_, rec) = Store::open(dir.path(), 1 << 20).unwrap();
+        let (_, rec) = Journal::open(dir.path(), 1 << 20).unwrap();
         assert_eq!(rec.pending, 0);
     }
 
     #[test]
     fn without_the_history_acknowledged_records_leave_at_once() {
         let dir = tempfile::tempdir().unwrap();
-        let (mut o, _) = Store::open(dir.path(), 1 << 20).unwrap();
+        let (mut o, _) = Journal::open(dir.path(), 1 << 20).unwrap();
         let a = fill(&mut o, &["a"], 3);
         assert!(o.history_next(10).is_empty());
         for x in &a {
@@ -938,13 +938,13 @@ mod tests {
         }
         o.persist(true).unwrap();
         drop(o);
-        assert_eq!(Store::open(dir.path(), 1 << 20).unwrap().1.pending, 0);
+        assert_eq!(Journal::open(dir.path(), 1 << 20).unwrap().1.pending, 0);
     }
 
     #[test]
     fn appended_records_survive_a_reopen_in_order_with_their_seqs() {
         let dir = tempfile::tempdir().unwrap();
-        let (mut o, rec) = Store::open(dir.path(), 1 << 20).unwrap();
+        let (mut o, rec) = Journal::open(dir.path(), 1 << 20).unwrap();
         assert_eq!(rec.pending, 0);
         let a = fill(&mut o, &["a", "b"], 10);
         assert_eq!(
@@ -952,7 +952,7 @@ mod tests {
             [1, 1, 2, 2, 3, 3, 4, 4, 5, 5]
         );
         drop(o);
-        let (o, rec) = Store::open(dir.path(), 1 << 20).unwrap();
+        let (o, rec) = Journal::open(dir.path(), 1 << 20).unwrap();
         assert_eq!(rec.pending, 10);
         let mut cursor = 0;
         let mut seen = Vec::new();
@@ -969,7 +969,7 @@ mod tests {
     #[test]
     fn acked_records_leave_and_seqs_continue_after_compaction() {
         let dir = tempfile::tempdir().unwrap();
-        let (mut o, _) = Store::open(dir.path(), 256 * 1024).unwrap();
+        let (mut o, _) = Journal::open(dir.path(), 256 * 1024).unwrap();
         let a = fill(&mut o, &["m"], 2000);
         assert_eq!(o.dropped(), 0);
         assert!(list_segments(dir.path()).unwrap().len() > 1);
@@ -988,7 +988,7 @@ mod tests {
         assert!(o.disk_bytes() < o.segment_bytes() / 2, "{}", o.disk_bytes());
         assert!(list_segments(dir.path()).unwrap().len() <= 1);
         drop(o);
-        let (mut o, rec) = Store::open(dir.path(), 256 * 1024).unwrap();
+        let (mut o, rec) = Journal::open(dir.path(), 256 * 1024).unwrap();
         assert_eq!(rec.pending, 0);
         assert_eq!(o.append("m", |s| payload("m", s)).unwrap().seq, 2001);
         assert_eq!(o.next(0).unwrap().seq, 2001);
@@ -997,7 +997,7 @@ mod tests {
     #[test]
     fn a_full_outbox_drops_the_oldest_and_counts_them() {
         let dir = tempfile::tempdir().unwrap();
-        let (mut o, _) = Store::open(dir.path(), 64 * 1024).unwrap();
+        let (mut o, _) = Journal::open(dir.path(), 64 * 1024).unwrap();
         let a = fill(&mut o, &["m", "n"], 10_000);
         let dropped: u64 = a.iter().map(|x| x.dropped).sum();
         assert!(dropped > 0);
@@ -1015,7 +1015,7 @@ mod tests {
         assert!(first.seq > 1);
         assert_eq!(o.last_seq("m"), 5000);
         drop(o);
-        let (o, rec) = Store::open(dir.path(), 64 * 1024).unwrap();
+        let (o, rec) = Journal::open(dir.path(), 64 * 1024).unwrap();
         assert_eq!(rec.pending as u64 + dropped, 10_000);
         assert_eq!(o.dropped(), dropped, "the counter survives a restart");
         assert_eq!(o.next(0).unwrap(), &first);
@@ -1024,13 +1024,13 @@ mod tests {
     #[test]
     fn the_head_survives_a_restart() {
         let dir = tempfile::tempdir().unwrap();
-        let (mut o, _) = Store::open(dir.path(), 1 << 20).unwrap();
+        let (mut o, _) = Journal::open(dir.path(), 1 << 20).unwrap();
         let a = fill(&mut o, &["m"], 5);
         o.ack(a[0].offset);
         o.ack(a[1].offset);
         o.persist(false).unwrap();
         drop(o);
-        let (o, rec) = Store::open(dir.path(), 1 << 20).unwrap();
+        let (o, rec) = Journal::open(dir.path(), 1 << 20).unwrap();
         assert_eq!(rec.pending, 3);
         assert_eq!(o.next(0).unwrap().seq, 3);
     }
@@ -1038,13 +1038,13 @@ mod tests {
     #[test]
     fn a_corrupt_state_file_only_means_resending() {
         let dir = tempfile::tempdir().unwrap();
-        let (mut o, _) = Store::open(dir.path(), 1 << 20).unwrap();
+        let (mut o, _) = Journal::open(dir.path(), 1 << 20).unwrap();
         let a = fill(&mut o, &["m"], 3);
         o.ack(a[0].offset);
         o.persist(true).unwrap();
         drop(o);
         fs::write(dir.path().join(STATE_FILE), b"garbage").unwrap();
-        let (mut o, rec) = Store::open(dir.path(), 1 << 20).unwrap();
+        let (mut o, rec) = Journal::open(dir.path(), 1 << 20).unwrap();
         assert!(!rec.state_found);
         assert_eq!(
             rec.pending, 3,
@@ -1056,7 +1056,7 @@ mod tests {
     #[test]
     fn sync_modes_and_a_clean_close() {
         let dir = tempfile::tempdir().unwrap();
-        let (mut o, _) = Store::open(dir.path(), 1 << 20).unwrap();
+        let (mut o, _) = Journal::open(dir.path(), 1 << 20).unwrap();
         fill(&mut o, &["m"], 2);
         assert!(o.take_sync().is_some(), "background: appends leave a sync to do");
         assert!(o.take_sync().is_none(), "once");
@@ -1067,7 +1067,7 @@ mod tests {
         drop(o);
         let st = read_state(dir.path()).unwrap();
         assert!(st.clean && st.boot_id == boot_id());
-        let (o, rec) = Store::open(dir.path(), 1 << 20).unwrap();
+        let (o, rec) = Journal::open(dir.path(), 1 << 20).unwrap();
         assert!(!rec.seqs_skipped);
         assert!(
             !read_state(dir.path()).unwrap().clean,
@@ -1079,17 +1079,17 @@ mod tests {
     #[test]
     fn seqs_skip_ahead_after_the_machine_went_down_not_after_a_process_crash() {
         let dir = tempfile::tempdir().unwrap();
-        let (mut o, _) = Store::open(dir.path(), 1 << 20).unwrap();
+        let (mut o, _) = Journal::open(dir.path(), 1 << 20).unwrap();
         fill(&mut o, &["m"], 3);
         drop(o); // a process crash: same boot, not closed
-        let (mut o, rec) = Store::open(dir.path(), 1 << 20).unwrap();
+        let (mut o, rec) = Journal::open(dir.path(), 1 << 20).unwrap();
         assert!(!rec.seqs_skipped);
         assert_eq!(o.append("m", |s| payload("m", s)).unwrap().seq, 4);
         // Pretend the state was written during another boot.
         o.state.boot_id = "another-boot".into();
         o.write_state(true).unwrap();
         drop(o);
-        let (mut o, rec) = Store::open(dir.path(), 1 << 20).unwrap();
+        let (mut o, rec) = Journal::open(dir.path(), 1 << 20).unwrap();
         assert!(rec.seqs_skipped);
         assert_eq!(
             o.append("m", |s| payload("m", s)).unwrap().seq,
@@ -1100,7 +1100,7 @@ mod tests {
     #[test]
     fn inspect_reads_without_changing() {
         let dir = tempfile::tempdir().unwrap();
-        let (mut o, _) = Store::open(dir.path(), 1 << 20).unwrap();
+        let (mut o, _) = Journal::open(dir.path(), 1 << 20).unwrap();
         fill(&mut o, &["m"], 4);
         let seg = only_segment(dir.path());
         let mut f = OpenOptions::new().append(true).open(&seg).unwrap();
@@ -1119,7 +1119,7 @@ mod tests {
         #[test]
         fn recovery_after_truncation_at_any_byte(n in 1usize..12, cut_frac in 0.0f64..1.0, garbage in proptest::collection::vec(any::<u8>(), 0..20)) {
             let dir = tempfile::tempdir().unwrap();
-            let (mut o, _) = Store::open(dir.path(), 1 << 20).unwrap();
+            let (mut o, _) = Journal::open(dir.path(), 1 << 20).unwrap();
             let a = fill(&mut o, &["m", "other"], n);
             drop(o);
             let seg = only_segment(dir.path());
@@ -1135,7 +1135,7 @@ mod tests {
                 let end = a.get(i + 1).map_or(full.len() as u64, |y| y.offset) as usize;
                 torn.len() >= end && torn[..end] == full[..end]
             }).count();
-            let (mut o, rec) = Store::open(dir.path(), 1 << 20).unwrap();
+            let (mut o, rec) = Journal::open(dir.path(), 1 << 20).unwrap();
             // Garbage after a cut can by chance never form a valid record
             // (its CRC would have to match): the kept records are exactly
             // the complete ones.
@@ -1153,7 +1153,7 @@ mod tests {
             let expected_seq = a[..complete].iter().zip(0..).filter(|(_, i)| i % 2 == 0).count() as u64 + 1;
             prop_assert_eq!(b.seq, expected_seq);
             drop(o);
-            let (_, rec) = Store::open(dir.path(), 1 << 20).unwrap();
+            let (_, rec) = Journal::open(dir.path(), 1 << 20).unwrap();
             prop_assert_eq!(rec.pending, complete + 1);
             prop_assert_eq!(rec.truncated_bytes, 0);
         }
@@ -1165,7 +1165,7 @@ mod tests {
         fn model(ops in proptest::collection::vec((0u8..4, any::<u16>()), 1..200)) {
             let dir = tempfile::tempdir().unwrap();
             let max = 64 * 1024;
-            let (mut o, _) = Store::open(dir.path(), max).unwrap();
+            let (mut o, _) = Journal::open(dir.path(), max).unwrap();
             let mut model: Vec<(u64, u64)> = Vec::new(); // (offset, seq) waiting
             let mut last_seq = 0;
             let mut dropped_total = 0;
@@ -1200,7 +1200,7 @@ mod tests {
                     _ => {
                         o.persist(x % 2 == 0).unwrap();
                         drop(o);
-                        let (o2, _) = Store::open(dir.path(), max).unwrap();
+                        let (o2, _) = Journal::open(dir.path(), max).unwrap();
                         o = o2;
                         // Reopening may bring back acked records that were
                         // not persisted: never fewer than the model.

@@ -17,7 +17,7 @@ use embedded_hal::digital::OutputPin;
 
 use crate::config::cue::{CueConfig, Role};
 use crate::config::{MatEntry, MatSourceKind};
-use crate::event::{Event, Phase};
+use crate::contract::event::{Event, Phase};
 use crate::hardware::{EmulatedGpio, EmulatedPin, HardwareError, OutputPins, RppalGpio};
 
 /// Edges an emulated mat's cue keeps (its log, for a daemon's long run).
@@ -357,7 +357,7 @@ pub fn for_mat(mat: &MatEntry, emulated: &EmulatedGpio) -> Result<Option<MatCue>
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::ArchEvent;
+    use crate::contract::event::ArchEvent;
     use crate::hardware::PinEdge;
 
     fn config(tempo: bool) -> CueConfig {

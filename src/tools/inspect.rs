@@ -6,7 +6,7 @@
 use std::io::{self, Write};
 use std::time::{Duration, Instant};
 
-use crate::frame::{Frame, FrameSource, Grid};
+use crate::contract::frame::{Frame, FrameSource, Grid};
 use crate::sampler::{FrameReceiver, Sampler, SamplerStats};
 
 /// Frames a channel is watched before it is judged.
@@ -14,7 +14,7 @@ pub const MIN_FRAMES: u64 = 50;
 
 /// What a channel looks like so far.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Health {
+pub enum ChannelHealth {
     /// Not judged yet, or nothing wrong.
     Ok,
     /// Always near 0: an open wire, a missing divider, or simply unloaded.
@@ -27,22 +27,22 @@ pub enum Health {
     Frozen,
 }
 
-impl Health {
+impl ChannelHealth {
     pub fn describe(self) -> &'static str {
         match self {
-            Health::Ok => "ok",
-            Health::Dead => "dead: ~0 all along (open wire, or nothing presses it)",
-            Health::StuckHigh => "stuck at full scale (short, or its 10k resistor missing)",
-            Health::Frozen => "never changes (floating input or a chip not converting)",
+            ChannelHealth::Ok => "ok",
+            ChannelHealth::Dead => "dead: ~0 all along (open wire, or nothing presses it)",
+            ChannelHealth::StuckHigh => "stuck at full scale (short, or its 10k resistor missing)",
+            ChannelHealth::Frozen => "never changes (floating input or a chip not converting)",
         }
     }
 
     fn mark(self) -> char {
         match self {
-            Health::Ok => ' ',
-            Health::Dead => 'D',
-            Health::StuckHigh => 'S',
-            Health::Frozen => 'F',
+            ChannelHealth::Ok => ' ',
+            ChannelHealth::Dead => 'D',
+            ChannelHealth::StuckHigh => 'S',
+            ChannelHealth::Frozen => 'F',
         }
     }
 }
@@ -83,19 +83,19 @@ impl ChannelWatch {
         (self.full_scale / 100).max(2)
     }
 
-    pub fn health(&self, taxel: usize) -> Health {
+    pub fn health(&self, taxel: usize) -> ChannelHealth {
         if self.frames < MIN_FRAMES {
-            return Health::Ok;
+            return ChannelHealth::Ok;
         }
         let (lo, hi) = (self.min[taxel], self.max[taxel]);
         if hi <= self.margin() {
-            Health::Dead
+            ChannelHealth::Dead
         } else if lo >= self.full_scale - self.margin() {
-            Health::StuckHigh
+            ChannelHealth::StuckHigh
         } else if lo == hi {
-            Health::Frozen
+            ChannelHealth::Frozen
         } else {
-            Health::Ok
+            ChannelHealth::Ok
         }
     }
 }
@@ -149,7 +149,7 @@ pub fn render(
     out.push_str(&stats.summary());
     out.push('\n');
     let flags: Vec<String> = (0..grid.len())
-        .filter(|&i| watch.health(i) != Health::Ok)
+        .filter(|&i| watch.health(i) != ChannelHealth::Ok)
         .map(|i| {
             let (r, c) = grid.position(i);
             format!("  r{r}c{c} [{}] {}", watch.health(i).mark(), watch.health(i).describe())
@@ -231,17 +231,17 @@ mod tests {
     fn dead_stuck_and_frozen_channels_are_told_apart() {
         let mut w = ChannelWatch::new(4, 1023);
         for k in 0..MIN_FRAMES as u16 {
-            assert_eq!(w.health(0), Health::Ok, "not judged before {MIN_FRAMES} frames");
+            assert_eq!(w.health(0), ChannelHealth::Ok, "not judged before {MIN_FRAMES} frames");
             // live, dead (noise of a few counts), stuck high, frozen mid-scale.
             w.push(&[300 + k % 7, k % 3, 1023 - k % 2, 512]);
         }
-        assert_eq!(w.health(0), Health::Ok);
-        assert_eq!(w.health(1), Health::Dead);
-        assert_eq!(w.health(2), Health::StuckHigh);
-        assert_eq!(w.health(3), Health::Frozen);
+        assert_eq!(w.health(0), ChannelHealth::Ok);
+        assert_eq!(w.health(1), ChannelHealth::Dead);
+        assert_eq!(w.health(2), ChannelHealth::StuckHigh);
+        assert_eq!(w.health(3), ChannelHealth::Frozen);
         // A press brings the dead one to life.
         w.push(&[300, 400, 1023, 513]);
-        assert_eq!((w.health(1), w.health(3)), (Health::Ok, Health::Ok));
+        assert_eq!((w.health(1), w.health(3)), (ChannelHealth::Ok, ChannelHealth::Ok));
     }
 
     #[test]
