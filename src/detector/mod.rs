@@ -38,12 +38,20 @@ const OFF_S: f32 = 1.0;
 const SETTLE_MIN_S: f32 = 1.5;
 const SETTLE_STEADY: f32 = 0.04;
 const SETTLE_STEADY_S: f32 = 0.75;
+/// The steady band's width as a share of its top: `SETTLE_STEADY` either
+/// side of its middle.
+const SETTLE_BAND: f32 = 2.0 * SETTLE_STEADY;
 /// The whole body's load below this share of the person's usual total means
 /// they are getting up: no new arches or reps while the rows unload.
 const LEAVING: f32 = 0.6;
 /// An arch presses the sacrum harder; getting up takes its load away.
 const SACRUM_HOLDS: f32 = 0.9;
+/// A usual load (see `UsualLoad`) follows the load over this many seconds.
 const TOTAL_TAU_S: f32 = 30.0;
+/// A usual load follows a level within these shares of it only: beyond,
+/// the load is not the person's usual one (an arch, getting up, a change of
+/// posture) and must not become it.
+const USUAL_BAND: std::ops::Range<f32> = 0.7..1.5;
 /// Row loads pass two first-order low-passes of this time constant: mains
 /// hum (50-60 Hz, a few counts on every taxel of a mat with long leads) is
 /// cut to a seventh, white noise by half, for about 16 ms of delay. At a
@@ -71,7 +79,7 @@ impl UsualLoad {
     /// `x` as a share of the usual level; follows `x` when it is near it.
     fn follow(&mut self, x: f32, dt_s: f32) -> f32 {
         let ratio = x / self.0.max(1e-6);
-        if (0.7..1.5).contains(&ratio) {
+        if USUAL_BAND.contains(&ratio) {
             low_pass(&mut self.0, x, dt_s, TOTAL_TAU_S);
         }
         ratio
@@ -414,7 +422,7 @@ impl Detector {
         let x = self.total_fast;
         let (lo, hi) = (self.steady_lo.min(x), self.steady_hi.max(x));
         match self.steady_since_us {
-            Some(_) if hi - lo <= 2.0 * SETTLE_STEADY * hi => (self.steady_lo, self.steady_hi) = (lo, hi),
+            Some(_) if hi - lo <= SETTLE_BAND * hi => (self.steady_lo, self.steady_hi) = (lo, hi),
             _ => {
                 self.steady_since_us = Some(t_us);
                 (self.steady_lo, self.steady_hi) = (x, x);
