@@ -19,7 +19,6 @@
 //! ([`crate::mqtt::publisher`]) takes them to the broker on tokio.
 
 pub mod config_checks;
-pub mod descent;
 pub mod pipeline;
 pub mod signals;
 pub mod supervise;

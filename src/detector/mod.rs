@@ -265,6 +265,19 @@ impl Detector {
         }
     }
 
+    /// How long the legs have been lowered at the last frame, while a
+    /// descent is under way (`None`: not now): the rep counter's own
+    /// descent, counted from its start, for the cue's tempo and live views.
+    pub fn descent_ms(&self) -> Option<u64> {
+        let t_us = self.last_t_us?;
+        if !(self.occupied() && self.contact.is_settled()) {
+            return None;
+        }
+        self.reps
+            .descent_since_us()
+            .map(|since| t_us.saturating_sub(since) / 1000)
+    }
+
     /// Feeds one frame; events it causes are appended to `out`.
     pub fn push(&mut self, frame: &Frame, out: &mut Vec<Event>) {
         let t_us = frame.t_us;
@@ -576,4 +589,72 @@ fn arch_end(t_ms: u64, duration_us: u64, min_contact: f32) -> Event {
 
 fn round2(x: f32) -> f64 {
     (x as f64 * 100.0).round() / 100.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use crate::frame::FrameSource;
+    use crate::sim::{Kind, Scenario, Simulator};
+
+    /// Descents (start, end, ms) `Detector::descent_ms` shows over a
+    /// simulated recording, with its truth.
+    fn descents(kind: Kind, seed: u64) -> (Vec<(u64, u64)>, crate::sim::Truth) {
+        let mut sim = Simulator::new(&Scenario::new(kind, seed));
+        let truth = sim.truth().clone();
+        let mut det = Detector::new(sim.grid(), Config::default().detector).unwrap();
+        let mut frame = Frame::zeroed(sim.grid());
+        let mut events = Vec::new();
+        let mut found = Vec::new();
+        let mut open: Option<u64> = None;
+        while sim.next_into(&mut frame).unwrap() {
+            det.push(&frame, &mut events);
+            match (open, det.descent_ms()) {
+                (None, Some(ms)) => open = Some(frame.t_ms() - ms),
+                (Some(start), None) => {
+                    found.push((start, frame.t_ms()));
+                    open = None;
+                }
+                _ => {}
+            }
+        }
+        (found, truth)
+    }
+
+    /// The live descent: every true descent of clean and rushed sets is
+    /// shown, starting within half a second of the truth's start, and
+    /// nothing else is.
+    #[test]
+    fn the_live_descent_finds_the_descents_of_simulated_sets() {
+        let (mut hits, mut reps, mut extra) = (0, 0, 0);
+        let mut misses = Vec::new();
+        for (kind, seed) in [
+            (Kind::CleanSet, 1),
+            (Kind::CleanSet, 2),
+            (Kind::Rushed, 3),
+            (Kind::ThreeSets, 4),
+            (Kind::Fatigue, 5),
+        ] {
+            let (found, truth) = descents(kind, seed);
+            let mut used = vec![false; found.len()];
+            for r in truth.reps() {
+                reps += 1;
+                let near = found
+                    .iter()
+                    .position(|&(start, _)| start.abs_diff(r.descent_start_ms) <= 500);
+                match near {
+                    Some(i) => {
+                        hits += 1;
+                        used[i] = true;
+                    }
+                    None => misses.push((kind, seed, r.descent_start_ms)),
+                }
+            }
+            extra += used.iter().filter(|u| !**u).count();
+        }
+        eprintln!("descents: {hits}/{reps} found, {extra} extra; misses {misses:?}");
+        assert!(hits as f64 >= 0.9 * reps as f64, "{hits}/{reps}: {misses:?}");
+        assert!(extra as f64 <= 0.1 * reps as f64, "{extra} extra of {reps}");
+    }
 }

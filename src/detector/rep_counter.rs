@@ -448,6 +448,20 @@ impl RepCounter {
         self.set_open
     }
 
+    /// The descent under way: since when (the top the legs left), once it
+    /// has passed `DESCENT_START` of the swing and until it is over; for
+    /// counting the descent live (the rep is judged once it is over).
+    pub fn descent_since_us(&self) -> Option<u64> {
+        match self.phase {
+            RepPhase::Cycle(Cycle {
+                min_us,
+                t10_us: Some(_),
+                ..
+            }) if self.rest_level.is_some() && self.legs == Legs::Lifted => Some(min_us),
+            _ => None,
+        }
+    }
+
     /// The person got up: flush the pending rep and close the set.
     pub fn end_session(&mut self, t_ms: u64, out: &mut Vec<Event>) {
         self.emit_pending(t_ms, out);
