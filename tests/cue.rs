@@ -17,7 +17,6 @@ use flatback::config::{Config, MatEntry, MatSourceKind};
 use flatback::contract::event::{Event, Phase};
 use flatback::contract::frame::{Frame, FrameSource};
 use flatback::daemon::cue;
-use flatback::daemon::descent::DescentTracker;
 use flatback::daemon::pipeline::Pipeline;
 use flatback::detector::Detector;
 use flatback::hardware::{EmulatedGpio, PinEdge};
@@ -36,7 +35,7 @@ struct Reference {
     in_arch: Vec<bool>,
     /// Someone flat on the mat with the reference taken.
     flat: Vec<bool>,
-    /// The legs being lowered (the descent tracker).
+    /// The legs being lowered (the detector's descent under way).
     descending: Vec<bool>,
     /// Frames whose events held an `arch` start / end.
     arch_starts: Vec<usize>,
@@ -46,7 +45,6 @@ struct Reference {
 fn reference(file: &Path, config: &Config) -> Reference {
     let mut source = RecordingReader::open(file).unwrap();
     let mut det = Detector::new(source.grid(), config.detector.clone()).unwrap();
-    let mut descent = DescentTracker::new();
     let mut frame = Frame::zeroed(source.grid());
     let mut events = Vec::new();
     let mut r = Reference {
@@ -61,7 +59,6 @@ fn reference(file: &Path, config: &Config) -> Reference {
     while source.next_into(&mut frame).unwrap() {
         det.push(&frame, &mut events);
         let probe = det.probe();
-        descent.push(frame.t_us, &probe);
         let k = r.t_us.len();
         for e in events.drain(..) {
             if let Event::Arch(a) = &e {
@@ -76,7 +73,7 @@ fn reference(file: &Path, config: &Config) -> Reference {
         r.t_us.push(frame.t_us);
         r.in_arch.push(probe.in_arch);
         r.flat.push(probe.occupied && probe.settled && !probe.in_arch);
-        r.descending.push(descent.descent_ms(frame.t_us).is_some());
+        r.descending.push(det.descent_ms().is_some());
     }
     det.finish(&mut all);
     // The same events as `flatback replay`.

@@ -61,7 +61,7 @@ pub struct Look {
     pub settled: bool,
     pub in_arch: bool,
     /// How long the legs have been lowered, when they are
-    /// ([`crate::daemon::descent::DescentTracker`]).
+    /// ([`crate::detector::Detector::descent_ms`]).
     pub descent_ms: Option<u64>,
 }
 

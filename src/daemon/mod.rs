@@ -28,7 +28,6 @@
 pub mod backoff;
 pub mod config_checks;
 pub mod cue;
-pub mod descent;
 pub mod metrics;
 pub mod pipeline;
 pub mod repeated;

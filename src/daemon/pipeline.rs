@@ -22,7 +22,6 @@ use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
-use super::descent::DescentTracker;
 use crate::contract::event::{Event, Phase};
 use crate::contract::frame::{Frame, FrameSource, Grid, SourceError};
 use crate::daemon::cue::{Look, MatCue};
@@ -238,7 +237,6 @@ pub struct Pipeline {
     frame: Frame,
     events: Vec<Event>,
     run: MatRun,
-    descent: DescentTracker,
     /// The buzzer and LED at the mat (`[mats.cue]`), driven on the frame.
     cue: Option<MatCue>,
     /// When the live look is handed over next ([`crate::daemon::metrics::now_ms`]).
@@ -266,7 +264,6 @@ impl Pipeline {
             frame: Frame::zeroed(grid),
             events: Vec::with_capacity(16),
             run: MatRun::default(),
-            descent: DescentTracker::new(),
             cue: None,
             next_live_ms: 0,
             #[cfg(feature = "plot")]
@@ -387,7 +384,6 @@ impl Pipeline {
             self.detector.push(&self.frame, &mut self.events);
             let t_us = self.frame.t_us;
             let probe = self.detector.probe();
-            self.descent.push(t_us, &probe);
             if let Some(cue) = self.cue.as_mut() {
                 // The person's cue first, on this frame, before the events
                 // go anywhere.
@@ -396,7 +392,7 @@ impl Pipeline {
                     occupied: probe.occupied,
                     settled: probe.settled,
                     in_arch: probe.in_arch,
-                    descent_ms: self.descent.descent_ms(t_us),
+                    descent_ms: self.detector.descent_ms(),
                 };
                 cue.frame(&look, &self.events);
             }
@@ -426,7 +422,7 @@ impl Pipeline {
     /// view of it, the descent under way.
     fn hand_live(&self, link: &MatLink, probe: &crate::detector::Probe) {
         let (frame, grid, full_scale) = (&self.frame, self.detector.grid(), self.detector.config().full_scale());
-        let descent_ms = self.descent.descent_ms(frame.t_us);
+        let descent_ms = self.detector.descent_ms();
         link.set_live(|live| {
             live.t_ms = frame.t_ms();
             live.rows = grid.rows;

@@ -38,12 +38,20 @@ const OFF_S: f32 = 1.0;
 const SETTLE_MIN_S: f32 = 1.5;
 const SETTLE_STEADY: f32 = 0.04;
 const SETTLE_STEADY_S: f32 = 0.75;
+/// The steady band's width as a share of its top: `SETTLE_STEADY` either
+/// side of its middle.
+const SETTLE_BAND: f32 = 2.0 * SETTLE_STEADY;
 /// The whole body's load below this share of the person's usual total means
 /// they are getting up: no new arches or reps while the rows unload.
 const LEAVING: f32 = 0.6;
 /// An arch presses the sacrum harder; getting up takes its load away.
 const SACRUM_HOLDS: f32 = 0.9;
+/// A usual load (see `UsualLoad`) follows the load over this many seconds.
 const TOTAL_TAU_S: f32 = 30.0;
+/// A usual load follows a level within these shares of it only: beyond,
+/// the load is not the person's usual one (an arch, getting up, a change of
+/// posture) and must not become it.
+const USUAL_BAND: std::ops::Range<f32> = 0.7..1.5;
 /// Row loads pass two first-order low-passes of this time constant: mains
 /// hum (50-60 Hz, a few counts on every taxel of a mat with long leads) is
 /// cut to a seventh, white noise by half, for about 16 ms of delay. At a
@@ -71,7 +79,7 @@ impl UsualLoad {
     /// `x` as a share of the usual level; follows `x` when it is near it.
     fn follow(&mut self, x: f32, dt_s: f32) -> f32 {
         let ratio = x / self.0.max(1e-6);
-        if (0.7..1.5).contains(&ratio) {
+        if USUAL_BAND.contains(&ratio) {
             low_pass(&mut self.0, x, dt_s, TOTAL_TAU_S);
         }
         ratio
@@ -257,6 +265,19 @@ impl Detector {
         }
     }
 
+    /// How long the legs have been lowered at the last frame, while a
+    /// descent is under way (`None`: not now): the rep counter's own
+    /// descent, counted from its start, for the cue's tempo and live views.
+    pub fn descent_ms(&self) -> Option<u64> {
+        let t_us = self.last_t_us?;
+        if !(self.occupied() && self.contact.is_settled()) {
+            return None;
+        }
+        self.reps
+            .descent_since_us()
+            .map(|since| t_us.saturating_sub(since) / 1000)
+    }
+
     /// Feeds one frame; events it causes are appended to `out`.
     pub fn push(&mut self, frame: &Frame, out: &mut Vec<Event>) {
         let t_us = frame.t_us;
@@ -414,7 +435,7 @@ impl Detector {
         let x = self.total_fast;
         let (lo, hi) = (self.steady_lo.min(x), self.steady_hi.max(x));
         match self.steady_since_us {
-            Some(_) if hi - lo <= 2.0 * SETTLE_STEADY * hi => (self.steady_lo, self.steady_hi) = (lo, hi),
+            Some(_) if hi - lo <= SETTLE_BAND * hi => (self.steady_lo, self.steady_hi) = (lo, hi),
             _ => {
                 self.steady_since_us = Some(t_us);
                 (self.steady_lo, self.steady_hi) = (x, x);
@@ -568,4 +589,72 @@ fn arch_end(t_ms: u64, duration_us: u64, min_contact: f32) -> Event {
 
 fn round2(x: f32) -> f64 {
     (x as f64 * 100.0).round() / 100.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use crate::contract::frame::FrameSource;
+    use crate::sim::{Kind, Scenario, Simulator};
+
+    /// Descents (start, end, ms) `Detector::descent_ms` shows over a
+    /// simulated recording, with its truth.
+    fn descents(kind: Kind, seed: u64) -> (Vec<(u64, u64)>, crate::sim::Truth) {
+        let mut sim = Simulator::new(&Scenario::new(kind, seed));
+        let truth = sim.truth().clone();
+        let mut det = Detector::new(sim.grid(), Config::default().detector).unwrap();
+        let mut frame = Frame::zeroed(sim.grid());
+        let mut events = Vec::new();
+        let mut found = Vec::new();
+        let mut open: Option<u64> = None;
+        while sim.next_into(&mut frame).unwrap() {
+            det.push(&frame, &mut events);
+            match (open, det.descent_ms()) {
+                (None, Some(ms)) => open = Some(frame.t_ms() - ms),
+                (Some(start), None) => {
+                    found.push((start, frame.t_ms()));
+                    open = None;
+                }
+                _ => {}
+            }
+        }
+        (found, truth)
+    }
+
+    /// The live descent: every true descent of clean and rushed sets is
+    /// shown, starting within half a second of the truth's start, and
+    /// nothing else is.
+    #[test]
+    fn the_live_descent_finds_the_descents_of_simulated_sets() {
+        let (mut hits, mut reps, mut extra) = (0, 0, 0);
+        let mut misses = Vec::new();
+        for (kind, seed) in [
+            (Kind::CleanSet, 1),
+            (Kind::CleanSet, 2),
+            (Kind::Rushed, 3),
+            (Kind::ThreeSets, 4),
+            (Kind::Fatigue, 5),
+        ] {
+            let (found, truth) = descents(kind, seed);
+            let mut used = vec![false; found.len()];
+            for r in truth.reps() {
+                reps += 1;
+                let near = found
+                    .iter()
+                    .position(|&(start, _)| start.abs_diff(r.descent_start_ms) <= 500);
+                match near {
+                    Some(i) => {
+                        hits += 1;
+                        used[i] = true;
+                    }
+                    None => misses.push((kind, seed, r.descent_start_ms)),
+                }
+            }
+            extra += used.iter().filter(|u| !**u).count();
+        }
+        eprintln!("descents: {hits}/{reps} found, {extra} extra; misses {misses:?}");
+        assert!(hits as f64 >= 0.9 * reps as f64, "{hits}/{reps}: {misses:?}");
+        assert!(extra as f64 <= 0.1 * reps as f64, "{extra} extra of {reps}");
+    }
 }

@@ -56,6 +56,16 @@ const LIFTED_GAIN_TAU_S: f32 = 5.0;
 /// level (creep and hysteresis stay below it), or within half the lifted
 /// legs' gain, whichever is more.
 const LEGS_DOWN_GAIN: f32 = 0.15;
+/// Lifted legs are on the floor when their weight is off the pelvis: the
+/// whole load under its rest level plus this share of the lifted legs'
+/// gain, or plus `LEGS_DOWN_GAIN`, whichever is more.
+const FLOOR_GAIN_SHARE: f32 = 0.5;
+/// Near rest: the seesaw less than this share of `LIFT` above rest, or...
+const NEAR_REST_LIFT_SHARE: f32 = 0.5;
+/// ...this share of the bottom's height, whichever is more.
+const NEAR_REST_HEIGHT_SHARE: f32 = 0.2;
+/// For arches, the legs are down in this lower share of the swing.
+const WEIGHT_OFF_HEIGHT_SHARE: f32 = 0.5;
 /// See [`RepCounter::legs_lifted`].
 const LIFTED_SURE_US: u64 = 1_000_000;
 /// Seconds near the rest level that mean the legs are back on the floor.
@@ -78,6 +88,9 @@ const DESCENT_EASE: f32 = 1.1;
 const DESCENT_DONE: f32 = 0.85;
 const DESCENT_START: f32 = 0.1;
 const DESCENT_SPAN: f32 = 0.52;
+/// ...and the descent ends a third of its length after the 85 % crossing
+/// (which is two thirds of the way): its length divided by this.
+const AFTER_85_PARTS: f32 = 3.0;
 /// One sample of the descent is kept per this many microseconds (bounded
 /// memory at any frame rate).
 const TRACE_STEP_US: u64 = 10_000;
@@ -137,28 +150,34 @@ enum Legs {
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum RepPhase {
     Bottom,
-    /// Ascent begun at `start_us`; `min` is the top so far (at `min_us`);
-    /// `t10_us` is when the descent passed 10 % after that top; `high` is
-    /// the highest point of the descent so far, last raised at `high_us`;
-    /// the same for the pelvis share (see `RepCounter::pelvis_settled`).
-    Cycle {
-        start_us: u64,
-        min: f32,
-        min_us: u64,
-        t10_us: Option<u64>,
-        high: f32,
-        high_us: u64,
-        pelvis_high: f32,
-        pelvis_high_us: u64,
-    },
+    Cycle(Cycle),
+}
+
+/// A cycle of the lifted legs: its ascent, its top, its descent so far.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Cycle {
+    /// When the ascent began.
+    start_us: u64,
+    /// The top so far (the lowest seesaw), at `min_us`: the descent's start
+    /// until a higher top comes.
+    min: f32,
+    min_us: u64,
+    /// When the descent passed `DESCENT_START` of the swing after that top.
+    t10_us: Option<u64>,
+    /// The highest point of the descent so far, last raised at `high_us`.
+    high: f32,
+    high_us: u64,
+    /// The same for the pelvis share (see `RepCounter::pelvis_settled`).
+    pelvis_high: f32,
+    pelvis_high_us: u64,
 }
 
 impl RepPhase {
     /// A cycle whose ascent began at `start_us`, with its top so far `s` at
-    /// `t_us` (the descent's start, until a lower top comes), the pelvis
+    /// `t_us` (the descent's start, until a higher top comes), the pelvis
     /// share `pelvis` there.
     fn cycle(start_us: u64, t_us: u64, s: f32, pelvis: f32) -> RepPhase {
-        RepPhase::Cycle {
+        RepPhase::Cycle(Cycle {
             start_us,
             min: s,
             min_us: t_us,
@@ -167,8 +186,53 @@ impl RepPhase {
             high_us: t_us,
             pelvis_high: pelvis,
             pelvis_high_us: t_us,
-        }
+        })
     }
+}
+
+impl Cycle {
+    /// The cycle after one more frame of its descent at `t_us` (the seesaw
+    /// `s`, the pelvis share `pelvis`, whose value at the top was
+    /// `pelvis_top`): the 10 % crossing once, and a new high only when it
+    /// rises by more than `PLATEAU_EPS` (noise on a flat bottom must not
+    /// keep the plateau from starting).
+    fn followed(mut self, t_us: u64, s: f32, span: f32, pelvis: f32, pelvis_top: f32) -> Cycle {
+        if self.t10_us.is_none() && s >= self.min + DESCENT_START * span {
+            self.t10_us = Some(t_us);
+        }
+        if s > self.high + PLATEAU_EPS * span {
+            self.high = s;
+            self.high_us = t_us;
+        }
+        if pelvis > self.pelvis_high + PLATEAU_EPS * (self.pelvis_high - pelvis_top).max(0.0) {
+            (self.pelvis_high, self.pelvis_high_us) = (pelvis, t_us);
+        }
+        self
+    }
+}
+
+/// One frame of lifted legs, as the steps of `RepCounter::lifted` read it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct LiftedFrame {
+    t_us: u64,
+    /// The seesaw (smoothed) and its rest level.
+    s: f32,
+    rest: f32,
+    /// The bottom's height above rest, at least `LIFT`.
+    height: f32,
+    in_arch: bool,
+    /// See [`floor_load`].
+    floor_load: f32,
+}
+
+/// How a descent ended.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct DescentEnd {
+    /// The legs stopped at the bottom (the seesaw stopped rising).
+    plateau: bool,
+    /// They went up again (or dropped to the floor) without a pause, as in
+    /// bouncing, or after a pause short of the bottom learnt before.
+    turned: bool,
 }
 
 /// What the rows say on one frame, as far as the legs are concerned.
@@ -336,7 +400,7 @@ impl RepCounter {
         }
         self.bottom += delta;
         self.smooth += delta;
-        if let RepPhase::Cycle { min, high, .. } = &mut self.phase {
+        if let RepPhase::Cycle(Cycle { min, high, .. }) = &mut self.phase {
             *min += delta;
             *high += delta;
         }
@@ -384,6 +448,20 @@ impl RepCounter {
         self.set_open
     }
 
+    /// The descent under way: since when (the top the legs left), once it
+    /// has passed `DESCENT_START` of the swing and until it is over; for
+    /// counting the descent live (the rep is judged once it is over).
+    pub fn descent_since_us(&self) -> Option<u64> {
+        match self.phase {
+            RepPhase::Cycle(Cycle {
+                min_us,
+                t10_us: Some(_),
+                ..
+            }) if self.rest_level.is_some() && self.legs == Legs::Lifted => Some(min_us),
+            _ => None,
+        }
+    }
+
     /// The person got up: flush the pending rep and close the set.
     pub fn end_session(&mut self, t_ms: u64, out: &mut Vec<Event>) {
         self.emit_pending(t_ms, out);
@@ -396,9 +474,9 @@ impl RepCounter {
         let pos = |top: f32| ((s - top) / (self.bottom - top).max(1e-6)).clamp(0.0, 1.0);
         match self.phase {
             _ if self.pending.is_some() => 1.0,
-            RepPhase::Cycle {
+            RepPhase::Cycle(Cycle {
                 min, t10_us: Some(_), ..
-            } => pos(min),
+            }) => pos(min),
             _ => self.last_top.map_or(1.0, pos),
         }
     }
@@ -411,7 +489,7 @@ impl RepCounter {
         let depth = self.depth(seesaw);
         // A rep not emitted yet carries an arch that starts before the next
         // descent does (an arch at the bottom belongs to the rep it ends).
-        let next_descent = matches!(self.phase, RepPhase::Cycle { t10_us: Some(_), .. });
+        let next_descent = matches!(self.phase, RepPhase::Cycle(Cycle { t10_us: Some(_), .. }));
         match &mut self.pending {
             Some(p) if !next_descent => {
                 p.arch.get_or_insert(depth);
@@ -492,204 +570,190 @@ impl RepCounter {
         }
     }
 
+    /// One frame with the legs lifted: whether they are back near the floor,
+    /// then the step of the cycle they are in.
     fn lifted(&mut self, t_us: u64, dt_s: f32, s: f32, rest: f32, in_arch: bool, out: &mut Vec<Event>) {
-        let t_ms = t_us / 1000;
         let height = (self.bottom - rest).max(LIFT);
         low_pass(&mut self.lifted_gain, self.total_ratio - 1.0, dt_s, LIFTED_GAIN_TAU_S);
-        // Legs back on the floor: near rest for a while. For some people
-        // (lying half a row up) the seesaw with the legs vertical is as low
-        // as at rest; the legs' weight on the pelvis still tells them apart.
-        let floor_load = 1.0 + (0.5 * self.lifted_gain).max(LEGS_DOWN_GAIN);
-        let near_rest = s - rest < (0.5 * LIFT).max(0.2 * height) && self.ratio_slow < floor_load;
-        // For arches, the legs are down as soon as their weight is off the
-        // pelvis and the seesaw is in the lower half of its swing (a person
-        // who slid along the mat during the set rests at another level).
-        self.weight_off = s - rest < (0.5 * LIFT).max(0.5 * height) && self.total_ratio < floor_load;
-        let near_rest_since = if near_rest {
-            *self.near_rest_us.get_or_insert(t_us)
-        } else {
-            t_us
+        let floor_load = floor_load(self.lifted_gain);
+        let rise = s - rest;
+        let near = near_rest(rise, height, self.ratio_slow, floor_load);
+        self.weight_off = weight_off(rise, height, self.total_ratio, floor_load);
+        self.near_rest_us = near_rest_since(self.near_rest_us, near, t_us);
+        let frame = LiftedFrame {
+            t_us,
+            s,
+            rest,
+            height,
+            in_arch,
+            floor_load,
         };
-        if !near_rest {
-            self.near_rest_us = None;
-        }
         match self.phase {
-            RepPhase::Bottom => {
-                let settling = t_us.saturating_sub(self.lifted_us) < LIFT_SETTLE_US;
-                if !in_arch {
-                    let tau = if settling {
-                        BOTTOM_SETTLING_TAU_S
-                    } else if s > self.bottom {
-                        BOTTOM_DOWN_TAU_S
-                    } else {
-                        BOTTOM_UP_TAU_S
-                    };
-                    low_pass(&mut self.bottom, s, dt_s, tau);
-                }
-                if !settling && s < self.bottom - ASCENT_SHARE * height {
-                    tracing::debug!(t_ms, seesaw = s, bottom = self.bottom, "ascent");
-                    if self.pending.is_some_and(|p| p.due_on_ascent(t_us)) {
-                        self.emit_pending(t_ms, out);
-                    }
-                    self.phase = RepPhase::cycle(t_us, t_us, s, self.smooth_pelvis);
-                }
-            }
-            RepPhase::Cycle {
-                start_us,
-                min,
-                min_us,
-                mut t10_us,
-                mut high,
-                mut high_us,
-                mut pelvis_high,
-                mut pelvis_high_us,
-            } => {
-                if near_rest && t_us.saturating_sub(near_rest_since) as f32 >= REST_S * 1e6 {
-                    // The drop after the last rep (or a rest): not a rep.
-                    tracing::debug!(t_ms, seesaw = s, rest, "legs down");
-                    self.emit_pending(t_ms, out);
-                    self.near_rest_us = None;
-                    self.legs_down(near_rest_since, t_us);
-                    return;
-                }
-                // No descent long after the ascent began (see `STALL_S`).
-                let span = self.span(min, height);
-                let stalled = t_us.saturating_sub(start_us) as f32 >= STALL_S * 1e6;
-                if stalled && high - min < DONE_MIN * span && !in_arch {
-                    self.emit_pending(t_ms, out);
-                    if self.ratio_slow >= floor_load && s - rest > LIFT {
-                        // The legs' weight still on the pelvis, the seesaw
-                        // above rest: the bottom learnt before is out of
-                        // reach (the person slid, or the lift-off swung past
-                        // it). It is where the legs came down to.
-                        tracing::debug!(t_ms, seesaw = s, high, "no descent, legs still lifted");
-                        self.bottom = high;
-                        self.phase = RepPhase::Bottom;
-                        self.trace.clear();
-                    } else {
-                        tracing::debug!(t_ms, seesaw = s, rest, "legs down, no descent");
-                        self.near_rest_us = None;
-                        self.legs_down(start_us, t_us);
-                    }
-                    return;
-                }
-                if s < min {
-                    self.phase = RepPhase::cycle(start_us, t_us, s, self.smooth_pelvis);
-                    self.trace.clear();
-                    self.trace.push(self.point(t_us));
-                    return;
-                }
-                if self.trace.len() < TRACE_LEN && self.trace.last().is_none_or(|p| t_us >= p.t_us + TRACE_STEP_US) {
-                    self.trace.push(self.point(t_us));
-                }
-                if t10_us.is_none() && s >= min + DESCENT_START * span {
-                    t10_us = Some(t_us);
-                }
-                if s > high + PLATEAU_EPS * span {
-                    high = s;
-                    high_us = t_us;
-                }
-                let pelvis_top = self.trace.first().map_or(pelvis_high, |p| p.pelvis);
-                if self.smooth_pelvis > pelvis_high + PLATEAU_EPS * (pelvis_high - pelvis_top).max(0.0) {
-                    (pelvis_high, pelvis_high_us) = (self.smooth_pelvis, t_us);
-                }
-                // The descent is over when the legs stop at the bottom (the
-                // seesaw stops rising) or when they go up again (or drop to the
-                // floor) without a pause, as in bouncing.
-                let reached = high - min >= DONE_MIN * span;
-                let plateau = reached
-                    && t_us.saturating_sub(high_us) as f32 >= PLATEAU_S * 1e6
-                    && self.pelvis_settled(t_us, pelvis_high_us);
-                // A descent that stopped short of the bottom learnt before
-                // (a person sliding along the mat moves the seesaw's levels),
-                // paused there and went up again: a rep all the same.
-                let short = !in_arch
-                    && high - min >= MIN_SWING * height
-                    && t_us.saturating_sub(high_us) as f32 >= PLATEAU_S * 1e6
-                    && s < high - ASCENT_SHARE * height;
-                let turned = (reached && s < high - ASCENT_SHARE * (high - min)) || short;
-                if (plateau || turned) && !near_rest {
-                    // During an arch the sacrum presses harder: the seesaw
-                    // after its start is not the legs' alone, and the bottom
-                    // is the person's usual one.
-                    let arch_at = self.arch_at_us.filter(|&a| a > min_us);
-                    let (bottom, cut) = match arch_at {
-                        Some(a) if self.bottom > min => (self.bottom, a),
-                        // Legs at rest at the bottom: the level they rest at.
-                        _ if plateau => (mean_near(&self.trace, t_us, BOTTOM_US, |p| p.seesaw), t_us),
-                        _ => (high, t_us),
-                    };
-                    let (end_us, descent_us) = match self.descent(min, bottom, cut, arch_at.is_some()) {
-                        Some((start, d)) => (start + d, d),
-                        None => {
-                            let (t10, t85) = self.crossings(min, high, t_us);
-                            let d = t85.saturating_sub(t10) as f32 / DESCENT_SPAN;
-                            // The 85 % crossing is two thirds of the way.
-                            (t85 as f32 + d / 3.0, d)
-                        }
-                    };
-                    tracing::debug!(
-                        t_ms,
-                        top = min,
-                        high,
-                        bottom = self.bottom,
-                        rest,
-                        plateau,
-                        in_arch,
-                        end_ms = end_us / 1000.0,
-                        descent_ms = descent_us / 1000.0,
-                        "descent over"
-                    );
-                    // Legs cannot come down from vertical this fast: a noisy
-                    // seesaw (a light person), not a rep.
-                    let real = descent_us >= MIN_DESCENT_US || in_arch || self.arch_in_rep.is_some();
-                    let arched = self.arch_in_rep.is_some();
-                    if real {
-                        // Never more than one rep waiting.
-                        self.emit_pending(t_ms, out);
-                        let mut emit_at_us = ((end_us + EMIT_AFTER_END_US).max(0.0) as u64).max(t_us);
-                        if arched {
-                            emit_at_us = emit_at_us.min(t_us + ARCHED_WAIT_US);
-                        }
-                        self.pending = Some(PendingRep {
-                            emit_at_us,
-                            descent_ms: descent_us as u64 / 1000,
-                            ascent_ms: min_us.saturating_sub(start_us) / 1000,
-                            done_us: high_us,
-                            arch: self.arch_in_rep.take(),
-                        });
-                    }
-                    if !in_arch {
-                        // The sacrum presses harder during an arch: only a
-                        // clean bottom is the person's bottom.
-                        self.bottom = high;
-                    }
-                    self.last_top = Some(min);
-                    // Only a clean rep's swing: an arch moves the seesaw too.
-                    if real && !in_arch && !arched {
-                        self.last_swing = Some(high - min);
-                    }
-                    self.trace.clear();
-                    if turned {
-                        if self.pending.is_some_and(|p| p.due_on_ascent(t_us)) {
-                            self.emit_pending(t_ms, out);
-                        }
-                        self.phase = RepPhase::cycle(t_us, t_us, s, self.smooth_pelvis);
-                    } else {
-                        self.phase = RepPhase::Bottom;
-                    }
-                } else {
-                    self.phase = RepPhase::Cycle {
-                        start_us,
-                        min,
-                        min_us,
-                        t10_us,
-                        high,
-                        high_us,
-                        pelvis_high,
-                        pelvis_high_us,
-                    };
-                }
+            RepPhase::Bottom => self.at_bottom(frame, dt_s, out),
+            RepPhase::Cycle(cycle) => self.in_cycle(cycle, frame, out),
+        }
+    }
+
+    /// At the bottom hover: the bottom follows the legs, and an ascent
+    /// starts a cycle.
+    fn at_bottom(&mut self, f: LiftedFrame, dt_s: f32, out: &mut Vec<Event>) {
+        let settling = f.t_us.saturating_sub(self.lifted_us) < LIFT_SETTLE_US;
+        if !f.in_arch {
+            let tau = bottom_tau(settling, f.s > self.bottom);
+            low_pass(&mut self.bottom, f.s, dt_s, tau);
+        }
+        if !settling && ascent_began(f.s, self.bottom, f.height) {
+            tracing::debug!(t_ms = f.t_us / 1000, seesaw = f.s, bottom = self.bottom, "ascent");
+            self.start_cycle(f.t_us, f.s, out);
+        }
+    }
+
+    /// A new ascent at `t_us` from the seesaw `s`: a rep waiting for it goes
+    /// out (see `PendingRep::due_on_ascent`).
+    fn start_cycle(&mut self, t_us: u64, s: f32, out: &mut Vec<Event>) {
+        if self.pending.is_some_and(|p| p.due_on_ascent(t_us)) {
+            self.emit_pending(t_us / 1000, out);
+        }
+        self.phase = RepPhase::cycle(t_us, t_us, s, self.smooth_pelvis);
+    }
+
+    /// One frame of a cycle: the legs down, a stall, a higher top, or the
+    /// descent going on or over.
+    fn in_cycle(&mut self, cycle: Cycle, f: LiftedFrame, out: &mut Vec<Event>) {
+        if let Some(since_us) = on_floor_since(self.near_rest_us, f.t_us) {
+            // The drop after the last rep (or a rest): not a rep.
+            tracing::debug!(t_ms = f.t_us / 1000, seesaw = f.s, rest = f.rest, "legs down");
+            self.emit_pending(f.t_us / 1000, out);
+            self.near_rest_us = None;
+            self.legs_down(since_us, f.t_us);
+            return;
+        }
+        let span = self.span(cycle.min, f.height);
+        if stalled(&cycle, f.t_us, span, f.in_arch) {
+            self.stall(cycle, f, out);
+            return;
+        }
+        if f.s < cycle.min {
+            self.new_top(cycle.start_us, f);
+            return;
+        }
+        self.sample_trace(f.t_us);
+        let pelvis_top = self.trace.first().map_or(cycle.pelvis_high, |p| p.pelvis);
+        let cycle = cycle.followed(f.t_us, f.s, span, self.smooth_pelvis, pelvis_top);
+        let pelvis_settled = self.pelvis_settled(f.t_us, cycle.pelvis_high_us);
+        match descent_end(&cycle, f, span, pelvis_settled) {
+            Some(end) if self.near_rest_us.is_none() => self.finish_descent(cycle, end, f, out),
+            _ => self.phase = RepPhase::Cycle(cycle),
+        }
+    }
+
+    /// No descent long after the ascent began (see `STALL_S`): the legs are
+    /// still lifted short of the bottom learnt before, or down.
+    fn stall(&mut self, cycle: Cycle, f: LiftedFrame, out: &mut Vec<Event>) {
+        let t_ms = f.t_us / 1000;
+        self.emit_pending(t_ms, out);
+        if still_lifted(self.ratio_slow, f.floor_load, f.s - f.rest) {
+            // The bottom learnt before is out of reach (the person slid, or
+            // the lift-off swung past it). It is where the legs came down to.
+            tracing::debug!(t_ms, seesaw = f.s, high = cycle.high, "no descent, legs still lifted");
+            self.bottom = cycle.high;
+            self.phase = RepPhase::Bottom;
+            self.trace.clear();
+        } else {
+            tracing::debug!(t_ms, seesaw = f.s, rest = f.rest, "legs down, no descent");
+            self.near_rest_us = None;
+            self.legs_down(cycle.start_us, f.t_us);
+        }
+    }
+
+    /// A top higher than the cycle's (a lower seesaw): the descent is looked
+    /// for from it, with a fresh trace.
+    fn new_top(&mut self, start_us: u64, f: LiftedFrame) {
+        self.phase = RepPhase::cycle(start_us, f.t_us, f.s, self.smooth_pelvis);
+        self.trace.clear();
+        self.trace.push(self.point(f.t_us));
+    }
+
+    /// One sample of the descent every `TRACE_STEP_US`, up to `TRACE_LEN`.
+    fn sample_trace(&mut self, t_us: u64) {
+        if self.trace.len() < TRACE_LEN && self.trace.last().is_none_or(|p| t_us >= p.t_us + TRACE_STEP_US) {
+            self.trace.push(self.point(t_us));
+        }
+    }
+
+    /// The descent is over: time it, queue its rep, learn the bottom and
+    /// the swing, and go on to the bottom hover or the next ascent.
+    fn finish_descent(&mut self, c: Cycle, end: DescentEnd, f: LiftedFrame, out: &mut Vec<Event>) {
+        let (t_us, t_ms) = (f.t_us, f.t_us / 1000);
+        // During an arch the sacrum presses harder: the seesaw after its
+        // start is not the legs' alone.
+        let arch_at = self.arch_at_us.filter(|&a| a > c.min_us);
+        let (bottom, cut) = self.descent_bottom(&c, end.plateau, arch_at, t_us);
+        let (end_us, descent_us) = self.timed_descent(&c, bottom, cut, arch_at.is_some(), t_us);
+        tracing::debug!(
+            t_ms,
+            top = c.min,
+            high = c.high,
+            bottom = self.bottom,
+            rest = f.rest,
+            plateau = end.plateau,
+            in_arch = f.in_arch,
+            end_ms = end_us / 1000.0,
+            descent_ms = descent_us / 1000.0,
+            "descent over"
+        );
+        let arched = self.arch_in_rep.is_some();
+        let real = is_real(descent_us, f.in_arch, arched);
+        if real {
+            // Never more than one rep waiting.
+            self.emit_pending(t_ms, out);
+            self.pending = Some(PendingRep {
+                emit_at_us: emit_at_us(end_us, t_us, arched),
+                descent_ms: descent_us as u64 / 1000,
+                ascent_ms: c.min_us.saturating_sub(c.start_us) / 1000,
+                done_us: c.high_us,
+                arch: self.arch_in_rep.take(),
+            });
+        }
+        if !f.in_arch {
+            // The sacrum presses harder during an arch: only a clean bottom
+            // is the person's bottom.
+            self.bottom = c.high;
+        }
+        self.last_top = Some(c.min);
+        // Only a clean rep's swing: an arch moves the seesaw too.
+        if real && !f.in_arch && !arched {
+            self.last_swing = Some(c.high - c.min);
+        }
+        self.trace.clear();
+        if end.turned {
+            self.start_cycle(t_us, f.s, out);
+        } else {
+            self.phase = RepPhase::Bottom;
+        }
+    }
+
+    /// The bottom a finished descent is timed against, and the time its
+    /// trace is read up to: with an arch since the top, the person's usual
+    /// bottom up to the arch; legs at rest at the bottom, the level they
+    /// rest at; else the highest point of the descent.
+    fn descent_bottom(&self, c: &Cycle, plateau: bool, arch_at: Option<u64>, t_us: u64) -> (f32, u64) {
+        match arch_at {
+            Some(a) if self.bottom > c.min => (self.bottom, a),
+            _ if plateau => (mean_near(&self.trace, t_us, BOTTOM_US, |p| p.seesaw), t_us),
+            _ => (c.high, t_us),
+        }
+    }
+
+    /// The finished descent's end and length (us): fitted on the trace, or,
+    /// without enough clean crossings, from its 10 % and 85 % crossings.
+    fn timed_descent(&self, c: &Cycle, bottom: f32, cut_us: u64, arched: bool, t_us: u64) -> (f32, f32) {
+        match self.descent(c.min, bottom, cut_us, arched) {
+            Some((start, d)) => (start + d, d),
+            None => {
+                let (t10, t85) = self.crossings(c.min, c.high, t_us);
+                let d = t85.saturating_sub(t10) as f32 / DESCENT_SPAN;
+                (t85 as f32 + d / AFTER_85_PARTS, d)
             }
         }
     }
@@ -859,6 +923,105 @@ impl RepCounter {
                 min_descent_ms: self.min_descent_ms,
             });
         }
+    }
+}
+
+/// The whole load (a share of its rest level) under which lifted legs are
+/// back on the floor, their weight off the pelvis (see `FLOOR_GAIN_SHARE`).
+fn floor_load(lifted_gain: f32) -> f32 {
+    1.0 + (FLOOR_GAIN_SHARE * lifted_gain).max(LEGS_DOWN_GAIN)
+}
+
+/// Lifted legs near rest, the seesaw `rise` above it (for the set to end,
+/// see `REST_S`). For some people (lying half a row up) the seesaw with the
+/// legs vertical is as low as at rest; the legs' weight on the pelvis, the
+/// whole load over `RATIO_TAU_S`, still tells them apart.
+fn near_rest(rise: f32, height: f32, ratio_slow: f32, floor_load: f32) -> bool {
+    rise < (NEAR_REST_LIFT_SHARE * LIFT).max(NEAR_REST_HEIGHT_SHARE * height) && ratio_slow < floor_load
+}
+
+/// For arches, the legs are down as soon as their weight is off the pelvis
+/// on this frame and the seesaw is in the lower half of its swing (a person
+/// who slid along the mat during the set rests at another level).
+fn weight_off(rise: f32, height: f32, total_ratio: f32, floor_load: f32) -> bool {
+    rise < (NEAR_REST_LIFT_SHARE * LIFT).max(WEIGHT_OFF_HEIGHT_SHARE * height) && total_ratio < floor_load
+}
+
+/// Since when the legs have been near rest (`None`: not on this frame): the
+/// first frame of the stretch is kept.
+fn near_rest_since(since_us: Option<u64>, near: bool, t_us: u64) -> Option<u64> {
+    near.then(|| since_us.unwrap_or(t_us))
+}
+
+/// Legs near rest for `REST_S` are back on the floor: since when.
+fn on_floor_since(near_rest_us: Option<u64>, t_us: u64) -> Option<u64> {
+    near_rest_us.filter(|&since| t_us.saturating_sub(since) as f32 >= REST_S * 1e6)
+}
+
+/// How quickly the bottom follows the seesaw at the bottom hover: quickly
+/// right after lift-off, fast as the legs come lower, slowly as they rise
+/// (an ascent must not drag it up).
+fn bottom_tau(settling: bool, legs_lower: bool) -> f32 {
+    if settling {
+        BOTTOM_SETTLING_TAU_S
+    } else if legs_lower {
+        BOTTOM_DOWN_TAU_S
+    } else {
+        BOTTOM_UP_TAU_S
+    }
+}
+
+/// An ascent has begun: the seesaw `s` fell `ASCENT_SHARE` of the bottom's
+/// height below the bottom.
+fn ascent_began(s: f32, bottom: f32, height: f32) -> bool {
+    s < bottom - ASCENT_SHARE * height
+}
+
+/// A cycle with no descent `STALL_S` after its ascent began; never during an
+/// arch, which moves the seesaw.
+fn stalled(c: &Cycle, t_us: u64, span: f32, in_arch: bool) -> bool {
+    let late = t_us.saturating_sub(c.start_us) as f32 >= STALL_S * 1e6;
+    late && c.high - c.min < DONE_MIN * span && !in_arch
+}
+
+/// The legs of a stalled cycle are still lifted when their weight is still
+/// on the pelvis and the seesaw above rest by `LIFT`.
+fn still_lifted(ratio_slow: f32, floor_load: f32, rise: f32) -> bool {
+    ratio_slow >= floor_load && rise > LIFT
+}
+
+/// Whether the descent is over on this frame, and how: the legs stopped at
+/// the bottom (`DONE_MIN` of the span, then `PLATEAU_S` without rising, the
+/// pelvis settled too), or went up again (or dropped to the floor) without
+/// a pause. A descent that stopped short of the bottom learnt before (a
+/// person sliding along the mat moves the seesaw's levels), paused there
+/// and went up again is a rep all the same.
+fn descent_end(c: &Cycle, f: LiftedFrame, span: f32, pelvis_settled: bool) -> Option<DescentEnd> {
+    let (t_us, s, height) = (f.t_us, f.s, f.height);
+    let reached = c.high - c.min >= DONE_MIN * span;
+    let paused = t_us.saturating_sub(c.high_us) as f32 >= PLATEAU_S * 1e6;
+    let plateau = reached && paused && pelvis_settled;
+    let short = !f.in_arch && c.high - c.min >= MIN_SWING * height && paused && s < c.high - ASCENT_SHARE * height;
+    let turned = (reached && s < c.high - ASCENT_SHARE * (c.high - c.min)) || short;
+    (plateau || turned).then_some(DescentEnd { plateau, turned })
+}
+
+/// Legs cannot come down from vertical faster than `MIN_DESCENT_US`: a
+/// faster descent is a noisy seesaw (a light person), not a rep, unless an
+/// arch moved the seesaw.
+fn is_real(descent_us: f32, in_arch: bool, arched: bool) -> bool {
+    descent_us >= MIN_DESCENT_US || in_arch || arched
+}
+
+/// When the rep of a descent seen over at `t_us`, estimated to end at
+/// `end_us`, is emitted: `EMIT_AFTER_END_US` after that end, never before
+/// now, an arched one within `ARCHED_WAIT_US`.
+fn emit_at_us(end_us: f32, t_us: u64, arched: bool) -> u64 {
+    let at = ((end_us + EMIT_AFTER_END_US).max(0.0) as u64).max(t_us);
+    if arched {
+        at.min(t_us + ARCHED_WAIT_US)
+    } else {
+        at
     }
 }
 
@@ -1298,5 +1461,177 @@ mod tests {
             "{} ms of {descent}",
             reps[0].descent_ms
         );
+    }
+
+    #[test]
+    fn the_floor_load_is_half_the_lifted_gain_and_never_under_legs_down_gain() {
+        assert_eq!(floor_load(0.1), 1.0 + LEGS_DOWN_GAIN);
+        assert!((floor_load(0.6) - 1.3).abs() < 1e-6, "{}", floor_load(0.6));
+    }
+
+    #[test]
+    fn near_rest_needs_a_low_seesaw_and_the_legs_weight_off_the_pelvis() {
+        let floor = floor_load(0.3);
+        // Within a fifth of the bottom's height of rest...
+        assert!(near_rest(0.19, 1.0, 1.0, floor));
+        assert!(!near_rest(0.21, 1.0, 1.0, floor));
+        // ...or half of `LIFT` for a low bottom.
+        assert!(near_rest(0.5 * LIFT - 0.001, LIFT, 1.0, floor));
+        assert!(!near_rest(0.5 * LIFT + 0.001, LIFT, 1.0, floor));
+        // Legs vertical with the seesaw as low as at rest: their weight is
+        // still on the pelvis.
+        assert!(!near_rest(0.0, 1.0, floor + 0.01, floor));
+    }
+
+    #[test]
+    fn for_arches_the_legs_are_down_in_the_lower_half_of_the_swing_with_their_weight_off() {
+        let floor = floor_load(0.3);
+        assert!(weight_off(0.49, 1.0, 1.0, floor));
+        assert!(!weight_off(0.51, 1.0, 1.0, floor));
+        assert!(!weight_off(0.0, 1.0, floor, floor));
+    }
+
+    #[test]
+    fn legs_near_rest_for_rest_s_are_on_the_floor_since_they_came_near() {
+        let mut since = None;
+        for t_us in [1_000_000, 2_000_000, 3_400_000] {
+            since = near_rest_since(since, true, t_us);
+        }
+        assert_eq!(since, Some(1_000_000));
+        assert_eq!(on_floor_since(since, 3_400_000), None);
+        let rest_us = (REST_S * 1e6) as u64;
+        assert_eq!(on_floor_since(since, 1_000_000 + rest_us + 1000), Some(1_000_000));
+        assert_eq!(near_rest_since(since, false, 4_000_000), None);
+        assert_eq!(near_rest_since(None, true, 5_000_000), Some(5_000_000));
+    }
+
+    #[test]
+    fn the_bottom_follows_fast_after_lift_off_and_as_the_legs_come_lower_slowly_as_they_rise() {
+        assert!(bottom_tau(true, false) < bottom_tau(false, true));
+        assert!(bottom_tau(false, true) < bottom_tau(false, false));
+        assert_eq!(bottom_tau(true, true), bottom_tau(true, false));
+    }
+
+    #[test]
+    fn an_ascent_begins_when_the_seesaw_falls_a_share_of_the_height_below_the_bottom() {
+        assert!(!ascent_began(0.5 - 0.1 * 0.4, 0.5, 0.4));
+        assert!(ascent_began(0.5 - 0.2 * 0.4, 0.5, 0.4));
+    }
+
+    /// A cycle from the top `min` (at 1 s) up to `high` (at `high_us`).
+    fn cycle_to(min: f32, high: f32, high_us: u64) -> Cycle {
+        Cycle {
+            start_us: 0,
+            min,
+            min_us: 1_000_000,
+            t10_us: Some(1_200_000),
+            high,
+            high_us,
+            pelvis_high: 0.6,
+            pelvis_high_us: high_us,
+        }
+    }
+
+    /// A frame at `t_us` with the seesaw at `s`, a bottom 0.5 above rest.
+    fn frame_at(t_us: u64, s: f32, in_arch: bool) -> LiftedFrame {
+        LiftedFrame {
+            t_us,
+            s,
+            rest: 0.0,
+            height: 0.5,
+            in_arch,
+            floor_load: 1.15,
+        }
+    }
+
+    #[test]
+    fn a_cycle_with_no_descent_after_stall_s_stalls_and_its_legs_stay_up_only_with_their_weight_on() {
+        let stall_us = (STALL_S * 1e6) as u64;
+        let barely_down = cycle_to(-0.3, -0.2, 0);
+        assert!(!stalled(&barely_down, stall_us - 10_000, 0.8, false));
+        assert!(stalled(&barely_down, stall_us + 1000, 0.8, false));
+        assert!(!stalled(&barely_down, stall_us + 1000, 0.8, true), "not while arching");
+        let came_down = cycle_to(-0.3, 0.3, 0);
+        assert!(!stalled(&came_down, stall_us + 1000, 0.8, false));
+        assert!(still_lifted(1.2, 1.15, LIFT + 0.01));
+        assert!(!still_lifted(1.1, 1.15, 0.3), "the legs' weight off the pelvis");
+        assert!(!still_lifted(1.2, 1.15, LIFT), "the seesaw at rest");
+    }
+
+    #[test]
+    fn a_descent_ends_on_a_pause_at_the_bottom_or_on_turning_up() {
+        let span = 0.8;
+        let (plateau, turned) = (
+            Some(DescentEnd {
+                plateau: true,
+                turned: false,
+            }),
+            Some(DescentEnd {
+                plateau: false,
+                turned: true,
+            }),
+        );
+        // Down 0.6 of the span of 0.8 (past `DONE_MIN`), the high at 5 s.
+        let c = cycle_to(-0.3, 0.3, 5_000_000);
+        let paused_us = 5_000_000 + (PLATEAU_S * 1e6) as u64 + 1000;
+        assert_eq!(
+            descent_end(&c, frame_at(paused_us - 20_000, 0.3, false), span, true),
+            None
+        );
+        assert_eq!(descent_end(&c, frame_at(paused_us, 0.3, false), span, true), plateau);
+        // The pelvis share still rising (an upper back switched off).
+        assert_eq!(descent_end(&c, frame_at(paused_us, 0.3, false), span, false), None);
+        // Up again without a pause: at once.
+        let up = 0.3 - 0.2 * 0.6;
+        assert_eq!(descent_end(&c, frame_at(5_100_000, up, false), span, false), turned);
+        // Short of `DONE_MIN` of the span, but a swing: after a pause, a
+        // rising seesaw ends it; not during an arch.
+        let short = cycle_to(-0.3, -0.1, 5_000_000);
+        let up = frame_at(paused_us, -0.2, false);
+        assert_eq!(descent_end(&short, up, span, true), turned);
+        assert_eq!(
+            descent_end(&short, LiftedFrame { in_arch: true, ..up }, span, true),
+            None
+        );
+        assert_eq!(descent_end(&short, frame_at(5_100_000, -0.2, false), span, true), None);
+    }
+
+    #[test]
+    fn a_descent_notes_its_ten_percent_crossing_once_and_highs_only_above_the_noise() {
+        let RepPhase::Cycle(c) = RepPhase::cycle(0, 1_000_000, -0.3, 0.5) else {
+            unreachable!()
+        };
+        let span = 0.8;
+        let c = c.followed(1_100_000, -0.25, span, 0.5, 0.5);
+        assert_eq!((c.t10_us, c.high_us), (None, 1_100_000));
+        let c = c.followed(1_200_000, -0.21, span, 0.5, 0.5);
+        assert_eq!((c.t10_us, c.high_us), (Some(1_200_000), 1_200_000));
+        // 0.01 over the high is under `PLATEAU_EPS` of the span: noise.
+        let c = c.followed(1_300_000, -0.2, span, 0.51, 0.5);
+        assert_eq!((c.t10_us, c.high, c.high_us), (Some(1_200_000), -0.21, 1_200_000));
+        assert_eq!((c.pelvis_high, c.pelvis_high_us), (0.51, 1_300_000));
+        // The pelvis share too, by its own swing from the top.
+        let c = c.followed(1_400_000, -0.2, span, 0.515, 0.3);
+        assert_eq!(c.pelvis_high_us, 1_300_000);
+    }
+
+    #[test]
+    fn a_rep_is_emitted_after_its_descent_s_end_never_before_now_an_arched_one_soon() {
+        let end_us = 10_000_000.0;
+        assert_eq!(
+            emit_at_us(end_us, 9_000_000, false),
+            10_000_000 + EMIT_AFTER_END_US as u64
+        );
+        assert_eq!(emit_at_us(end_us, 12_000_000, false), 12_000_000);
+        assert_eq!(emit_at_us(end_us, 9_000_000, true), 9_000_000 + ARCHED_WAIT_US);
+        assert_eq!(emit_at_us(-5e6, 1000, false), 1000);
+    }
+
+    #[test]
+    fn a_descent_faster_than_legs_come_down_is_no_rep_unless_an_arch_moved_the_seesaw() {
+        assert!(!is_real(MIN_DESCENT_US - 1.0, false, false));
+        assert!(is_real(MIN_DESCENT_US, false, false));
+        assert!(is_real(100_000.0, true, false));
+        assert!(is_real(100_000.0, false, true));
     }
 }
