@@ -31,9 +31,9 @@ const BACKLOG: usize = 64;
 const GATHER: Duration = Duration::from_millis(30);
 /// A change of a tile's contact alone goes out at most this often: it moves
 /// on almost every state message of a mat in use, and each update costs a
-/// write per browser; five a second is still a live bar. Anything else (an
+/// write per browser; four a second is still a live bar. Anything else (an
 /// event, a counter, the status) goes out within [`GATHER`].
-const CONTACT_EVERY: Duration = Duration::from_millis(200);
+const CONTACT_EVERY: Duration = Duration::from_millis(250);
 
 /// One update of the floor, as the browsers' streams send it.
 #[derive(Debug, Clone)]
