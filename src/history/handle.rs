@@ -31,7 +31,7 @@ pub struct Handle {
 }
 
 /// Each athlete's figures with what they were computed from.
-type FiguresCache = HashMap<String, Kept>;
+type FiguresCache = HashMap<String, KeptFigures>;
 
 /// What an athlete's figures were computed from: the same key, the same
 /// figures.
@@ -51,7 +51,7 @@ struct FiguresKey {
 /// kept, not read again. Beyond the figures themselves, a few dozen bytes
 /// an athlete (and a key per open session).
 #[derive(Debug, Clone)]
-struct Kept {
+struct KeptFigures {
     key: FiguresKey,
     figures: Arc<AthleteFigures>,
     /// Sessions still open at the last read: read again at the next change.
@@ -85,7 +85,7 @@ impl Ended {
     }
 }
 
-impl Kept {
+impl KeptFigures {
     /// The figures of the ended sessions, oldest first.
     fn ended_sessions(&self) -> Vec<SessionFigures> {
         let open = |f: &SessionFigures| self.open.contains(&f.key);
@@ -94,7 +94,7 @@ impl Kept {
 }
 
 /// What [`brought_up_to_date`] needs beside the store and the athlete.
-struct Look {
+struct RosterLook {
     key: FiguresKey,
     now_ms: i64,
     weeks: usize,
@@ -105,7 +105,12 @@ struct Look {
 /// guest session ended long ago does not: then, and without `kept`, the
 /// whole history is read). Either way the figures are those
 /// [`figures::athlete`] computes from the whole history.
-fn brought_up_to_date(s: &mut dyn HistoryStore, athlete: &Athlete, kept: Option<Kept>, look: Look) -> Result<Kept> {
+fn brought_up_to_date(
+    s: &mut dyn HistoryStore,
+    athlete: &Athlete,
+    kept: Option<KeptFigures>,
+    look: RosterLook,
+) -> Result<KeptFigures> {
     let changes = s.load_changes(&athlete.id)?;
     let print = look.key.fingerprint;
     if let Some(kept) = kept.filter(|k| k.key.thresholds == look.key.thresholds) {
@@ -137,12 +142,12 @@ fn assembled(
     read: &[SessionRecord],
     athlete: &Athlete,
     changes: &[LoadChange],
-    look: Look,
-) -> Kept {
+    look: RosterLook,
+) -> KeptFigures {
     let t = &look.key.thresholds;
     sessions.extend(read.iter().map(|r| figures::session(r, t)));
     sessions.sort_by(|a, b| (a.started_ms, &a.key).cmp(&(b.started_ms, &b.key)));
-    Kept {
+    KeptFigures {
         figures: Arc::new(figures::athlete_of_sessions(
             sessions,
             &athlete.load,
@@ -234,7 +239,7 @@ impl Handle {
                 let figures = match cache.remove(&a.id) {
                     Some(kept) if kept.key == key => kept,
                     kept => {
-                        let look = Look { key, now_ms, weeks };
+                        let look = RosterLook { key, now_ms, weeks };
                         brought_up_to_date(s, &a, kept, look)?
                     }
                 };
@@ -269,7 +274,7 @@ mod tests {
 
     /// What happens between two looks at the roster.
     #[derive(Debug, Clone, Copy)]
-    enum Step {
+    enum RosterStep {
         /// A rep of the athlete's session on their mat (opened if none is).
         Rep(usize),
         /// Their session on their mat ends.
@@ -284,16 +289,16 @@ mod tests {
         Days,
     }
 
-    fn step() -> impl Strategy<Value = Step> {
+    fn step() -> impl Strategy<Value = RosterStep> {
         let who = 0..ATHLETES;
         prop_oneof![
-            6 => who.clone().prop_map(Step::Rep),
-            2 => who.clone().prop_map(Step::End),
-            1 => who.clone().prop_map(Step::LoadChange),
-            1 => who.clone().prop_map(Step::ClaimRecent),
-            1 => who.clone().prop_map(Step::ClaimOld),
-            1 => who.prop_map(Step::Remove),
-            1 => Just(Step::Days),
+            6 => who.clone().prop_map(RosterStep::Rep),
+            2 => who.clone().prop_map(RosterStep::End),
+            1 => who.clone().prop_map(RosterStep::LoadChange),
+            1 => who.clone().prop_map(RosterStep::ClaimRecent),
+            1 => who.clone().prop_map(RosterStep::ClaimOld),
+            1 => who.prop_map(RosterStep::Remove),
+            1 => Just(RosterStep::Days),
         ]
     }
 
@@ -331,11 +336,11 @@ mod tests {
             for _ in 0..4 {
                 for i in 0..ATHLETES {
                     for _ in 0..4 {
-                        gym.apply(Step::Rep(i));
+                        gym.apply(RosterStep::Rep(i));
                     }
-                    gym.apply(Step::End(i));
+                    gym.apply(RosterStep::End(i));
                 }
-                gym.apply(Step::Days);
+                gym.apply(RosterStep::Days);
             }
             gym
         }
@@ -393,13 +398,13 @@ mod tests {
             assert!(self.handle.with(|s| s.claim(key, id)).unwrap());
         }
 
-        fn apply(&mut self, step: Step) {
+        fn apply(&mut self, step: RosterStep) {
             let who = |i: usize| match step {
-                Step::Days => None,
+                RosterStep::Days => None,
                 _ => self.ids[i].clone(),
             };
             match step {
-                Step::Rep(i) => {
+                RosterStep::Rep(i) => {
                     let Some(id) = who(i) else { return };
                     let mat = format!("m{i}");
                     if self.open[i].is_none() {
@@ -411,14 +416,14 @@ mod tests {
                     let rep = self.rep(&mat, Some(id), n);
                     self.write(&[rep]);
                 }
-                Step::End(i) => {
+                RosterStep::End(i) => {
                     let Some(id) = who(i) else { return };
                     if self.open[i].take().is_some() {
                         let end = self.event(&format!("m{i}"), Some(id), HistoryKind::SessionEnd);
                         self.write(&[end]);
                     }
                 }
-                Step::LoadChange(i) => {
+                RosterStep::LoadChange(i) => {
                     let Some(id) = who(i) else { return };
                     self.now_ms += 1_000;
                     let load = Load {
@@ -428,12 +433,12 @@ mod tests {
                     let at = self.now_ms;
                     assert!(self.handle.with(|s| s.set_load(&id, &load, at)).unwrap());
                 }
-                Step::ClaimRecent(i) => {
+                RosterStep::ClaimRecent(i) => {
                     let Some(id) = who(i) else { return };
                     let key = self.guest();
                     self.claim(&key, &id);
                 }
-                Step::ClaimOld(i) => {
+                RosterStep::ClaimOld(i) => {
                     let Some(id) = who(i) else { return };
                     let now = self.now_ms;
                     self.now_ms = MONDAY - 30 * 86_400_000;
@@ -441,12 +446,12 @@ mod tests {
                     self.now_ms = now;
                     self.claim(&key, &id);
                 }
-                Step::Remove(i) => {
+                RosterStep::Remove(i) => {
                     let Some(id) = who(i) else { return };
                     assert!(self.handle.with(|s| s.remove_athlete(&id)).unwrap());
                     self.ids[i] = None;
                 }
-                Step::Days => self.now_ms += 3 * 86_400_000,
+                RosterStep::Days => self.now_ms += 3 * 86_400_000,
             }
         }
 
