@@ -24,7 +24,28 @@ pub struct Athlete {
     pub created_ms: i64,
 }
 
+/// The wall clock, milliseconds since the Unix epoch, as the history
+/// stores every time.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
 impl Athlete {
+    /// A new athlete for the roster, as every engine adds one: the name
+    /// checked, a fresh id and link, bodyweight, the default plan.
+    pub fn new(name: &str) -> super::store::Result<Athlete> {
+        Ok(Athlete {
+            id: super::secret::athlete_id(),
+            name: super::secret::check_name(name)?,
+            secret: super::secret::link_secret(),
+            load: Load::bodyweight(),
+            plan: Plan::default(),
+            created_ms: now_ms(),
+        })
+    }
+
     /// The athlete's own page.
     pub fn link(&self) -> String {
         format!("/me/{}", self.secret)

@@ -19,11 +19,11 @@ use postgres::config::SslMode;
 use postgres::{Client, Config, NoTls, Row, Statement, Transaction};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
+use super::model::now_ms;
 use super::model::{
     Athlete, Fingerprint, HistoryEvent, HistoryKind, Load, LoadChange, Plan, RepRecord, SessionKey, SessionQuery,
     SessionRecord, Who,
 };
-use super::secret;
 use super::store::{HistoryStore, Result, StoreError};
 use crate::config::HistoryConfig;
 
@@ -230,12 +230,6 @@ impl PostgresStore {
     }
 }
 
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
-}
-
 /// `user@host:port/db` of a configuration.
 fn target(config: &Config) -> String {
     let host = match config.get_hosts().first() {
@@ -394,15 +388,7 @@ impl HistoryStore for PostgresStore {
     }
 
     fn add_athlete(&mut self, name: &str) -> Result<Athlete> {
-        let name = secret::check_name(name)?;
-        let athlete = Athlete {
-            id: secret::athlete_id(),
-            name,
-            secret: secret::link_secret(),
-            load: Load::bodyweight(),
-            plan: Plan::default(),
-            created_ms: now_ms(),
-        };
+        let athlete = Athlete::new(name)?;
         let sql = format!("INSERT INTO athletes ({ATHLETE_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)");
         let a = &athlete;
         self.run(false, |conn| {

@@ -8,11 +8,11 @@ use std::path::Path;
 
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
+use super::model::now_ms;
 use super::model::{
     Athlete, Fingerprint, HistoryEvent, HistoryKind, Load, LoadChange, Plan, RepRecord, SessionKey, SessionQuery,
     SessionRecord, Who,
 };
-use super::secret;
 use super::store::{HistoryStore, Result, StoreError};
 
 /// The schema, one file a version, applied in order (`migrations/sqlite/`).
@@ -66,12 +66,6 @@ impl SqliteStore {
         }
         tx.commit().map_err(db_error)
     }
-}
-
-pub(crate) fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
 }
 
 const ATHLETE_COLUMNS: &str = "id, name, secret, load_text, load_kg, plan_sets, plan_reps, created_ms";
@@ -197,15 +191,7 @@ impl HistoryStore for SqliteStore {
     }
 
     fn add_athlete(&mut self, name: &str) -> Result<Athlete> {
-        let name = super::secret::check_name(name)?;
-        let athlete = Athlete {
-            id: secret::athlete_id(),
-            name,
-            secret: secret::link_secret(),
-            load: Load::bodyweight(),
-            plan: Plan::default(),
-            created_ms: now_ms(),
-        };
+        let athlete = Athlete::new(name)?;
         self.db
             .execute(
                 &format!("INSERT INTO athletes ({ATHLETE_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"),

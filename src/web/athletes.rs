@@ -22,7 +22,7 @@
 
 use std::fmt::Write as _;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, UNIX_EPOCH};
 
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
@@ -32,7 +32,7 @@ use hyper::{Method, Request, Response, StatusCode};
 use super::server::{full, Body};
 use super::Web;
 use crate::history::figures::{self, AthleteFigures, Floor, SessionFigures};
-use crate::history::model::{LoadChange, SessionQuery};
+use crate::history::model::{now_ms, LoadChange, SessionQuery};
 use crate::history::{secret, Athlete, Handle, HistoryStore, Load, Plan, SessionKey, SessionRecord, StoreError, Who};
 use crate::wire::MatCommand;
 
@@ -60,12 +60,6 @@ pub fn owns(method: &Method, parts: &[&str]) -> bool {
         ["api", "mat", _, "athlete"] => method == Method::POST,
         _ => false,
     }
-}
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
 }
 
 // ---- responses -------------------------------------------------------------
