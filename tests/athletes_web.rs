@@ -9,7 +9,7 @@
 
 mod common;
 
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -41,19 +41,6 @@ fn gateway(dir: &Path, broker: &Broker) -> (PathBuf, SocketAddr, PathBuf) {
     );
     let config = write_config(dir, &broker.url(), "gym", &extra);
     (config, ([127, 0, 0, 1], port).into(), dir.join("history-gym.db"))
-}
-
-fn wait_listening(addr: SocketAddr, daemon: &mut Daemon) {
-    let until = Instant::now() + T;
-    while TcpStream::connect(addr).is_err() {
-        assert!(daemon.is_running(), "flatback exited:\n{}", daemon.stderr());
-        assert!(
-            Instant::now() < until,
-            "the web view never listened:\n{}",
-            daemon.stderr()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 /// `flatback athlete add NAME`: (id, link).
@@ -255,7 +242,7 @@ fn privacy_pages_csv_claims_and_loads_over_http() {
 
     let sub = Subscriber::connect(broker.port(), "athletes-web", false, &["flatback/gym/#"]);
     let mut daemon = Daemon::run(&config, &["--speed", "5"], &[]);
-    wait_listening(addr, &mut daemon);
+    daemon.wait_listening(addr, T);
     let bearer = format!("Bearer {TOKEN}");
     let coach: &[(&str, &str)] = &[("Authorization", &bearer)];
 
@@ -638,7 +625,7 @@ fn assignment_from_the_mat_page_and_the_floor_page_in_a_real_browser() {
     seed(&db, &ana);
     let sub = Subscriber::connect(broker.port(), "athletes-browser", false, &["flatback/gym/#"]);
     let mut daemon = Daemon::run(&config, &["--speed", "5"], &[]);
-    wait_listening(addr, &mut daemon);
+    daemon.wait_listening(addr, T);
     let browser = Browser::start(1000, 900);
     let base = format!("http://{addr}");
 

@@ -36,20 +36,6 @@ fn gateway(dir: &Path, broker: &Broker, mats: &str, token: bool) -> (PathBuf, So
     (config, ([127, 0, 0, 1], port).into())
 }
 
-/// Waits until the web view answers.
-fn wait_listening(addr: SocketAddr, daemon: &mut Daemon) {
-    let until = Instant::now() + T;
-    while TcpStream::connect(addr).is_err() {
-        assert!(daemon.is_running(), "flatback exited:\n{}", daemon.stderr());
-        assert!(
-            Instant::now() < until,
-            "the web view never listened on {addr}:\n{}",
-            daemon.stderr()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 fn is_arch(m: &Msg, mat: &str, phase: &str) -> bool {
     m.topic == format!("flatback/gym/{mat}/event") && m.json()["type"] == "arch" && m.json()["phase"] == phase
 }
@@ -103,7 +89,7 @@ fn pages_in_a_real_browser() {
         true,
     );
     let mut daemon = Daemon::run(&config, &["--speed", "5"], &[]);
-    wait_listening(addr, &mut daemon);
+    daemon.wait_listening(addr, T);
     let browser = Browser::start(1100, 800);
     let base = format!("http://{addr}");
 
@@ -297,7 +283,7 @@ repeat = false
     let (config, addr) = gateway(dir.path(), &broker, mats, false);
     let sub = Subscriber::connect(broker.port(), "metrics-test", false, &["flatback/gym/+/event"]);
     let mut daemon = Daemon::run(&config, &["--speed", "20"], &[]);
-    wait_listening(addr, &mut daemon);
+    daemon.wait_listening(addr, T);
     // Both sources end; the outbox empties.
     let until = Instant::now() + T;
     let samples = loop {
@@ -400,7 +386,7 @@ bus_fault_for_s = 40.0
 "#;
     let (config, addr) = gateway(dir.path(), &broker, mats, false);
     let mut daemon = Daemon::run(&config, &["--speed", "10"], &[]);
-    wait_listening(addr, &mut daemon);
+    daemon.wait_listening(addr, T);
     let poll = |want: u16, what: &str| {
         let until = Instant::now() + T;
         loop {
@@ -442,7 +428,7 @@ fn strangers_change_nothing_and_stall_nothing() {
     let (config, addr) = gateway(dir.path(), &broker, mats, true);
     let sub = Subscriber::connect(broker.port(), "stranger-test", false, &["flatback/gym/m/state"]);
     let mut daemon = Daemon::run(&config, &["--speed", "10"], &[]);
-    wait_listening(addr, &mut daemon);
+    daemon.wait_listening(addr, T);
     sub.wait_msg("flatback/gym/m/state", 0, T, |m| {
         m.json()["reps"].as_u64().is_some_and(|r| r >= 2)
     });

@@ -7,7 +7,7 @@ mod common;
 
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Child, Stdio};
 use std::sync::mpsc;
@@ -184,12 +184,7 @@ fn the_grafana_dashboard_queries_only_series_of_metrics() {
     );
     let config = write_config(dir.path(), &broker.url(), "gym", &extra);
     let mut daemon = Daemon::run(&config, &["--speed", "10"], &[]);
-    let until = Instant::now() + T;
-    while TcpStream::connect(addr).is_err() {
-        assert!(daemon.is_running(), "flatback exited:\n{}", daemon.stderr());
-        assert!(Instant::now() < until, "no web view on {addr}:\n{}", daemon.stderr());
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    daemon.wait_listening(addr, T);
     let metrics = web::get(addr, "/metrics").text();
     let families: BTreeSet<&str> = metrics
         .lines()

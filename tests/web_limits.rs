@@ -39,12 +39,7 @@ fn gateway(dir: &Path, broker: &Broker) -> (PathBuf, SocketAddr) {
 fn start(dir: &Path, broker: &Broker) -> (Daemon, SocketAddr) {
     let (config, addr) = gateway(dir, broker);
     let mut daemon = Daemon::run(&config, &["--speed", "10"], &[]);
-    let until = Instant::now() + T;
-    while TcpStream::connect(addr).is_err() {
-        assert!(daemon.is_running(), "flatback exited:\n{}", daemon.stderr());
-        assert!(Instant::now() < until, "no web view on {addr}:\n{}", daemon.stderr());
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    daemon.wait_listening(addr, T);
     (daemon, addr)
 }
 

@@ -291,6 +291,16 @@ impl Daemon {
         }
     }
 
+    /// Waits until the daemon's web view accepts connections on `addr`.
+    pub fn wait_listening(&mut self, addr: std::net::SocketAddr, timeout: Duration) {
+        let until = Instant::now() + timeout;
+        while std::net::TcpStream::connect(addr).is_err() {
+            assert!(self.is_running(), "flatback exited:\n{}", self.stderr());
+            assert!(Instant::now() < until, "no web view on {addr}:\n{}", self.stderr());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     pub fn is_running(&mut self) -> bool {
         self.child.try_wait().unwrap().is_none()
     }
