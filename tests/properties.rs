@@ -520,13 +520,13 @@ proptest! {
         total in 0.1f32..100.0,
     ) {
         let mut rc = RepCounter::new(&DetectorConfig::default());
-        rc.settle(0, Loads { seesaw: rest, total, upper: total / 4.0, pelvis: 0.5 });
+        rc.settle(0, Loads { seesaw: rest, total, upper: total / 4.0, pelvis: 0.5, side: 0.5 });
         let dt_s = 1.0 / rate_hz;
         let mut out = Vec::new();
         let mut t_us = 0;
         for _ in 0..(seconds * rate_hz) as usize {
             t_us += (dt_s * 1e6) as u64;
-            rc.push(t_us, dt_s, Loads { seesaw, total, upper: total / 4.0, pelvis: 0.5 }, false, &mut out);
+            rc.push(t_us, dt_s, Loads { seesaw, total, upper: total / 4.0, pelvis: 0.5, side: 0.5 }, false, &mut out);
         }
         rc.end_session(t_us / 1000, &mut out);
         prop_assert!(out.is_empty(), "{:?}", out);

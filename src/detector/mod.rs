@@ -141,6 +141,8 @@ pub struct Detector {
     /// (scratch).
     row_taxels: Vec<turn_on::Taxel>,
     row_ends: Vec<usize>,
+    /// The sacrum's left share on this frame (see `side_share`).
+    sacral_side: f32,
     health: Vec<HealthChange>,
     /// `presence_level` in counts.
     presence_counts: u16,
@@ -162,12 +164,34 @@ pub struct Probe {
     pub in_arch: bool,
 }
 
+/// The share of `taxels`' force on the left half of a grid `cols` wide (a
+/// middle column counts for neither side); an even half without force.
+fn side_share<'a>(taxels: impl Iterator<Item = &'a turn_on::Taxel>, cols: usize) -> f32 {
+    let (mut left, mut right) = (0.0, 0.0);
+    for &(i, _, force) in taxels {
+        let twice_col = 2 * (i % cols) + 1;
+        if twice_col < cols {
+            left += force;
+        } else if twice_col > cols {
+            right += force;
+        }
+    }
+    if left + right > 0.0 {
+        left / (left + right)
+    } else {
+        0.5
+    }
+}
+
 /// What the rows say on one frame.
 #[derive(Debug, Clone, Copy, PartialEq)]
 struct Summary {
     upper: f32,
     sacral: f32,
     total: f32,
+    /// The sacrum's load on the left half of the grid, as a share of both
+    /// halves (see `Loads::side`).
+    side: f32,
 }
 
 impl Summary {
@@ -178,6 +202,7 @@ impl Summary {
             total: self.total,
             upper: self.upper,
             pelvis: if pelvis > 0.0 { self.sacral / pelvis } else { 0.0 },
+            side: self.side,
         }
     }
 
@@ -233,6 +258,7 @@ impl Detector {
             turn_on: turn_on::TurnOn::new(grid.rows * grid.cols, config.full_scale()),
             row_taxels: Vec::with_capacity(grid.len()),
             row_ends: Vec::with_capacity(grid.rows),
+            sacral_side: 0.5,
             health: Vec::with_capacity(grid.len()),
             presence_counts: (config.presence_level * config.full_scale() as f64) as u16,
             grid,
@@ -481,6 +507,7 @@ impl Detector {
             upper: pick(&self.roles.upper),
             sacral: pick(&self.roles.sacral),
             total: rows.iter().sum(),
+            side: self.sacral_side,
         }
     }
 
@@ -499,6 +526,7 @@ impl Detector {
             ends.push(taxels.len());
         }
         let row_of = |r: usize| &taxels[if r == 0 { 0 } else { ends[r - 1] }..ends[r]];
+        self.sacral_side = side_share(self.roles.sacral.iter().flat_map(|&r| row_of(r)), cols);
         let lumbar_on: f32 = self
             .roles
             .lumbar

@@ -253,6 +253,9 @@ pub struct Loads {
     pub upper: f32,
     /// The sacrum's share of the pelvis: `sacral / (lumbar + sacral)`.
     pub pelvis: f32,
+    /// The sacrum's load on the left half of the grid, as a share of both
+    /// halves: it moves when the load moves sideways (see `level_side_shifts`).
+    pub side: f32,
 }
 
 /// One sample of the descent (see `TRACE_STEP_US`), smoothed.
@@ -264,6 +267,7 @@ struct TracePoint {
     upper: f32,
     /// See [`lever`].
     lever: f32,
+    side: f32,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -324,6 +328,14 @@ pub struct RepCounter {
     smooth_pelvis: f32,
     smooth_upper: f32,
     smooth_sacral: f32,
+    smooth_side: f32,
+    /// The sacrum's left share over `SIDE_TAU_S`, and its range since the
+    /// legs last rested (see `one_leg`); `side_jump`: a change of healthy
+    /// taxels moved it on this frame.
+    side_slow: f32,
+    side_lo: f32,
+    side_hi: f32,
+    side_jump: bool,
     /// Lifted legs near the rest level since this time.
     near_rest_us: Option<u64>,
     /// `total_ratio` over the last `RATIO_TAU_S`.
@@ -363,6 +375,11 @@ impl RepCounter {
             smooth_pelvis: 0.0,
             smooth_upper: 0.0,
             smooth_sacral: 0.0,
+            smooth_side: 0.5,
+            side_slow: 0.5,
+            side_lo: 0.5,
+            side_hi: 0.5,
+            side_jump: false,
             near_rest_us: None,
             ratio_slow: 1.0,
             weight_off: false,
@@ -382,6 +399,10 @@ impl RepCounter {
             rest_total: loads.total,
             rest_upper: loads.upper,
             smooth: loads.seesaw,
+            smooth_side: loads.side,
+            side_slow: loads.side,
+            side_lo: loads.side,
+            side_hi: loads.side,
             legs: Legs::Rest { since_us: t_us },
             ..RepCounter::new_like(self)
         };
@@ -421,6 +442,32 @@ impl RepCounter {
         }
         self.smooth_upper *= upper;
         self.smooth_sacral *= sacral;
+        self.side_jump = true;
+    }
+
+    /// One leg lifted, not two: the sacrum's load moved sideways by
+    /// `SIDE_STEP` or more since the legs last rested (the lifted leg loads
+    /// its side of the pelvis; alternating legs move it from side to side).
+    fn one_leg(&self) -> bool {
+        self.side_hi - self.side_lo >= SIDE_STEP
+    }
+
+    /// Follows the sacrum's side share (see `one_leg`); at rest its range
+    /// starts afresh.
+    fn follow_side(&mut self, side: f32, dt_s: f32, resting: bool) {
+        if std::mem::take(&mut self.side_jump) {
+            let moved = side - self.side_slow;
+            (self.side_lo, self.side_hi) = (self.side_lo + moved, self.side_hi + moved);
+            (self.side_slow, self.smooth_side) = (side, side);
+        }
+        low_pass(&mut self.smooth_side, side, dt_s, SMOOTH_S);
+        low_pass(&mut self.side_slow, side, dt_s, SIDE_TAU_S);
+        if resting {
+            (self.side_lo, self.side_hi) = (self.side_slow, self.side_slow);
+        } else {
+            self.side_lo = self.side_lo.min(self.side_slow);
+            self.side_hi = self.side_hi.max(self.side_slow);
+        }
     }
 
     /// Whether the legs are off the floor, and have been since at least
@@ -517,6 +564,7 @@ impl RepCounter {
             total,
             upper,
             pelvis,
+            side,
         } = loads;
         let t_ms = t_us / 1000;
         self.total_ratio = total / self.rest_total.max(1e-6);
@@ -525,6 +573,7 @@ impl RepCounter {
         low_pass(&mut self.smooth_pelvis, pelvis, dt_s, SMOOTH_S);
         low_pass(&mut self.smooth_upper, upper, dt_s, SMOOTH_S);
         low_pass(&mut self.smooth_sacral, pelvis * (total - upper), dt_s, SMOOTH_S);
+        self.follow_side(side, dt_s, matches!(self.legs, Legs::Rest { .. }));
         let s = self.smooth;
         if let Some(p) = self.pending {
             if t_us >= p.emit_at_us {
@@ -695,8 +744,14 @@ impl RepCounter {
         // During an arch the sacrum presses harder: the seesaw after its
         // start is not the legs' alone.
         let arch_at = self.arch_at_us.filter(|&a| a > c.min_us);
+        level_side_shifts(&mut self.trace);
         let (bottom, cut) = self.descent_bottom(&c, end.plateau, arch_at, t_us);
         let (end_us, descent_us) = self.timed_descent(&c, bottom, cut, arch_at.is_some(), t_us);
+        let (end_us, descent_us) = if arch_at.is_some() {
+            (end_us, descent_us)
+        } else {
+            self.stretched(end_us, descent_us)
+        };
         tracing::debug!(
             t_ms,
             top = c.min,
@@ -765,6 +820,19 @@ impl RepCounter {
         }
     }
 
+    /// A clean descent of a short lever lengthened (see
+    /// `short_lever_stretch`), unless one leg is lifted. (An arched descent
+    /// is timed on the seesaw before the arch, whose swing says nothing of
+    /// the lever's length; stretching it by the last clean swing helped as
+    /// many reps as it hurt on the reference recordings.)
+    fn stretched(&self, end_us: f32, descent_us: f32) -> (f32, f32) {
+        let stretch = match lever_swing(&self.trace) {
+            Some(swing) if !self.one_leg() => short_lever_stretch(swing),
+            _ => 1.0,
+        };
+        (end_us + (stretch - 1.0) * descent_us, stretch * descent_us)
+    }
+
     /// With the upper back switched off since the top (its taxels near
     /// their turn-on), the seesaw reaches 1 long before the legs reach the
     /// bottom: the descent goes on until the sacrum's share of the pelvis,
@@ -818,6 +886,7 @@ impl RepCounter {
             pelvis: self.smooth_pelvis,
             upper: self.smooth_upper,
             lever: lever(self.smooth_upper, self.smooth_sacral),
+            side: self.smooth_side,
         }
     }
 
@@ -1153,6 +1222,168 @@ fn own_path(
     (&trace[first..=last], top_level, bottom_level)
 }
 
+/// The legs' lever's fall from the trace's first point to its last
+/// (`TOP_US` and `BOTTOM_US` means): `None` without a trace.
+fn lever_swing(trace: &[TracePoint]) -> Option<f32> {
+    let (first, last) = (trace.first()?, trace.last()?);
+    let lever = |p: &TracePoint| p.lever;
+    Some(mean_near(trace, first.t_us, TOP_US, lever) - mean_near(trace, last.t_us, BOTTOM_US, lever))
+}
+
+/// Bent knees shorten the legs' lever to about half, and on the reference
+/// mat's physics its moment then reaches its bottom level before the legs
+/// reach the hover: the lever covers the descent's first 0.88 or so, and
+/// the legs go on for the rest with no change in it. Two straight legs
+/// swing the lever (`lever`, ln units) by 0.56 to 1.2; bent knees by 0.43
+/// to 0.65. A descent timed on a swing under `SHORT_LEVER_FROM` is
+/// lengthened, by up to `SHORT_LEVER_STRETCH` at `SHORT_LEVER_AT` and
+/// under, in proportion between: a straight-leg descent with a short swing
+/// is then at most that much too long. One leg (`RepCounter::one_leg`)
+/// halves the lever too, but it is straight: its descent is not stretched.
+const SHORT_LEVER_FROM: f32 = 0.62;
+const SHORT_LEVER_AT: f32 = 0.45;
+const SHORT_LEVER_STRETCH: f32 = 0.08;
+/// The sacrum's side share is smoothed over this long for `one_leg` (a
+/// single-sample glitch on one taxel moves it by under a hundredth).
+const SIDE_TAU_S: f32 = 0.2;
+
+/// The factor a descent with the lever's swing `swing` is lengthened by
+/// (see `SHORT_LEVER_FROM`).
+fn short_lever_stretch(swing: f32) -> f32 {
+    let short = ((SHORT_LEVER_FROM - swing.abs()) / (SHORT_LEVER_FROM - SHORT_LEVER_AT)).clamp(0.0, 1.0);
+    1.0 + SHORT_LEVER_STRETCH * short
+}
+
+/// A load moving sideways on the sacrum (from one leg to the other in
+/// single-leg raises, or the person shifting across the mat) steps the
+/// sacrum's sum: each taxel's gain and curve differ, so the same force
+/// reads differently on other taxels. That step is not the legs' lever. A
+/// side shift is the sacrum's left share moving by at least `SIDE_STEP`
+/// within `SIDE_SHIFT_US`; the lever, the seesaw and the pelvis share are
+/// levelled across it by the jump between lines fitted over `SIDE_FIT_US`
+/// on either side.
+const SIDE_STEP: f32 = 0.04;
+const SIDE_SHIFT_US: u64 = 200_000;
+const SIDE_FIT_US: u64 = 250_000;
+
+/// Levels the trace across its side shifts (see `SIDE_STEP`), in place.
+fn level_side_shifts(trace: &mut [TracePoint]) {
+    let after = |trace: &[TracePoint], i: usize, us: u64| trace.partition_point(|p| p.t_us < trace[i].t_us + us);
+    let moved = |trace: &[TracePoint], i: usize| {
+        let j = after(trace, i, SIDE_SHIFT_US);
+        (j < trace.len()).then(|| (trace[j].side - trace[i].side).abs())
+    };
+    let mut i = 0;
+    while let Some(change) = moved(trace, i) {
+        if change < SIDE_STEP {
+            i += 1;
+            continue;
+        }
+        // The shift's window starts where the side moves most within it.
+        let (mut start, mut most) = (i, change);
+        let mut k = i + 1;
+        while let Some(c) = moved(trace, k).filter(|&c| c >= SIDE_STEP) {
+            if c > most {
+                (start, most) = (k, c);
+            }
+            k += 1;
+        }
+        let end = after(trace, start, SIDE_SHIFT_US);
+        let before = trace.partition_point(|p| p.t_us + SIDE_FIT_US < trace[start].t_us);
+        let beyond = after(trace, end, SIDE_FIT_US + 1);
+        let (t0, t1) = (trace[start].t_us, trace[end].t_us);
+        let mid = t0 + (t1 - t0) / 2;
+        for field in [TraceField::Lever, TraceField::Pelvis] {
+            let jump = curve_at(&trace[end..beyond], field, mid) - curve_at(&trace[before..=start], field, mid);
+            // Inside the window the step's own shape is unknown: the curves
+            // from either side, blended.
+            for k in start + 1..end {
+                let t = trace[k].t_us;
+                let w = (t - t0) as f32 / (t1 - t0).max(1) as f32;
+                let (from, to) = (
+                    curve_at(&trace[before..=start], field, t),
+                    curve_at(&trace[end..beyond], field, t),
+                );
+                *field.of(&mut trace[k]) = (1.0 - w) * from + w * (to - jump);
+            }
+            for p in &mut trace[end..] {
+                *field.of(p) -= jump;
+            }
+        }
+        i = end;
+    }
+}
+
+/// The trace's values a side shift steps (see `level_side_shifts`).
+#[derive(Clone, Copy)]
+enum TraceField {
+    Lever,
+    Pelvis,
+}
+
+impl TraceField {
+    fn get(self, p: &TracePoint) -> f32 {
+        match self {
+            TraceField::Lever => p.lever,
+            TraceField::Pelvis => p.pelvis,
+        }
+    }
+
+    fn of(self, p: &mut TracePoint) -> &mut f32 {
+        match self {
+            TraceField::Lever => &mut p.lever,
+            TraceField::Pelvis => &mut p.pelvis,
+        }
+    }
+}
+
+/// The least-squares parabola through `field` over `points`, at `t_us`
+/// (the line with fewer than five points, the mean with fewer than two):
+/// the lever curves through a side shift's window.
+fn curve_at(points: &[TracePoint], field: TraceField, t_us: u64) -> f32 {
+    let n = points.len();
+    if n == 0 {
+        return 0.0;
+    }
+    // Moments of t (seconds from `t_us`) against the value, in f64.
+    let (mut m, mut mv) = ([0.0f64; 5], [0.0f64; 3]);
+    for p in points {
+        let (t, v) = ((p.t_us as i64 - t_us as i64) as f64 * 1e-6, field.get(p) as f64);
+        let mut tk = 1.0;
+        for k in 0..5 {
+            m[k] += tk;
+            if k < 3 {
+                mv[k] += tk * v;
+            }
+            tk *= t;
+        }
+    }
+    let mean = mv[0] / m[0];
+    let var = m[2] / m[0] - (m[1] / m[0]).powi(2);
+    if n < 2 || var <= 1e-12 {
+        return mean as f32;
+    }
+    let line = mean - (mv[1] / m[0] - m[1] / m[0] * mean) / var * (m[1] / m[0]);
+    if n < 5 {
+        return line as f32;
+    }
+    // Normal equations for a + b t + c t^2, by Cramer's rule; at t = 0, a.
+    let det3 = |a: [[f64; 3]; 3]| {
+        a[0][0] * (a[1][1] * a[2][2] - a[1][2] * a[2][1]) - a[0][1] * (a[1][0] * a[2][2] - a[1][2] * a[2][0])
+            + a[0][2] * (a[1][0] * a[2][1] - a[1][1] * a[2][0])
+    };
+    let normal = [[m[0], m[1], m[2]], [m[1], m[2], m[3]], [m[2], m[3], m[4]]];
+    let det = det3(normal);
+    if det.abs() <= 1e-18 * m[0].powi(3) {
+        return line as f32;
+    }
+    let mut first = normal;
+    for (row, v) in first.iter_mut().zip(mv) {
+        row[0] = v;
+    }
+    (det3(first) / det) as f32
+}
+
 /// The descent of `value` from `top` to `bottom` in `trace`: its start and
 /// length (us), the line through the crossings of `levels` against
 /// `descent_x` (least squares); `None` with fewer than three crossings.
@@ -1231,6 +1462,7 @@ mod tests {
         total: 1.5,
         upper: 0.3,
         pelvis: 0.5,
+        side: 0.5,
     };
 
     /// The legs' weight on the pelvis (the whole load 30 % above rest) and
@@ -1241,6 +1473,7 @@ mod tests {
             total: 1.95,
             upper: 0.25,
             pelvis: 0.6,
+            side: 0.5,
         }
     }
 
@@ -1302,6 +1535,7 @@ mod tests {
             total: 1.65,
             upper: 0.25,
             pelvis: 0.6,
+            side: 0.5,
         };
         assert!(lifts(lifted));
         // Sitting up: the seesaw rises, the load falls.
@@ -1399,6 +1633,7 @@ mod tests {
                     pelvis: 0.0,
                     upper: 1.0,
                     lever,
+                    side: 0.5,
                 }
             })
             .collect()
@@ -1665,5 +1900,98 @@ mod tests {
         assert!(is_real(MIN_DESCENT_US, false, false));
         assert!(is_real(100_000.0, true, false));
         assert!(is_real(100_000.0, false, true));
+    }
+
+    /// The model descent of `jolted` with the load moving sideways on the
+    /// sacrum at `at_s` seconds (the side share from 0.65 to 0.52 in 0.1 s),
+    /// which steps the lever by `step` as it goes.
+    fn side_shifted(at_s: f32, step: f32) -> Vec<TracePoint> {
+        jolted(0.0, 0.0)
+            .into_iter()
+            .map(|p| {
+                let moved = ((p.t_us as f32 / 1e6 - at_s) / 0.1).clamp(0.0, 1.0);
+                TracePoint {
+                    lever: p.lever + step * moved,
+                    pelvis: p.lever,
+                    side: 0.65 - 0.13 * moved,
+                    ..p
+                }
+            })
+            .collect()
+    }
+
+    fn clean_length(trace: &[TracePoint]) -> f32 {
+        let lever = |p: &TracePoint| p.lever;
+        let (first, last) = (trace[0].t_us, trace[trace.len() - 1].t_us);
+        let top = mean_near(trace, first, TOP_US, lever);
+        let bottom = mean_near(trace, last, BOTTOM_US, lever);
+        fit_descent(trace, lever, top, bottom, &CLEAN_FIT_LEVELS).unwrap().1
+    }
+
+    #[test]
+    fn a_sideways_move_of_the_sacrum_is_levelled_out_of_the_lever() {
+        // A third of the swing, either way, early or late in the 4 s descent.
+        for (at_s, step) in [(1.2, -0.3), (2.5, 0.3), (3.5, 0.3), (0.6, -0.3)] {
+            let shifted = side_shifted(at_s, step);
+            let raw = clean_length(&shifted);
+            let mut levelled = shifted.clone();
+            level_side_shifts(&mut levelled);
+            let length = clean_length(&levelled);
+            let (error, raw_error) = ((length - 4e6).abs() / 4e6, (raw - 4e6).abs() / 4e6);
+            assert!(error < 0.05, "shift at {at_s} by {step}: {length}");
+            assert!(
+                raw_error > 2.0 * error,
+                "shift at {at_s} by {step}: {raw} unlevelled, {length} levelled"
+            );
+            // The pelvis share moved with the legs alone: levelling keeps it.
+            let pelvis_moved = levelled
+                .iter()
+                .zip(&shifted)
+                .map(|(a, b)| (a.pelvis - b.pelvis).abs())
+                .fold(0.0, f32::max);
+            assert!(pelvis_moved < 0.02, "{pelvis_moved}");
+        }
+        // Without a sideways move nothing changes.
+        let still = jolted(0.0, 0.0);
+        let mut levelled = still.clone();
+        level_side_shifts(&mut levelled);
+        assert_eq!(levelled, still);
+    }
+
+    #[test]
+    fn a_short_lever_is_stretched_up_to_its_share_and_a_long_one_not_at_all() {
+        assert_eq!(short_lever_stretch(-0.9), 1.0);
+        assert_eq!(short_lever_stretch(-SHORT_LEVER_FROM), 1.0);
+        assert!((short_lever_stretch(-SHORT_LEVER_AT) - (1.0 + SHORT_LEVER_STRETCH)).abs() < 1e-6);
+        assert!((short_lever_stretch(-0.2) - (1.0 + SHORT_LEVER_STRETCH)).abs() < 1e-6);
+        let mid = short_lever_stretch(-0.5 * (SHORT_LEVER_FROM + SHORT_LEVER_AT));
+        assert!((mid - (1.0 + 0.5 * SHORT_LEVER_STRETCH)).abs() < 1e-6, "{mid}");
+        // The swing's sign is the lever's direction, not its length.
+        assert_eq!(short_lever_stretch(0.5), short_lever_stretch(-0.5));
+    }
+
+    #[test]
+    fn one_leg_is_the_sacrum_loaded_sideways_since_the_legs_rested() {
+        let at = |side: f32, seesaw: f32| Loads { side, ..lifted(seesaw) };
+        let mut feed = Feed::new();
+        feed.run(2.0, |_| Loads { side: 0.55, ..REST });
+        feed.run(3.0, |_| at(0.55, 0.6));
+        assert!(!feed.rc.one_leg(), "two legs lifted");
+        // A single-sample glitch on one taxel, at 100 Hz.
+        feed.t_us += 10_000;
+        feed.rc.push(feed.t_us, 0.01, at(0.9, 0.6), false, &mut feed.out);
+        feed.run(1.0, |_| at(0.55, 0.6));
+        assert!(!feed.rc.one_leg(), "a glitch is not a leg");
+        // A taxel left out moves the side share on one frame (`shift`).
+        feed.rc.shift(0.0, 1.0, 1.0, 1.0);
+        feed.run(1.0, |_| at(0.62, 0.6));
+        assert!(!feed.rc.one_leg(), "a change of taxels is not a leg");
+        // The other leg takes over: the load moves sideways.
+        feed.run(1.0, |_| at(0.55, 0.6));
+        assert!(feed.rc.one_leg());
+        // Legs down: the next lift starts afresh.
+        feed.run(4.0, |_| Loads { side: 0.55, ..REST });
+        feed.run(3.0, |_| at(0.55, 0.6));
+        assert!(!feed.rc.one_leg(), "after a rest");
     }
 }
