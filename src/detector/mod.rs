@@ -141,7 +141,7 @@ pub struct Detector {
     /// (scratch).
     row_taxels: Vec<turn_on::Taxel>,
     row_ends: Vec<usize>,
-    /// The sacrum's left share on this frame (see `side_share`).
+    /// The sacrum's left share on this frame (see `side_forces`).
     sacral_side: f32,
     health: Vec<HealthChange>,
     /// `presence_level` in counts.
@@ -164,18 +164,24 @@ pub struct Probe {
     pub in_arch: bool,
 }
 
-/// The share of `taxels`' force on the left half of a grid `cols` wide (a
-/// middle column counts for neither side); an even half without force.
-fn side_share<'a>(taxels: impl Iterator<Item = &'a turn_on::Taxel>, cols: usize) -> f32 {
+/// The force of `row`'s taxels (row-major, the row's first index `first`)
+/// on the left and on the right half of a grid `cols` wide; a middle
+/// column counts for neither side.
+fn side_forces(row: &[turn_on::Taxel], first: usize, cols: usize) -> (f32, f32) {
     let (mut left, mut right) = (0.0, 0.0);
-    for &(i, _, force) in taxels {
-        let twice_col = 2 * (i % cols) + 1;
+    for &(i, _, force) in row {
+        let twice_col = 2 * (i - first) + 1;
         if twice_col < cols {
             left += force;
         } else if twice_col > cols {
             right += force;
         }
     }
+    (left, right)
+}
+
+/// The left side's share of `(left, right)`; even without force.
+fn left_share((left, right): (f32, f32)) -> f32 {
     if left + right > 0.0 {
         left / (left + right)
     } else {
@@ -526,7 +532,12 @@ impl Detector {
             ends.push(taxels.len());
         }
         let row_of = |r: usize| &taxels[if r == 0 { 0 } else { ends[r - 1] }..ends[r]];
-        self.sacral_side = side_share(self.roles.sacral.iter().flat_map(|&r| row_of(r)), cols);
+        let sides = self
+            .roles
+            .sacral
+            .iter()
+            .map(|&r| side_forces(row_of(r), r * cols, cols));
+        self.sacral_side = left_share(sides.fold((0.0, 0.0), |(l, r), (a, b)| (l + a, r + b)));
         let lumbar_on: f32 = self
             .roles
             .lumbar
@@ -648,6 +659,22 @@ mod tests {
             }
         }
         (found, truth)
+    }
+
+    #[test]
+    fn the_side_share_is_the_left_half_s_force_and_a_middle_column_counts_for_neither() {
+        let taxel = |i: usize, force: f32| (i, 0u16, force);
+        // Four columns: 0 and 1 left, 2 and 3 right; row 3 starts at 12.
+        let four = [taxel(12, 1.0), taxel(13, 2.0), taxel(14, 1.0), taxel(15, 0.0)];
+        assert_eq!(side_forces(&four, 12, 4), (3.0, 1.0));
+        assert!((left_share(side_forces(&four, 12, 4)) - 0.75).abs() < 1e-6);
+        // A taxel left out: the rest keep their columns.
+        assert_eq!(side_forces(&[taxel(13, 2.0), taxel(14, 1.0)], 12, 4), (2.0, 1.0));
+        // Three columns: the middle one is neither side.
+        let three = [taxel(9, 1.0), taxel(10, 5.0), taxel(11, 3.0)];
+        assert_eq!(side_forces(&three, 9, 3), (1.0, 3.0));
+        // No force at all: even.
+        assert_eq!(left_share((0.0, 0.0)), 0.5);
     }
 
     /// The live descent: every true descent of clean and rushed sets is
