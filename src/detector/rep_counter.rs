@@ -442,6 +442,16 @@ impl RepCounter {
         self.side_jump = true;
     }
 
+    /// The sacrum's load moved sideways by `SIDE_STEP` or more over the
+    /// last `SIDE_SHIFT_US` (see `level_side_shifts`), by the trace.
+    fn side_moved(&self, t_us: u64) -> bool {
+        let before = self.trace.partition_point(|p| p.t_us + SIDE_SHIFT_US <= t_us);
+        let Some(then) = self.trace.get(before.saturating_sub(1)) else {
+            return false;
+        };
+        (self.smooth_side - then.side).abs() >= SIDE_STEP
+    }
+
     /// One leg lifted, not two: the sacrum's load moved sideways by
     /// `SIDE_STEP` or more since the legs last rested (the lifted leg loads
     /// its side of the pelvis; alternating legs move it from side to side).
@@ -671,7 +681,7 @@ impl RepCounter {
 
     /// One frame of a cycle: the legs down, a stall, a higher top, or the
     /// descent going on or over.
-    fn in_cycle(&mut self, cycle: Cycle, f: LiftedFrame, out: &mut Vec<Event>) {
+    fn in_cycle(&mut self, mut cycle: Cycle, f: LiftedFrame, out: &mut Vec<Event>) {
         if let Some(since_us) = on_floor_since(self.near_rest_us, f.t_us) {
             // The drop after the last rep (or a rest): not a rep.
             tracing::debug!(t_ms = f.t_us / 1000, seesaw = f.s, rest = f.rest, "legs down");
@@ -686,8 +696,14 @@ impl RepCounter {
             return;
         }
         if f.s < cycle.min {
-            self.new_top(cycle.start_us, f);
-            return;
+            if cycle.t10_us.is_none() || !self.side_moved(f.t_us) {
+                self.new_top(cycle.start_us, f);
+                return;
+            }
+            // The descent was under way and the sacrum's load moved
+            // sideways, stepping the seesaw down: the same descent, whose
+            // trace is levelled when it is timed.
+            cycle.min = f.s;
         }
         self.sample_trace(f.t_us);
         let pelvis_top = self.trace.first().map_or(cycle.pelvis_high, |p| p.pelvis);
@@ -1985,5 +2001,39 @@ mod tests {
         feed.run(4.0, |_| Loads { side: 0.55, ..REST });
         feed.run(3.0, |_| at(0.55, 0.6));
         assert!(!feed.rc.one_leg(), "after a rest");
+    }
+
+    #[test]
+    fn a_sideways_move_down_the_descent_keeps_its_top() {
+        // One rep: the legs' lever moves load from the upper back to the
+        // sacrum over a 4 s descent; a fifth of the way down the load moves
+        // sideways on the sacrum, whose sum reads a quarter less from then on
+        // (the seesaw falls below the top).
+        let path = |x: f32| {
+            let s = (x / DESCENT_EASE).clamp(0.0, 1.0);
+            (std::f32::consts::FRAC_PI_2 * s * s * (3.0 - 2.0 * s)).sin()
+        };
+        let at = |lever: f32, moved: f32| {
+            let (upper, sacral) = (0.4 - 0.15 * lever, (1.0 + 0.5 * lever) * (1.0 - 0.25 * moved));
+            Loads {
+                seesaw: (sacral - upper) / (sacral + upper),
+                total: 2.2,
+                upper,
+                pelvis: sacral / (2.2 - upper),
+                side: 0.5 + 0.12 * moved,
+            }
+        };
+        let mut feed = Feed::new();
+        feed.run(2.0, |_| REST);
+        feed.run(3.0, |_| at(1.0, 0.0));
+        feed.run(1.5, |x| at(1.0 - path(x), 0.0));
+        let top = feed.run(0.5, |_| at(0.0, 0.0));
+        let bottom = feed.run(4.0, |x| at(path(x), ((x - 0.2) / 0.025).clamp(0.0, 1.0)));
+        feed.run(3.0, |_| at(1.0, 1.0));
+        let reps = feed.reps();
+        assert_eq!(reps.len(), 1, "{:?}", feed.out);
+        let descent = (bottom - top) / 1000;
+        let error = reps[0].descent_ms as f32 / descent as f32 - 1.0;
+        assert!(error.abs() < 0.1, "{} ms of {descent}", reps[0].descent_ms);
     }
 }
