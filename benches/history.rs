@@ -22,6 +22,9 @@
 mod mosquitto;
 #[path = "common/process.rs"]
 mod process;
+#[allow(dead_code)]
+#[path = "../tests/common/server.rs"]
+mod server;
 
 use process::{cpu_s, memory_mb, spawn};
 

@@ -18,6 +18,9 @@
 #[allow(dead_code)]
 #[path = "../tests/common/mosquitto.rs"]
 mod mosquitto;
+#[allow(dead_code)]
+#[path = "../tests/common/server.rs"]
+mod server;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

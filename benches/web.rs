@@ -25,6 +25,9 @@ mod mosquitto;
 #[path = "common/process.rs"]
 mod process;
 #[allow(dead_code)]
+#[path = "../tests/common/server.rs"]
+mod server;
+#[allow(dead_code)]
 #[path = "../tests/common/web.rs"]
 mod web;
 

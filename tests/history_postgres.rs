@@ -624,39 +624,12 @@ fn remove_athlete_leaves_no_row_of_theirs() {
 
 mod tls {
     use super::*;
-    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair, KeyUsagePurpose, SanType};
-
-    struct Ca {
-        cert: rcgen::Certificate,
-        key: KeyPair,
-    }
-
-    fn ca(name: &str) -> Ca {
-        let key = KeyPair::generate().unwrap();
-        let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
-        p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        p.distinguished_name.push(DnType::CommonName, name);
-        p.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-        Ca {
-            cert: p.self_signed(&key).unwrap(),
-            key,
-        }
-    }
-
-    fn server_cert(ca: &Ca) -> (String, String) {
-        let key = KeyPair::generate().unwrap();
-        let mut p = CertificateParams::new(vec!["localhost".to_string()]).unwrap();
-        p.subject_alt_names
-            .push(SanType::IpAddress("127.0.0.1".parse().unwrap()));
-        p.distinguished_name.push(DnType::CommonName, "postgres");
-        let cert = p.signed_by(&key, &ca.cert, &ca.key).unwrap();
-        (cert.pem(), key.serialize_pem())
-    }
+    use crate::common::tls::Ca;
 
     #[test]
     fn tls_with_the_ca_connects_encrypted_and_another_ca_is_refused() {
-        let gym_ca = ca("gym CA");
-        let (cert, key) = server_cert(&gym_ca);
+        let gym_ca = Ca::new("gym CA");
+        let (cert, key) = gym_ca.leaf("postgres", &[]);
         let pg = Postgres::start_with_tls(&cert, &key);
         let dir = tempfile::tempdir().unwrap();
         let ca_file = dir.path().join("ca.pem");
@@ -681,7 +654,7 @@ mod tls {
 
         // A server whose certificate another CA signed is refused.
         let other = dir.path().join("other.pem");
-        std::fs::write(&other, ca("someone else").cert.pem()).unwrap();
+        std::fs::write(&other, Ca::new("someone else").cert.pem()).unwrap();
         let err = PostgresStore::open(&HistoryConfig {
             tls: true,
             ca_file: Some(other),

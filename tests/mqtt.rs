@@ -493,46 +493,17 @@ fn killed_while_the_broker_is_down_the_buffered_events_arrive_after_a_restart() 
 
 mod tls {
     use super::*;
-    use rcgen::{
-        BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair, KeyUsagePurpose, SanType,
-    };
-
-    struct Ca {
-        cert: rcgen::Certificate,
-        key: KeyPair,
-    }
-
-    fn ca(name: &str) -> Ca {
-        let key = KeyPair::generate().unwrap();
-        let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
-        p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        p.distinguished_name.push(DnType::CommonName, name);
-        p.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-        Ca {
-            cert: p.self_signed(&key).unwrap(),
-            key,
-        }
-    }
-
-    fn leaf(ca: &Ca, name: &str, usage: ExtendedKeyUsagePurpose) -> (String, String) {
-        let key = KeyPair::generate().unwrap();
-        let mut p = CertificateParams::new(vec!["localhost".to_string()]).unwrap();
-        p.subject_alt_names
-            .push(SanType::IpAddress("127.0.0.1".parse().unwrap()));
-        p.distinguished_name.push(DnType::CommonName, name);
-        p.extended_key_usages = vec![usage];
-        let cert = p.signed_by(&key, &ca.cert, &ca.key).unwrap();
-        (cert.pem(), key.serialize_pem())
-    }
+    use crate::common::tls::Ca;
+    use rcgen::ExtendedKeyUsagePurpose;
 
     #[test]
     fn tls_with_a_ca_and_a_password_file_connects_a_wrong_ca_is_refused_with_a_clear_error() {
         let dir = tempfile::tempdir().unwrap();
         let p = |name: &str| dir.path().join(name);
-        let good = ca("flatback test CA");
-        let wrong = ca("some other CA");
-        let (server_pem, server_key) = leaf(&good, "127.0.0.1", ExtendedKeyUsagePurpose::ServerAuth);
-        let (client_pem, client_key) = leaf(&good, "coach", ExtendedKeyUsagePurpose::ClientAuth);
+        let good = Ca::new("flatback test CA");
+        let wrong = Ca::new("some other CA");
+        let (server_pem, server_key) = good.leaf("127.0.0.1", &[ExtendedKeyUsagePurpose::ServerAuth]);
+        let (client_pem, client_key) = good.leaf("coach", &[ExtendedKeyUsagePurpose::ClientAuth]);
         std::fs::write(p("ca.pem"), good.cert.pem()).unwrap();
         std::fs::write(p("wrong-ca.pem"), wrong.cert.pem()).unwrap();
         std::fs::write(p("server.pem"), server_pem).unwrap();

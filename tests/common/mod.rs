@@ -5,6 +5,8 @@ pub mod history;
 pub mod mosquitto;
 pub mod mqtt;
 pub mod postgres;
+pub mod server;
+pub mod tls;
 pub mod web;
 
 use std::path::PathBuf;

@@ -16,6 +16,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use super::mosquitto::free_port;
+use super::server::{self, running_as_root};
 
 /// The role and the database the tests use (the role is the superuser).
 pub const USER: &str = "flatback";
@@ -40,17 +41,6 @@ pub fn bin_dir() -> PathBuf {
              tests/setup.sh (it installs the Debian package `postgresql`), then cargo test again"
         )
     })
-}
-
-fn running_as_root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("Uid:"))
-                .map(|l| l.split_whitespace().nth(1) == Some("0"))
-        })
-        .unwrap_or(false)
 }
 
 /// The uid and gid of the `postgres` user (from /etc/passwd).
@@ -302,20 +292,8 @@ impl Postgres {
     }
 
     fn signal_and_wait(&mut self, signal: libc::c_int) {
-        let Some(mut child) = self.child.take() else { return };
-        // SAFETY: kill(2) on our own child's pid.
-        unsafe { libc::kill(child.id() as libc::pid_t, signal) };
-        let until = Instant::now() + Duration::from_secs(20);
-        loop {
-            if child.try_wait().unwrap().is_some() {
-                return;
-            }
-            if Instant::now() > until {
-                let _ = child.kill();
-                let _ = child.wait();
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
+        if let Some(child) = self.child.take() {
+            server::stop(child, signal, Duration::from_secs(20));
         }
     }
 }
