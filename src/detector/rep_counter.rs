@@ -838,8 +838,8 @@ impl RepCounter {
     /// the lever's length; stretching it by the last clean swing helped as
     /// many reps as it hurt on the reference recordings.)
     fn stretched(&self, end_us: f32, descent_us: f32) -> (f32, f32) {
-        let stretch = match lever_swing(&self.trace) {
-            Some(swing) if !self.one_leg() => short_lever_stretch(swing),
+        let stretch = match ends(&self.trace, |p| p.lever) {
+            Some((top, bottom)) if !self.one_leg() => short_lever_stretch(top - bottom),
             _ => 1.0,
         };
         (end_us + (stretch - 1.0) * descent_us, stretch * descent_us)
@@ -917,21 +917,15 @@ impl RepCounter {
     /// the arch (`cut_us`) against the person's usual bottom.
     fn descent(&self, top: f32, bottom: f32, cut_us: u64, arched: bool) -> Option<(f32, f32)> {
         let trace = &self.trace[..self.trace.partition_point(|p| p.t_us <= cut_us)];
-        let (first, last) = (trace.first()?, trace.last()?);
-        let (at_top, at_bottom) = (
-            mean_near(trace, first.t_us, TOP_US, |p| p.upper),
-            mean_near(trace, last.t_us, BOTTOM_US, |p| p.upper),
-        );
+        let (at_top, at_bottom) = ends(trace, |p| p.upper)?;
         if !arched && at_bottom < UPPER_SWITCHED_OFF * at_top {
-            let top = mean_near(trace, first.t_us, TOP_US, |p| p.pelvis);
-            let bottom = mean_near(trace, last.t_us, BOTTOM_US, |p| p.pelvis);
+            let (top, bottom) = ends(trace, |p| p.pelvis)?;
             if let Some(fit) = fit_descent(trace, |p| p.pelvis, top, bottom, &CLEAN_FIT_LEVELS) {
                 return Some(fit);
             }
         }
         if !arched {
-            let top = mean_near(trace, first.t_us, TOP_US, |p| p.lever);
-            let bottom = mean_near(trace, last.t_us, BOTTOM_US, |p| p.lever);
+            let (top, bottom) = ends(trace, |p| p.lever)?;
             let (trace, top, bottom) = own_path(trace, |p| p.lever, top, bottom);
             if let Some(fit) = fit_descent(trace, |p| p.lever, top, bottom, &CLEAN_FIT_LEVELS) {
                 return Some(fit);
@@ -1130,8 +1124,8 @@ fn lever(upper: f32, sacral: f32) -> f32 {
 
 /// See `RepCounter::descent`.
 const UPPER_SWITCHED_OFF: f32 = 0.55;
-/// The top and the bottom levels of a signal: its mean over this long after
-/// the first / before the last sample of the trace.
+/// The top and the bottom levels of a signal (`ends`): its mean over this
+/// long after the first / before the last sample of the trace.
 const TOP_US: u64 = 150_000;
 const BOTTOM_US: u64 = 300_000;
 
@@ -1234,12 +1228,14 @@ fn own_path(
     (&trace[first..=last], top_level, bottom_level)
 }
 
-/// The legs' lever's fall from the trace's first point to its last
-/// (`TOP_US` and `BOTTOM_US` means): `None` without a trace.
-fn lever_swing(trace: &[TracePoint]) -> Option<f32> {
+/// The top and the bottom levels of `value` in `trace` (see `TOP_US`):
+/// `None` without a trace.
+fn ends(trace: &[TracePoint], value: impl Fn(&TracePoint) -> f32) -> Option<(f32, f32)> {
     let (first, last) = (trace.first()?, trace.last()?);
-    let lever = |p: &TracePoint| p.lever;
-    Some(mean_near(trace, first.t_us, TOP_US, lever) - mean_near(trace, last.t_us, BOTTOM_US, lever))
+    Some((
+        mean_near(trace, first.t_us, TOP_US, &value),
+        mean_near(trace, last.t_us, BOTTOM_US, &value),
+    ))
 }
 
 /// Bent knees shorten the legs' lever to about half, and on the reference
@@ -1268,9 +1264,11 @@ fn short_lever_stretch(swing: f32) -> f32 {
 /// sacrum's sum: each taxel's gain and curve differ, so the same force
 /// reads differently on other taxels. That step is not the legs' lever. A
 /// side shift is the sacrum's left share moving by at least `SIDE_STEP`
-/// within `SIDE_SHIFT_US`; the lever, the seesaw and the pelvis share are
-/// levelled across it by the jump between lines fitted over `SIDE_FIT_US`
-/// on either side.
+/// within `SIDE_SHIFT_US`; the lever and the pelvis share (what a clean
+/// descent is timed on) are levelled across it by the jump between curves
+/// fitted over `SIDE_FIT_US` on either side. The seesaw is not: an arched
+/// descent is timed on it against the person's usual bottom, learnt on
+/// whichever side the load was then.
 const SIDE_STEP: f32 = 0.04;
 const SIDE_SHIFT_US: u64 = 200_000;
 const SIDE_FIT_US: u64 = 250_000;
@@ -1303,17 +1301,16 @@ fn level_side_shifts(trace: &mut [TracePoint]) {
         let (t0, t1) = (trace[start].t_us, trace[end].t_us);
         let mid = t0 + (t1 - t0) / 2;
         for field in [TraceField::Lever, TraceField::Pelvis] {
-            let jump = curve_at(&trace[end..beyond], field, mid) - curve_at(&trace[before..=start], field, mid);
+            let (earlier, later) = (
+                Curve::fit(&trace[before..=start], field),
+                Curve::fit(&trace[end..beyond], field),
+            );
+            let jump = later.at(mid) - earlier.at(mid);
             // Inside the window the step's own shape is unknown: the curves
             // from either side, blended.
-            for k in start + 1..end {
-                let t = trace[k].t_us;
-                let w = (t - t0) as f32 / (t1 - t0).max(1) as f32;
-                let (from, to) = (
-                    curve_at(&trace[before..=start], field, t),
-                    curve_at(&trace[end..beyond], field, t),
-                );
-                *field.of(&mut trace[k]) = (1.0 - w) * from + w * (to - jump);
+            for p in &mut trace[start + 1..end] {
+                let w = (p.t_us - t0) as f32 / (t1 - t0).max(1) as f32;
+                *field.of(p) = (1.0 - w) * earlier.at(p.t_us) + w * (later.at(p.t_us) - jump);
             }
             for p in &mut trace[end..] {
                 *field.of(p) -= jump;
@@ -1346,51 +1343,86 @@ impl TraceField {
     }
 }
 
-/// The least-squares parabola through `field` over `points`, at `t_us`
-/// (the line with fewer than five points, the mean with fewer than two):
-/// the lever curves through a side shift's window.
-fn curve_at(points: &[TracePoint], field: TraceField, t_us: u64) -> f32 {
-    let n = points.len();
-    if n == 0 {
-        return 0.0;
-    }
-    // Moments of t (seconds from `t_us`) against the value, in f64.
-    let (mut m, mut mv) = ([0.0f64; 5], [0.0f64; 3]);
-    for p in points {
-        let (t, v) = ((p.t_us as i64 - t_us as i64) as f64 * 1e-6, field.get(p) as f64);
-        let mut tk = 1.0;
-        for k in 0..5 {
-            m[k] += tk;
-            if k < 3 {
-                mv[k] += tk * v;
+/// The least-squares parabola through a field of trace points (the line
+/// with fewer than five points, their mean with fewer than two, 0 with
+/// none): the lever curves through a side shift's window. Its value at
+/// `t0_us + t` seconds is `a + b t + c t^2`.
+struct Curve {
+    t0_us: u64,
+    a: f64,
+    b: f64,
+    c: f64,
+}
+
+impl Curve {
+    fn fit(points: &[TracePoint], field: TraceField) -> Curve {
+        let t0_us = points.first().map_or(0, |p| p.t_us);
+        let flat = |a: f64| Curve {
+            t0_us,
+            a,
+            b: 0.0,
+            c: 0.0,
+        };
+        if points.is_empty() {
+            return flat(0.0);
+        }
+        // Moments of t (seconds from the first point) against the value.
+        let (mut m, mut mv) = ([0.0f64; 5], [0.0f64; 3]);
+        for p in points {
+            let (t, v) = ((p.t_us - t0_us) as f64 * 1e-6, field.get(p) as f64);
+            let mut tk = 1.0;
+            for k in 0..5 {
+                m[k] += tk;
+                if k < 3 {
+                    mv[k] += tk * v;
+                }
+                tk *= t;
             }
-            tk *= t;
+        }
+        let (mean, mean_t) = (mv[0] / m[0], m[1] / m[0]);
+        let var = m[2] / m[0] - mean_t * mean_t;
+        if points.len() < 2 || var <= 1e-12 {
+            return flat(mean);
+        }
+        let slope = (mv[1] / m[0] - mean_t * mean) / var;
+        let line = Curve {
+            t0_us,
+            a: mean - slope * mean_t,
+            b: slope,
+            c: 0.0,
+        };
+        if points.len() < 5 {
+            return line;
+        }
+        // The normal equations for a, b, c, by Cramer's rule.
+        let det3 = |a: [[f64; 3]; 3]| {
+            a[0][0] * (a[1][1] * a[2][2] - a[1][2] * a[2][1]) - a[0][1] * (a[1][0] * a[2][2] - a[1][2] * a[2][0])
+                + a[0][2] * (a[1][0] * a[2][1] - a[1][1] * a[2][0])
+        };
+        let normal = [[m[0], m[1], m[2]], [m[1], m[2], m[3]], [m[2], m[3], m[4]]];
+        let det = det3(normal);
+        if det.abs() <= 1e-18 * m[0].powi(3) {
+            return line;
+        }
+        let solved = |column: usize| {
+            let mut n = normal;
+            for (row, v) in n.iter_mut().zip(mv) {
+                row[column] = v;
+            }
+            det3(n) / det
+        };
+        Curve {
+            t0_us,
+            a: solved(0),
+            b: solved(1),
+            c: solved(2),
         }
     }
-    let mean = mv[0] / m[0];
-    let var = m[2] / m[0] - (m[1] / m[0]).powi(2);
-    if n < 2 || var <= 1e-12 {
-        return mean as f32;
+
+    fn at(&self, t_us: u64) -> f32 {
+        let t = (t_us as i64 - self.t0_us as i64) as f64 * 1e-6;
+        (self.a + self.b * t + self.c * t * t) as f32
     }
-    let line = mean - (mv[1] / m[0] - m[1] / m[0] * mean) / var * (m[1] / m[0]);
-    if n < 5 {
-        return line as f32;
-    }
-    // Normal equations for a + b t + c t^2, by Cramer's rule; at t = 0, a.
-    let det3 = |a: [[f64; 3]; 3]| {
-        a[0][0] * (a[1][1] * a[2][2] - a[1][2] * a[2][1]) - a[0][1] * (a[1][0] * a[2][2] - a[1][2] * a[2][0])
-            + a[0][2] * (a[1][0] * a[2][1] - a[1][1] * a[2][0])
-    };
-    let normal = [[m[0], m[1], m[2]], [m[1], m[2], m[3]], [m[2], m[3], m[4]]];
-    let det = det3(normal);
-    if det.abs() <= 1e-18 * m[0].powi(3) {
-        return line as f32;
-    }
-    let mut first = normal;
-    for (row, v) in first.iter_mut().zip(mv) {
-        row[0] = v;
-    }
-    (det3(first) / det) as f32
 }
 
 /// The descent of `value` from `top` to `bottom` in `trace`: its start and
@@ -1691,9 +1723,7 @@ mod tests {
             })
             .collect();
         let lever = |p: &TracePoint| p.lever;
-        let (first, last) = (trace[0].t_us, trace[trace.len() - 1].t_us);
-        let top = mean_near(&trace, first, TOP_US, lever);
-        let bottom = mean_near(&trace, last, BOTTOM_US, lever);
+        let (top, bottom) = ends(&trace, lever).unwrap();
         let error = |levels: &[f32]| (fit_descent(&trace, lever, top, bottom, levels).unwrap().1 - 4e6).abs() / 4e6;
         let (clean, every) = (error(&CLEAN_FIT_LEVELS), error(&FIT_LEVELS));
         assert!(clean < 0.07, "{clean}");
@@ -1931,9 +1961,7 @@ mod tests {
 
     fn clean_length(trace: &[TracePoint]) -> f32 {
         let lever = |p: &TracePoint| p.lever;
-        let (first, last) = (trace[0].t_us, trace[trace.len() - 1].t_us);
-        let top = mean_near(trace, first, TOP_US, lever);
-        let bottom = mean_near(trace, last, BOTTOM_US, lever);
+        let (top, bottom) = ends(trace, lever).unwrap();
         fit_descent(trace, lever, top, bottom, &CLEAN_FIT_LEVELS).unwrap().1
     }
 
